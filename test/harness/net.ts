@@ -1,0 +1,55 @@
+// Loopback helpers: free ports and temporary directories for harness servers.
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { createSocket } from "node:dgram";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const LOOPBACK = "127.0.0.1";
+
+function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, LOOPBACK, () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") {
+        reject(new Error("no port"));
+        return;
+      }
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+function udpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createSocket("udp4");
+    socket.once("error", () => resolve(false));
+    socket.bind(port, LOOPBACK, () => socket.close(() => resolve(true)));
+  });
+}
+
+/** A loopback port free for TCP and, when `udp` is set, for UDP too (DNS, SIP). */
+export async function freePort(options: { udp?: boolean } = {}): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await freeTcpPort();
+    if (!options.udp || (await udpPortFree(port))) return port;
+  }
+  throw new Error("could not find a free loopback port for TCP and UDP after 50 attempts");
+}
+
+export interface TempDir {
+  path: string;
+  file(name: string): string;
+  remove(): void;
+}
+
+export function tempDir(prefix: string): TempDir {
+  const path = mkdtempSync(join(tmpdir(), `switchboard-${prefix}-`));
+  return {
+    path,
+    file: (name) => join(path, name),
+    remove: () => rmSync(path, { recursive: true, force: true }),
+  };
+}

@@ -1,0 +1,183 @@
+// Independent SIP user agents for tests: sipsak (one request, from a template file, since Debian's
+// `sipsak -M` segfaults) and baresip (a full UA, controlled over its ctrl_tcp netstring socket).
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { promisify } from "node:util";
+import { freePort, LOOPBACK, tempDir, type TempDir } from "./net.js";
+import { HarnessError, ManagedProcess } from "./process.js";
+import { buildRequest, parseRawSip, UdpSipSocket, type RawSipMessage } from "./sip-socket.js";
+
+const run = promisify(execFile);
+
+export interface SipsakResult {
+  exitCode: number;
+  output: string;
+  /** The final response sipsak printed with -vv, parsed. */
+  response?: RawSipMessage;
+}
+
+/**
+ * Sends one request with sipsak from a template file (`-f`): the text is sent as written, except
+ * that sipsak fills in its own Via. Exit code 0 means a 2xx came back (sipsak's convention).
+ */
+export async function sipsak(options: { target: string; request: string; timeoutMs?: number }): Promise<SipsakResult> {
+  const dir = tempDir("sipsak");
+  try {
+    const file = dir.file("request.sip");
+    writeFileSync(file, options.request);
+    const args = ["-f", file, "-s", options.target, "-H", LOOPBACK, "-vv"];
+    let exitCode = 0;
+    let output: string;
+    try {
+      const { stdout, stderr } = await run("sipsak", args, { timeout: options.timeoutMs ?? 10_000 });
+      output = stdout + stderr;
+    } catch (err) {
+      const failure = err as { code?: number; stdout?: string; stderr?: string };
+      exitCode = typeof failure.code === "number" ? failure.code : -1;
+      output = `${failure.stdout ?? ""}${failure.stderr ?? ""}`;
+    }
+    const start = output.lastIndexOf("SIP/2.0 ");
+    const response = start >= 0 ? parseRawSip(output.slice(start).replace(/\r?\n/g, "\r\n")) : undefined;
+    return { exitCode, output, response };
+  } finally {
+    dir.remove();
+  }
+}
+
+export interface BaresipOptions {
+  /** The user part of the UA's address, e.g. `bob` → `sip:bob@127.0.0.1:<port>`. */
+  user: string;
+  /** Contacts (SIP URIs); the first is the "current contact" that `message()` sends to. */
+  contacts?: string[];
+}
+
+/** baresip 1.0 (Debian baresip-core) on loopback: UDP/TCP listener, no registration, no audio devices. */
+export class Baresip {
+  private control?: Socket;
+  private controlBuffer = "";
+  private readonly responses: { ok: boolean; data: string; token?: string }[] = [];
+  private token = 0;
+
+  private constructor(
+    readonly sipPort: number,
+    readonly controlPort: number,
+    readonly aor: string,
+    private readonly dir: TempDir,
+    readonly process: ManagedProcess,
+  ) {}
+
+  static async start(options: BaresipOptions): Promise<Baresip> {
+    const dir = tempDir("baresip");
+    const sipPort = await freePort({ udp: true });
+    const controlPort = await freePort();
+    const aor = `sip:${options.user}@${LOOPBACK}:${sipPort}`;
+    // Facts learned with Debian's build: it needs net_interface and a dns_server even on loopback,
+    // and the uuid file must not end with a newline. baresip also binds TLS on sip port + 1.
+    writeFileSync(
+      dir.file("config"),
+      [
+        `sip_listen ${LOOPBACK}:${sipPort}`,
+        `net_interface ${LOOPBACK}`,
+        `dns_server ${LOOPBACK}:53`,
+        "module_path /usr/lib/baresip/modules",
+        "module g711.so",
+        "module ausine.so",
+        "module_app account.so",
+        "module_app contact.so",
+        "module_app menu.so",
+        "module_app presence.so",
+        "module_app ctrl_tcp.so",
+        `ctrl_tcp_listen ${LOOPBACK}:${controlPort}`,
+        "audio_player ausine,",
+        "audio_source ausine,",
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(dir.file("accounts"), `<sip:${options.user}@${LOOPBACK}>;regint=0\n`);
+    writeFileSync(dir.file("contacts"), (options.contacts ?? []).map((c) => `<${c}>\n`).join(""));
+    writeFileSync(dir.file("uuid"), "5a3c3c1e-8b59-4c1e-9a55-0c0ffee00001");
+    const proc = new ManagedProcess({
+      name: "baresip",
+      command: "baresip",
+      args: ["-f", dir.path],
+      logFile: dir.file("baresip.log"),
+    });
+    const baresip = new Baresip(sipPort, controlPort, aor, dir, proc);
+    const probe = await UdpSipSocket.bind();
+    try {
+      await proc.waitReady(async () => {
+        const request = buildRequest({
+          method: "OPTIONS",
+          uri: aor,
+          via: `UDP ${LOOPBACK}:${probe.port}`,
+          from: `<sip:probe@${LOOPBACK}:${probe.port}>`,
+          to: `<${aor}>`,
+        });
+        const callId = /Call-ID: (.*)\r\n/.exec(request)?.[1];
+        await probe.send(request, sipPort);
+        const answer = await probe.waitFor((m) => m.headers.get("call-id")?.[0] === callId, 500).catch(() => null);
+        return answer?.status === 200;
+      });
+      await baresip.openControl();
+    } finally {
+      await probe.close();
+    }
+    return baresip;
+  }
+
+  private openControl(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ port: this.controlPort, host: LOOPBACK }, () => resolve());
+      socket.once("error", (err) => reject(this.process.fail(`ctrl_tcp: ${err.message}`)));
+      socket.on("data", (chunk: Buffer) => {
+        this.controlBuffer += chunk.toString("utf8");
+        this.drainControl();
+      });
+      this.control = socket;
+    });
+  }
+
+  /** ctrl_tcp frames JSON in netstrings: `<length>:<json>,`. */
+  private drainControl(): void {
+    for (;;) {
+      const colon = this.controlBuffer.indexOf(":");
+      if (colon < 0) return;
+      const length = Number(this.controlBuffer.slice(0, colon));
+      if (this.controlBuffer.length < colon + 1 + length + 1) return;
+      const json = this.controlBuffer.slice(colon + 1, colon + 1 + length);
+      this.controlBuffer = this.controlBuffer.slice(colon + 2 + length);
+      const message = JSON.parse(json) as { response?: boolean; ok?: boolean; data?: string; token?: string };
+      if (message.response) this.responses.push({ ok: message.ok === true, data: message.data ?? "", token: message.token });
+    }
+  }
+
+  /** Runs a baresip command (as typed after `/` on its console) and returns its output. */
+  async command(command: string, params = "", timeoutMs = 5_000): Promise<string> {
+    if (!this.control) throw new HarnessError("baresip: control socket not open");
+    const token = String(++this.token);
+    const json = JSON.stringify({ command, params, token });
+    this.control.write(`${Buffer.byteLength(json)}:${json},`);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const response = this.responses.find((r) => r.token === token);
+      if (response) {
+        if (!response.ok) throw this.process.fail(`command ${command} failed: ${response.data}`);
+        return response.data;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw this.process.fail(`command ${command} not answered within ${timeoutMs} ms`);
+  }
+
+  /** Sends a SIP MESSAGE with `text` to the current (first) contact. */
+  async message(text: string): Promise<void> {
+    await this.command("message", text);
+  }
+
+  async stop(): Promise<void> {
+    this.control?.destroy();
+    await this.process.stop();
+    this.dir.remove();
+  }
+}

@@ -1,0 +1,220 @@
+// A raw SIP socket for protocol-level tests: sends exactly the bytes a test writes and collects what
+// comes back, over UDP or TCP on loopback. Parsing here is deliberately minimal (start line,
+// headers, body) — enough to assert on, independent of the bridge's own parser.
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
+import { connect, type Socket as TcpSocket } from "node:net";
+import { LOOPBACK } from "./net.js";
+import { HarnessError } from "./process.js";
+
+export interface RawSipMessage {
+  startLine: string;
+  /** Status code for responses, undefined for requests. */
+  status?: number;
+  method?: string;
+  headers: Map<string, string[]>;
+  body: string;
+  raw: string;
+  from: { address: string; port: number };
+}
+
+const COMPACT: Record<string, string> = {
+  i: "call-id", m: "contact", e: "content-encoding", l: "content-length", c: "content-type",
+  f: "from", s: "subject", k: "supported", t: "to", v: "via", o: "event", u: "allow-events",
+};
+
+export function parseRawSip(raw: string, from = { address: "", port: 0 }): RawSipMessage {
+  const split = raw.indexOf("\r\n\r\n");
+  const head = split >= 0 ? raw.slice(0, split) : raw;
+  const body = split >= 0 ? raw.slice(split + 4) : "";
+  const [startLine = "", ...lines] = head.replace(/\r\n[ \t]+/g, " ").split("\r\n");
+  const headers = new Map<string, string[]>();
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) continue;
+    const rawName = line.slice(0, colon).trim().toLowerCase();
+    const name = COMPACT[rawName] ?? rawName;
+    headers.set(name, [...(headers.get(name) ?? []), line.slice(colon + 1).trim()]);
+  }
+  const statusMatch = /^SIP\/2\.0 (\d{3}) /.exec(startLine);
+  return {
+    startLine,
+    status: statusMatch ? Number(statusMatch[1]) : undefined,
+    method: statusMatch ? undefined : startLine.split(" ")[0],
+    headers,
+    body,
+    raw,
+    from,
+  };
+}
+
+export function header(message: RawSipMessage, name: string): string | undefined {
+  return message.headers.get(name.toLowerCase())?.[0];
+}
+
+/** Builds a request with the mandatory headers (RFC 3261 §8.1.1); `extra` may add or override. */
+export function buildRequest(options: {
+  method: string;
+  uri: string;
+  via: string;
+  from: string;
+  to: string;
+  callId?: string;
+  cseq?: number;
+  headers?: Record<string, string>;
+  body?: string;
+}): string {
+  const body = options.body ?? "";
+  const branch = `z9hG4bK${Math.random().toString(36).slice(2)}`;
+  const lines = [
+    `${options.method} ${options.uri} SIP/2.0`,
+    `Via: SIP/2.0/${options.via};branch=${branch};rport`,
+    `Max-Forwards: 70`,
+    `From: ${options.from};tag=${Math.random().toString(36).slice(2, 10)}`,
+    `To: ${options.to}`,
+    `Call-ID: ${options.callId ?? `${Math.random().toString(36).slice(2)}@${LOOPBACK}`}`,
+    `CSeq: ${options.cseq ?? 1} ${options.method}`,
+    ...Object.entries(options.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    "",
+    body,
+  ];
+  return lines.join("\r\n");
+}
+
+/** A response to `request` copying Via, From, To (with a tag), Call-ID and CSeq (RFC 3261 §8.2.6). */
+export function buildResponse(request: RawSipMessage, status: number, reason: string, extra: Record<string, string> = {}): string {
+  const to = header(request, "to") ?? "";
+  const lines = [
+    `SIP/2.0 ${status} ${reason}`,
+    ...(request.headers.get("via") ?? []).map((v) => `Via: ${v}`),
+    `From: ${header(request, "from") ?? ""}`,
+    `To: ${/;\s*tag=/i.test(to) ? to : `${to};tag=harness`}`,
+    `Call-ID: ${header(request, "call-id") ?? ""}`,
+    `CSeq: ${header(request, "cseq") ?? ""}`,
+    ...Object.entries(extra).map(([k, v]) => `${k}: ${v}`),
+    "Content-Length: 0",
+    "",
+    "",
+  ];
+  return lines.join("\r\n");
+}
+
+abstract class Collector {
+  readonly received: RawSipMessage[] = [];
+  private readonly waiters = new Set<() => void>();
+
+  protected push(message: RawSipMessage): void {
+    this.received.push(message);
+    for (const wake of this.waiters) wake();
+  }
+
+  /** The first message (already received or future) matching `predicate`, within `timeoutMs`. */
+  waitFor(predicate: (m: RawSipMessage) => boolean, timeoutMs = 5_000): Promise<RawSipMessage> {
+    return new Promise((resolve, reject) => {
+      const wake = (): void => {
+        const found = this.received.find(predicate);
+        if (!found) return;
+        done();
+        resolve(found);
+      };
+      const timer = setTimeout(() => {
+        done();
+        const seen = this.received.map((m) => m.startLine).join(" | ");
+        reject(new HarnessError(`sip socket: no matching message within ${timeoutMs} ms (seen: ${seen || "nothing"})`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+      };
+      this.waiters.add(wake);
+      wake();
+    });
+  }
+}
+
+export class UdpSipSocket extends Collector {
+  private constructor(private readonly socket: UdpSocket) {
+    super();
+    socket.on("message", (data, rinfo) => this.push(parseRawSip(data.toString("utf8"), rinfo)));
+  }
+
+  static async bind(port = 0): Promise<UdpSipSocket> {
+    const socket = createSocket("udp4");
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(port, LOOPBACK, () => resolve());
+    });
+    return new UdpSipSocket(socket);
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  send(text: string, port: number, address = LOOPBACK): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.socket.send(Buffer.from(text, "utf8"), port, address, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
+  /** Answers every request matching `methods` with `status` (a tiny UAS for client tests). */
+  autoAnswer(methods: string[], status = 200, reason = "OK"): void {
+    this.socket.on("message", (data, rinfo) => {
+      const request = parseRawSip(data.toString("utf8"), rinfo);
+      if (request.method && methods.includes(request.method)) {
+        void this.send(buildResponse(request, status, reason), rinfo.port, rinfo.address);
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/** A TCP connection that frames incoming messages by Content-Length (RFC 3261 §18.3). */
+export class TcpSipSocket extends Collector {
+  private buffer = Buffer.alloc(0);
+
+  private constructor(private readonly socket: TcpSocket) {
+    super();
+    socket.on("data", (chunk: Buffer) => {
+      this.buffer = Buffer.concat([this.buffer, chunk]);
+      this.drain();
+    });
+    socket.on("error", () => undefined); // a reset shows up as a missing response in waitFor
+  }
+
+  static connect(port: number, host = LOOPBACK): Promise<TcpSipSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ port, host }, () => resolve(new TcpSipSocket(socket)));
+      socket.once("error", reject);
+    });
+  }
+
+  private drain(): void {
+    for (;;) {
+      const end = this.buffer.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = this.buffer.subarray(0, end).toString("utf8");
+      const length = Number(/^(?:content-length|l)\s*:\s*(\d+)/im.exec(head)?.[1] ?? 0);
+      const total = end + 4 + length;
+      if (this.buffer.length < total) return;
+      const raw = this.buffer.subarray(0, total).toString("utf8");
+      this.buffer = this.buffer.subarray(total);
+      this.push(parseRawSip(raw, { address: this.socket.remoteAddress ?? "", port: this.socket.remotePort ?? 0 }));
+    }
+  }
+
+  get localPort(): number {
+    return this.socket.localPort ?? 0;
+  }
+
+  send(text: string): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.write(text, "utf8", (err) => (err ? reject(err) : resolve())));
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
