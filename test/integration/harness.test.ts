@@ -262,7 +262,4 @@ describe("harness: SIP user agents (sipsak, baresip) and the raw socket", functi
       await peer.close();
     }
   });
-    const b = await freePort({ udp: true });
-    assert.ok(a > 0 && b > 0);
-  });
 });

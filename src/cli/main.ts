@@ -1,0 +1,96 @@
+// The `switchboard` command line (DESIGN.md "External interface").
+import { parseArgs } from "node:util";
+import { formatResult, runProbes } from "../check/probe.js";
+import { ConfigError, configPath, loadConfig } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { probesFor } from "./probes.js";
+
+export const USAGE = `usage: switchboard <command> [options]
+
+commands:
+  start    [--config FILE]              run the bridge
+  check    [--config FILE] [--no-probe] validate the config, then probe every configured component
+  lookup   <number|address> [--json]    show how an address resolves
+  presence <address> [--json]           show a user's aggregate and per-source presence
+
+The config file is --config FILE, else $SWITCHBOARD_CONFIG, else config/switchboard.yaml.`;
+
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Exit codes: 0 success, 1 the check or the command failed, 2 usage error. */
+export async function main(argv: string[], io: Io): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: "string", short: "c" },
+        "no-probe": { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        timeout: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    io.err(`switchboard: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const [command, ...rest] = parsed.positionals;
+  if (parsed.values.help || command === undefined || command === "help") {
+    (command === undefined && !parsed.values.help ? io.err : io.out)(USAGE);
+    return command === undefined && !parsed.values.help ? 2 : 0;
+  }
+  const file = configPath(parsed.values.config, io.env);
+
+  switch (command) {
+    case "check": {
+      if (rest.length > 0) return usageError(io, `check takes no arguments (got ${rest.join(" ")})`);
+      const config = load(file, io);
+      if (!config) return 1;
+      io.out(`ok   config     ${file}: valid (domain ${config.domain}, gateway ${config.xmpp.component.jid})`);
+      if (parsed.values["no-probe"]) return 0;
+      const timeoutMs = parsed.values.timeout === undefined ? 5_000 : Number(parsed.values.timeout);
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) return usageError(io, "--timeout expects milliseconds");
+      const results = await runProbes(probesFor(config), timeoutMs);
+      for (const result of results) io.out(formatResult(result));
+      const failed = results.filter((r) => !r.ok);
+      if (failed.length > 0) {
+        io.err(`check failed: ${failed.map((r) => `${r.component} (${r.keyPath})`).join(", ")}`);
+        return 1;
+      }
+      return 0;
+    }
+    case "start":
+    case "lookup":
+    case "presence": {
+      // Not built yet: say so plainly rather than pretend (see the open issues for each).
+      io.err(`switchboard ${command}: not implemented yet in this version (the configuration can be checked with 'switchboard check')`);
+      return 1;
+    }
+    default:
+      return usageError(io, `unknown command '${command}'`);
+  }
+}
+
+function usageError(io: Io, message: string): number {
+  io.err(`switchboard: ${message}\n\n${USAGE}`);
+  return 2;
+}
+
+function load(file: string, io: Io): Config | undefined {
+  try {
+    return loadConfig(file, io.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(err.message);
+      return undefined;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,24 @@
+// Composition for `check`: one probe per configured component, in the order of the config file.
+import { ariProbe } from "../../components/asterisk/ari-probe.js";
+import { enumProbe } from "../../components/enum/enum-probe.js";
+import { httpListenProbe } from "../../components/http/listen-probe.js";
+import { ldapProbe } from "../../components/ldap/ldap-probe.js";
+import { redisProbe } from "../../components/redis/redis-probe.js";
+import { sipListenProbe } from "../../components/sip/listen-probe.js";
+import { xmppComponentProbe } from "../../components/xmpp/xmpp-probe.js";
+import type { Probe } from "../check/probe.js";
+import type { Config } from "../config/schema.js";
+
+export function probesFor(config: Config): Probe[] {
+  const probes: Probe[] = [xmppComponentProbe(config.xmpp.component)];
+  (config.tenants ?? []).forEach((tenant, i) =>
+    probes.push(xmppComponentProbe(tenant.xmpp.component, `tenants[${i}].xmpp.component`)),
+  );
+  config.sip.listen.forEach((listen, i) => probes.push(sipListenProbe(listen, i)));
+  if (config.store.url) probes.push(redisProbe(config.store.url));
+  if (config.asterisk) probes.push(ariProbe(config.asterisk));
+  if (config.ldap) probes.push(ldapProbe(config.ldap));
+  if (config.enum) probes.push(enumProbe(config.enum));
+  probes.push(httpListenProbe(config.http.listen));
+  return probes;
+}

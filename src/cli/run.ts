@@ -1,0 +1,9 @@
+// Process entry point: run the CLI with the real stdout/stderr/env and exit with its code.
+import { main } from "./main.js";
+
+const code = await main(process.argv.slice(2), {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+  env: process.env,
+});
+process.exitCode = code;

@@ -1,0 +1,25 @@
+// Runs the real `switchboard` executable (as an operator would) and captures its output.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const SWITCHBOARD_BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function switchboard(args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [SWITCHBOARD_BIN, ...args],
+      { env: { ...process.env, ...options.env }, timeout: options.timeoutMs ?? 30_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}

@@ -1,0 +1,84 @@
+// `switchboard check` as an operator runs it: the real executable against real servers.
+import assert from "node:assert/strict";
+import { switchboard } from "../harness/cli.js";
+import { Scene } from "../harness/scene.js";
+
+describe("switchboard check (real servers)", function () {
+  let scene: Scene;
+
+  before(async function () {
+    scene = await Scene.start();
+  });
+  after(async function () {
+    await scene?.stop();
+  });
+
+  it("validates the example config without probing", async function () {
+    const result = await switchboard(["check", "--no-probe", "--config", "config/switchboard.example.yaml"]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /config\/switchboard\.example\.yaml: valid/);
+  });
+
+  it("probes every configured component and exits 0 when all answer", async function () {
+    const file = scene.writeConfig(await scene.config());
+    const result = await switchboard(["check", "--config", file]);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    for (const expected of [
+      /^ok {3}xmpp +xmpp\.component: handshake with 127\.0\.0\.1:\d+ accepted for gw\d+\.example\.org$/m,
+      /^ok {3}redis +store\.url: PONG, Redis 7\.\S+, append-only on$/m,
+      /^ok {3}ldap +ldap: bound as cn=admin,dc=example,dc=org, base ou=people,dc=example,dc=org found$/m,
+      /^ok {3}enum +enum\.servers: NAPTR e164\.arpa: answered \(ENO(TFOUND|DATA)\)$/m,
+      /^ok {3}sip +sip\.listen\[0\]: udp:127\.0\.0\.1:\d+ can be bound$/m,
+      /^ok {3}http +http\.listen: 127\.0\.0\.1:\d+ can be bound$/m,
+    ]) {
+      assert.match(result.stdout, expected);
+    }
+  });
+
+  it("exits non-zero naming the component and key path when the component secret is wrong", async function () {
+    const config = await scene.config();
+    config.xmpp.component.secret = "wrong-secret";
+    const result = await switchboard(["check", "--config", scene.writeConfig(config, "wrong-secret.yaml")]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /^FAIL xmpp +xmpp\.component: .*not-authorized/m);
+    assert.match(result.stdout, /hint: check the Component section/);
+    assert.match(result.stderr, /check failed: xmpp \(xmpp\.component\)/);
+  });
+
+  it("reports an unreachable store and a missing LDAP base", async function () {
+    const config = await scene.config();
+    config.store = { url: "redis://127.0.0.1:1" };
+    if (config.ldap) config.ldap.base = "ou=nowhere,dc=example,dc=org";
+    const result = await switchboard(["check", "--config", scene.writeConfig(config, "broken.yaml")]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /^FAIL redis +store\.url: .*ECONNREFUSED/m);
+    assert.match(result.stdout, /^FAIL ldap +ldap: .*(No Such Object|NoSuchObject)/im);
+    assert.match(result.stderr, /check failed: redis \(store\.url\), ldap \(ldap\)/);
+  });
+
+  it("refuses a config with a wrong type, naming the key path, before probing", async function () {
+    const config = await scene.config();
+    const file = scene.writeConfig({ ...config, http: { listen: 8080 as unknown as string } }, "wrong-type.yaml");
+    const result = await switchboard(["check", "--config", file]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^ {2}http\.listen: .*expected string.*\(got 8080\)$/m);
+    assert.doesNotMatch(result.stdout, /xmpp/);
+  });
+
+  it("takes the config from SWITCHBOARD_CONFIG and refuses unknown commands and options", async function () {
+    const viaEnv = await switchboard(["check", "--no-probe"], { env: { SWITCHBOARD_CONFIG: "config/switchboard.example.yaml" } });
+    assert.equal(viaEnv.code, 0, viaEnv.stderr);
+    const unknown = await switchboard(["frobnicate"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command 'frobnicate'/);
+    const badOption = await switchboard(["check", "--colour"]);
+    assert.equal(badOption.code, 2);
+    assert.match(badOption.stderr, /Unknown option '--colour'/);
+  });
+
+  it("says plainly that start is not implemented yet", async function () {
+    const result = await switchboard(["start", "--config", "config/switchboard.example.yaml"]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /switchboard start: not implemented yet/);
+  });
+});

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { ConfigError, configPath, loadConfig, parseConfigText, substituteEnv } from "../../src/config/load.js";
+import { configSchema } from "../../src/config/schema.js";
+
+const EXAMPLE = "config/switchboard.example.yaml";
+const MINIMAL = `domain: example.org
+xmpp:
+  component:
+    jid: sip.example.org
+    secret: s3cret
+`;
+
+function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfigText(text, "test.yaml", env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err.problems.map((p) => `${p.path}: ${p.message}`);
+  }
+  assert.fail("expected the config to be refused");
+}
+
+describe("config", function () {
+  it("accepts the example file with every section", function () {
+    const config = loadConfig(EXAMPLE, {});
+    assert.equal(config.domain, "example.org");
+    assert.equal(config.xmpp.component.jid, "sip.example.org");
+    assert.equal(config.xmpp.component.secret, "change-me");
+    assert.deepEqual(config.sip.listen, ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"]);
+    assert.equal(config.ldap?.attributes.extension, "switchboardExtension");
+    assert.equal(config.tenants?.[0]?.xmpp.component.jid, "sip.example.com");
+  });
+
+  it("fills defaults for a minimal file (in-memory store, loopback HTTP)", function () {
+    const config = parseConfigText(MINIMAL, "minimal.yaml", {});
+    assert.equal(config.store.url, undefined);
+    assert.equal(config.store.prefix, "switchboard:");
+    assert.equal(config.xmpp.component.port, 5347);
+    assert.equal(config.http.listen, "127.0.0.1:8480");
+    assert.equal(config.log.level, "info");
+    assert.equal(config.asterisk, undefined);
+  });
+
+  const refused: [string, string, RegExp][] = [
+    ["a wrong type", MINIMAL.replace("secret: s3cret", "secret: s3cret\n    port: five"), /^xmpp\.component\.port: .*number.*\(got "five"\)$/],
+    ["a port out of range", MINIMAL.replace("secret: s3cret", "secret: s3cret\n    port: 70000"), /^xmpp\.component\.port: .*65535/],
+    ["an unknown key", MINIMAL + "sip:\n  listn: []\n", /^sip\.listn: unknown key$/],
+    ["an unknown top-level key", MINIMAL + "colour: blue\n", /^colour: unknown key$/],
+    ["a missing required key", "domain: example.org\nxmpp:\n  component:\n    jid: sip.example.org\n", /^xmpp\.component\.secret: required/],
+    ["a bad list item", MINIMAL + "sip:\n  listen: [udp:127.0.0.1:5060, sctp:127.0.0.1:5060]\n", /^sip\.listen\[1\]: expected <udp\|tcp\|tls\|ws\|wss>/],
+    ["a bad domain", MINIMAL.replace("domain: example.org", "domain: 'not a domain'"), /^domain: expected a domain name/],
+    ["a bad store URL", MINIMAL + "store:\n  url: http://localhost\n", /^store\.url: expected redis:\/\//],
+    ["an empty file", "", /^\(top level\): the file is empty/],
+    ["YAML that does not parse", "domain: [example.org\n", /^\(file\): YAML/],
+    ["a duplicate key", MINIMAL + "domain: example.com\n", /^\(file\): YAML DUPLICATE_KEY/],
+  ];
+  for (const [what, text, expected] of refused) {
+    it(`refuses ${what}, naming the key path`, function () {
+      const found = problems(text);
+      assert.ok(found.some((p) => expected.test(p)), `no problem matched ${String(expected)} in ${JSON.stringify(found)}`);
+    });
+  }
+
+  it("takes secrets from the environment, with defaults and escapes", function () {
+    const text = MINIMAL.replace("secret: s3cret", "secret: ${COMPONENT_SECRET}") + "ldap:\n  url: ldap://h\n  base: ${BASE:-dc=example,dc=org}\n  bindDN: $${literal}\n";
+    const config = parseConfigText(text, "env.yaml", { COMPONENT_SECRET: "from-env" });
+    assert.equal(config.xmpp.component.secret, "from-env");
+    assert.equal(config.ldap?.base, "dc=example,dc=org");
+    assert.equal(config.ldap?.bindDN, "${literal}");
+  });
+
+  it("names the key whose environment variable is missing", function () {
+    const found = problems(MINIMAL.replace("secret: s3cret", "secret: ${NOPE_NOT_SET}"));
+    assert.deepEqual(found, ["xmpp.component.secret: environment variable NOPE_NOT_SET is not set"]);
+  });
+
+  it("substitutes inside lists and keeps non-strings", function () {
+    assert.deepEqual(substituteEnv({ a: ["${X}", 5, true] }, { X: "y" }), { a: ["y", 5, true] });
+  });
+
+  it("chooses --config, then SWITCHBOARD_CONFIG, then the default path", function () {
+    assert.equal(configPath("a.yaml", { SWITCHBOARD_CONFIG: "b.yaml" }), "a.yaml");
+    assert.equal(configPath(undefined, { SWITCHBOARD_CONFIG: "b.yaml" }), "b.yaml");
+    assert.equal(configPath(undefined, {}), "config/switchboard.yaml");
+  });
+
+  it("reports a missing file with the way to name another", function () {
+    assert.throws(() => loadConfig("/nonexistent/switchboard.yaml", {}), /file not found \(use --config FILE or SWITCHBOARD_CONFIG\)/);
+  });
+
+  it("documents every schema key in the example file", function () {
+    const example = readFileSync(EXAMPLE, "utf8");
+    const keys = new Set<string>();
+    const walk = (schema: unknown): void => {
+      const node = schema as { properties?: Record<string, unknown>; items?: unknown; anyOf?: unknown[] };
+      for (const [key, child] of Object.entries(node.properties ?? {})) {
+        keys.add(key);
+        walk(child);
+      }
+      if (node.items) walk(node.items);
+      for (const option of node.anyOf ?? []) walk(option);
+    };
+    walk(z.toJSONSchema(configSchema, { io: "input" }));
+    assert.ok(keys.size > 30, `only ${keys.size} keys found in the schema`);
+    const missing = [...keys].filter((key) => !new RegExp(`^\\s*(- )?${key}:`, "m").test(example));
+    assert.deepEqual(missing, []);
+  });
+});
