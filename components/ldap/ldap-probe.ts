@@ -18,7 +18,11 @@ export function ldapProbe(config: LdapProbeConfig): Probe {
       const client = new Client({ url: config.url, timeout: 3_000, connectTimeout: 3_000 });
       try {
         if (config.bindDN) await client.bind(config.bindDN, config.password ?? "");
-        const { searchEntries } = await client.search(config.base, { scope: "base", filter: "(objectClass=*)", attributes: ["1.1"] });
+        const { searchEntries } = await client.search(config.base, {
+          scope: "base",
+          filter: "(objectClass=*)",
+          attributes: ["1.1"],
+        });
         if (searchEntries.length === 0) throw new Error(`ldap.base ${config.base} not found`);
         return `bound as ${config.bindDN ?? "anonymous"}, base ${config.base} found`;
       } finally {

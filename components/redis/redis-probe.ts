@@ -16,7 +16,10 @@ export function redisProbe(url: string): Probe {
         const info = await client.info("server");
         const version = /redis_version:(\S+)/.exec(info)?.[1] ?? "unknown version";
         const aof = await client.configGet("appendonly").catch(() => ({ appendonly: "unknown" }));
-        const persistence = aof.appendonly === "yes" ? "append-only on" : "append-only OFF: queued messages are lost on a restart";
+        const persistence =
+          aof.appendonly === "yes"
+            ? "append-only on"
+            : "append-only OFF: queued messages are lost on a restart";
         return `${pong}, Redis ${version}, ${persistence}`;
       } finally {
         client.destroy();

@@ -24,7 +24,11 @@ declare module "@xmpp/component" {
     toString(): string;
   }
 
-  export function xml(name: string, attrs?: Record<string, string | number | undefined> | null, ...children: XmlChild[]): Element;
+  export function xml(
+    name: string,
+    attrs?: Record<string, string | number | undefined> | null,
+    ...children: XmlChild[]
+  ): Element;
 
   export interface Jid {
     local: string;

@@ -45,7 +45,13 @@ export async function runProbe(probe: Probe, timeoutMs: number): Promise<ProbeRe
     return { component: probe.component, keyPath: probe.keyPath, ok: true, detail };
   } catch (err) {
     controller.abort();
-    return { component: probe.component, keyPath: probe.keyPath, ok: false, detail: reason(err), hint: probe.hint };
+    return {
+      component: probe.component,
+      keyPath: probe.keyPath,
+      ok: false,
+      detail: reason(err),
+      hint: probe.hint,
+    };
   } finally {
     clearTimeout(timer);
   }

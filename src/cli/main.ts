@@ -43,8 +43,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
   }
   const [command, ...rest] = parsed.positionals;
   if (parsed.values.help || command === undefined || command === "help") {
-    (command === undefined && !parsed.values.help ? io.err : io.out)(USAGE);
-    return command === undefined && !parsed.values.help ? 2 : 0;
+    if (command === undefined && !parsed.values.help) {
+      io.err(USAGE);
+      return 2;
+    }
+    io.out(USAGE);
+    return 0;
   }
   const file = configPath(parsed.values.config, io.env);
 
@@ -53,10 +57,13 @@ export async function main(argv: string[], io: Io): Promise<number> {
       if (rest.length > 0) return usageError(io, `check takes no arguments (got ${rest.join(" ")})`);
       const config = load(file, io);
       if (!config) return 1;
-      io.out(`ok   config     ${file}: valid (domain ${config.domain}, gateway ${config.xmpp.component.jid})`);
+      io.out(
+        `ok   config     ${file}: valid (domain ${config.domain}, gateway ${config.xmpp.component.jid})`,
+      );
       if (parsed.values["no-probe"]) return 0;
       const timeoutMs = parsed.values.timeout === undefined ? 5_000 : Number(parsed.values.timeout);
-      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) return usageError(io, "--timeout expects milliseconds");
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0)
+        return usageError(io, "--timeout expects milliseconds");
       const results = await runProbes(probesFor(config), timeoutMs);
       for (const result of results) io.out(formatResult(result));
       const failed = results.filter((r) => !r.ok);
@@ -70,7 +77,9 @@ export async function main(argv: string[], io: Io): Promise<number> {
     case "lookup":
     case "presence": {
       // Not built yet: say so plainly rather than pretend (see the open issues for each).
-      io.err(`switchboard ${command}: not implemented yet in this version (the configuration can be checked with 'switchboard check')`);
+      io.err(
+        `switchboard ${command}: not implemented yet in this version (the configuration can be checked with 'switchboard check')`,
+      );
       return 1;
     }
     default:

@@ -42,7 +42,7 @@ function describeValue(value: unknown): string {
   if (Array.isArray(value)) return "a list";
   if (value === null) return "null";
   if (typeof value === "object") return "a mapping";
-  return String(value);
+  return typeof value === "number" || typeof value === "boolean" ? String(value) : typeof value;
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
@@ -60,7 +60,10 @@ function problemsFrom(error: z.ZodError, input: unknown): ConfigProblem[] {
       return issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: "unknown key" }));
     }
     const got = valueAt(input, issue.path);
-    const message = got === undefined && issue.code === "invalid_type" ? `required: ${issue.message}` : `${issue.message} (got ${describeValue(got)})`;
+    const message =
+      got === undefined && issue.code === "invalid_type"
+        ? `required: ${issue.message}`
+        : `${issue.message} (got ${describeValue(got)})`;
     return [{ path: formatPath(issue.path), message }];
   });
 }
@@ -108,17 +111,26 @@ export function parseConfig(input: unknown, file = "(config)", env: NodeJS.Proce
   return result.data;
 }
 
-export function parseConfigText(text: string, file = "(config)", env: NodeJS.ProcessEnv = process.env): Config {
+export function parseConfigText(
+  text: string,
+  file = "(config)",
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
   const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
     throw new ConfigError(
       file,
-      document.errors.map((e) => ({ path: "(file)", message: `YAML ${e.code}: ${e.message.split("\n")[0] ?? ""}` })),
+      document.errors.map((e) => ({
+        path: "(file)",
+        message: `YAML ${e.code}: ${e.message.split("\n")[0] ?? ""}`,
+      })),
     );
   }
   const input: unknown = document.toJS({ maxAliasCount: 100 });
   if (input === null || input === undefined) {
-    throw new ConfigError(file, [{ path: "(top level)", message: "the file is empty; expected a mapping with at least domain and xmpp" }]);
+    throw new ConfigError(file, [
+      { path: "(top level)", message: "the file is empty; expected a mapping with at least domain and xmpp" },
+    ]);
   }
   return parseConfig(input, file, env);
 }
@@ -129,7 +141,9 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
     text = readFileSync(file, "utf8");
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : String(err);
-    throw new ConfigError(file, [{ path: "(file)", message: `${reason} (use --config FILE or SWITCHBOARD_CONFIG)` }]);
+    throw new ConfigError(file, [
+      { path: "(file)", message: `${reason} (use --config FILE or SWITCHBOARD_CONFIG)` },
+    ]);
   }
   return parseConfigText(text, file, env);
 }

@@ -21,17 +21,23 @@ export const sipListen = z.string().regex(/^(udp|tcp|tls|ws|wss):(\[[0-9a-f:.]+\
   message: "expected <udp|tcp|tls|ws|wss>:<host>:<port>, e.g. udp:127.0.0.1:5060",
 });
 
-const sipUri = z.string().regex(/^sips?:[^\s]+$/i, { message: "expected a SIP URI such as sip:proxy.example.org;lr" });
+const sipUri = z
+  .string()
+  .regex(/^sips?:[^\s]+$/i, { message: "expected a SIP URI such as sip:proxy.example.org;lr" });
 
 const secret = z.string().min(1, { message: "expected a non-empty secret (may come from ${ENV_VAR})" });
 
 export const configSchema = z.strictObject({
-  domain: hostname.describe("The users' home domain: alice@example.org is sip:alice@example.org and xmpp:alice@example.org."),
+  domain: hostname.describe(
+    "The users' home domain: alice@example.org is sip:alice@example.org and xmpp:alice@example.org.",
+  ),
   xmpp: z
     .strictObject({
       component: z
         .strictObject({
-          jid: hostname.describe("Gateway domain of the XEP-0114 component, e.g. sip.example.org; SIP parties appear as JIDs on it."),
+          jid: hostname.describe(
+            "Gateway domain of the XEP-0114 component, e.g. sip.example.org; SIP parties appear as JIDs on it.",
+          ),
           host: z.string().min(1).default("127.0.0.1").describe("Host of the XMPP server's component port."),
           port: port.default(5347).describe("Component port of the XMPP server (Prosody: component_ports)."),
           secret: secret.describe("Component secret shared with the XMPP server (component_secret)."),
@@ -48,15 +54,23 @@ export const configSchema = z.strictObject({
         .describe("Listen addresses, one per transport: udp:, tcp:, tls:, ws:, wss: followed by host:port."),
       outboundProxy: sipUri
         .optional()
-        .describe("SIP URI of the proxy the bridge sends its own requests through (Kamailio, OpenSIPS); absent: direct (RFC 3263)."),
+        .describe(
+          "SIP URI of the proxy the bridge sends its own requests through (Kamailio, OpenSIPS); absent: direct (RFC 3263).",
+        ),
       auth: z
         .strictObject({
           username: z.string().min(1).describe("Digest user name the bridge answers challenges with."),
           password: secret.describe("Digest password."),
-          realm: z.string().min(1).optional().describe("Only answer challenges from this realm; absent: any realm."),
+          realm: z
+            .string()
+            .min(1)
+            .optional()
+            .describe("Only answer challenges from this realm; absent: any realm."),
         })
         .optional()
-        .describe("Digest credentials (RFC 8760) for the bridge's own requests when the proxy challenges them."),
+        .describe(
+          "Digest credentials (RFC 8760) for the bridge's own requests when the proxy challenges them.",
+        ),
     })
     .default({ listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"] })
     .describe("SIP side."),
@@ -91,20 +105,38 @@ export const configSchema = z.strictObject({
     .describe("Asterisk PBX: device state, CustomPresence, voicemail. Absent: no PBX."),
   ldap: z
     .strictObject({
-      url: z.string().regex(/^ldaps?:\/\//, { message: "expected ldap://host:port or ldaps://host:port" }).describe("Directory server."),
+      url: z
+        .string()
+        .regex(/^ldaps?:\/\//, { message: "expected ldap://host:port or ldaps://host:port" })
+        .describe("Directory server."),
       bindDN: z.string().min(1).optional().describe("DN to bind as; absent: anonymous."),
       password: secret.optional().describe("Bind password."),
       base: z.string().min(1).describe("Search base, e.g. ou=people,dc=example,dc=org."),
       attributes: z
         .strictObject({
-          uid: z.string().default("uid"),
-          mail: z.string().default("mail"),
-          telephoneNumber: z.string().default("telephoneNumber"),
-          extension: z.string().default("switchboardExtension"),
-          displayName: z.string().default("displayName"),
-          sipUri: z.string().default("switchboardSipUri"),
-          jid: z.string().default("switchboardJid"),
-          ha1: z.string().default("switchboardHA1"),
+          uid: z.string().default("uid").describe("user id, the local part of home-domain addresses"),
+          mail: z.string().default("mail").describe("mail address, also matched as a SIP/XMPP address"),
+          telephoneNumber: z
+            .string()
+            .default("telephoneNumber")
+            .describe("phone numbers in any format; matched after E.164 normalisation"),
+          extension: z
+            .string()
+            .default("switchboardExtension")
+            .describe("internal extension dialled on the PBX"),
+          displayName: z
+            .string()
+            .default("displayName")
+            .describe("name shown to chat users and on phone displays"),
+          sipUri: z
+            .string()
+            .default("switchboardSipUri")
+            .describe("SIP address when it differs from uid@domain"),
+          jid: z.string().default("switchboardJid").describe("JID when it differs from uid@domain"),
+          ha1: z
+            .string()
+            .default("switchboardHA1")
+            .describe("SIP digest HA1 = MD5(user:realm:password); protect it with an ACL"),
         })
         .default({
           uid: "uid",
@@ -116,14 +148,23 @@ export const configSchema = z.strictObject({
           jid: "switchboardJid",
           ha1: "switchboardHA1",
         })
-        .describe("Attribute names in your directory (config/ldap/switchboard.schema defines the switchboard* ones)."),
+        .describe(
+          "Attribute names in your directory (config/ldap/switchboard.schema defines the switchboard* ones).",
+        ),
     })
     .optional()
     .describe("LDAP directory for names, extensions and numbers. Absent: no directory."),
   enum: z
     .strictObject({
-      suffixes: z.array(hostname).min(1).default(["e164.arpa"]).describe("ENUM suffixes, tried in order (RFC 6116)."),
-      servers: z.array(hostPort).default([]).describe("DNS servers as host:port; empty: the system resolvers."),
+      suffixes: z
+        .array(hostname)
+        .min(1)
+        .default(["e164.arpa"])
+        .describe("ENUM suffixes, tried in order (RFC 6116)."),
+      servers: z
+        .array(hostPort)
+        .default([])
+        .describe("DNS servers as host:port; empty: the system resolvers."),
       defaultRegion: z
         .string()
         .regex(/^[A-Z]{2}$/, { message: "expected an ISO 3166 region code such as GB or US" })
@@ -134,13 +175,18 @@ export const configSchema = z.strictObject({
     .describe("ENUM lookups of E.164 numbers. Absent: no ENUM."),
   http: z
     .strictObject({
-      listen: hostPort.default("127.0.0.1:8480").describe("Health, readiness, metrics, JSON API and status page."),
+      listen: hostPort
+        .default("127.0.0.1:8480")
+        .describe("Health, readiness, metrics, JSON API and status page."),
     })
     .default({ listen: "127.0.0.1:8480" })
     .describe("HTTP endpoint."),
   log: z
     .strictObject({
-      level: z.enum(["fatal", "error", "warn", "info", "debug", "trace"]).default("info").describe("Log level."),
+      level: z
+        .enum(["fatal", "error", "warn", "info", "debug", "trace"])
+        .default("info")
+        .describe("Log level."),
     })
     .default({ level: "info" })
     .describe("Logging (JSON lines on standard output)."),
@@ -148,14 +194,22 @@ export const configSchema = z.strictObject({
     .array(
       z.strictObject({
         domain: hostname.describe("The tenant's home domain."),
-        xmpp: z.strictObject({
-          component: z.strictObject({
-            jid: hostname,
-            host: z.string().min(1).default("127.0.0.1"),
-            port: port.default(5347),
-            secret,
-          }),
-        }),
+        xmpp: z
+          .strictObject({
+            component: z
+              .strictObject({
+                jid: hostname.describe("The tenant's gateway domain."),
+                host: z
+                  .string()
+                  .min(1)
+                  .default("127.0.0.1")
+                  .describe("Host of the XMPP server's component port."),
+                port: port.default(5347).describe("Component port of the XMPP server."),
+                secret: secret.describe("Component secret."),
+              })
+              .describe("The tenant's XEP-0114 component."),
+          })
+          .describe("The tenant's XMPP side."),
       }),
     )
     .optional()

@@ -48,13 +48,24 @@ export class Prosody {
     const [c2sPort, componentPort, s2sPort] = [await freePort(), await freePort(), await freePort()];
     const components: ComponentGrant[] = [];
     for (let i = 1; i <= (options.components ?? 8); i++) {
-      components.push({ jid: `gw${i}.${domain}`, secret: `secret-${i}`, host: LOOPBACK, port: componentPort });
+      components.push({
+        jid: `gw${i}.${domain}`,
+        secret: `secret-${i}`,
+        host: LOOPBACK,
+        port: componentPort,
+      });
     }
     const grants = components
-      .map((c) => `    [${luaString(c.jid)}] = { presence = "managed_entity"; roster = "get"; message = "outgoing" };`)
+      .map(
+        (c) =>
+          `    [${luaString(c.jid)}] = { presence = "managed_entity"; roster = "get"; message = "outgoing" };`,
+      )
       .join("\n");
     const componentSections = components
-      .map((c) => `Component ${luaString(c.jid)}\n  component_secret = ${luaString(c.secret)}\n  modules_enabled = { "privilege" }`)
+      .map(
+        (c) =>
+          `Component ${luaString(c.jid)}\n  component_secret = ${luaString(c.secret)}\n  modules_enabled = { "privilege" }`,
+      )
       .join("\n\n");
     const configFile = dir.file("prosody.cfg.lua");
     writeFileSync(

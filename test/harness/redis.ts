@@ -27,14 +27,22 @@ export class RedisServer {
       name: "redis-server",
       command: "redis-server",
       args: [
-        "--port", String(port),
-        "--bind", LOOPBACK,
-        "--dir", dir.path,
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--save", "",
-        "--daemonize", "no",
-        "--protected-mode", "yes",
+        "--port",
+        String(port),
+        "--bind",
+        LOOPBACK,
+        "--dir",
+        dir.path,
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
       ],
       logFile: dir.file("redis.log"),
     });
@@ -50,7 +58,10 @@ export class RedisServer {
 
   /** One command on a short-lived connection (for probes and assertions). */
   async command(...args: string[]): Promise<unknown> {
-    const client = createClient({ url: this.url, socket: { connectTimeout: 1_000, reconnectStrategy: false } });
+    const client = createClient({
+      url: this.url,
+      socket: { connectTimeout: 1_000, reconnectStrategy: false },
+    });
     client.on("error", () => undefined); // reported through the rejected promise below
     await client.connect();
     try {

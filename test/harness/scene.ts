@@ -32,8 +32,22 @@ export class Scene {
       const alice = enumDomain("+442071234567");
       const dns = track(
         await DnsServer.start([
-          { name: alice, order: 100, preference: 10, flags: "u", service: "E2U+sip", regexp: "!^.*$!sip:alice@example.org!" },
-          { name: alice, order: 100, preference: 20, flags: "u", service: "E2U+xmpp", regexp: "!^.*$!xmpp:alice@example.org!" },
+          {
+            name: alice,
+            order: 100,
+            preference: 10,
+            flags: "u",
+            service: "E2U+sip",
+            regexp: "!^.*$!sip:alice@example.org!",
+          },
+          {
+            name: alice,
+            order: 100,
+            preference: 20,
+            flags: "u",
+            service: "E2U+xmpp",
+            regexp: "!^.*$!xmpp:alice@example.org!",
+          },
         ]),
       );
       return new Scene(prosody, redis, slapd, dns, tempDir("scene"));
@@ -48,10 +62,22 @@ export class Scene {
     const sipPort = await freePort({ udp: true });
     return {
       domain: this.prosody.domain,
-      xmpp: { component: { jid: component.jid, host: component.host, port: component.port, secret: component.secret } },
+      xmpp: {
+        component: {
+          jid: component.jid,
+          host: component.host,
+          port: component.port,
+          secret: component.secret,
+        },
+      },
       sip: { listen: [`udp:127.0.0.1:${sipPort}`, `tcp:127.0.0.1:${sipPort}`] },
       store: { url: this.redis.url, prefix: RedisServer.newPrefix("scene") },
-      ldap: { url: this.slapd.url, bindDN: LDAP_ADMIN_DN, password: LDAP_ADMIN_PASSWORD, base: `ou=people,${LDAP_SUFFIX}` },
+      ldap: {
+        url: this.slapd.url,
+        bindDN: LDAP_ADMIN_DN,
+        password: LDAP_ADMIN_PASSWORD,
+        base: `ou=people,${LDAP_SUFFIX}`,
+      },
       enum: { suffixes: ["e164.arpa"], servers: [this.dns.address], defaultRegion: "GB" },
       http: { listen: `127.0.0.1:${await freePort()}` },
     };

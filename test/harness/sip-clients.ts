@@ -21,7 +21,11 @@ export interface SipsakResult {
  * Sends one request with sipsak from a template file (`-f`): the text is sent as written, except
  * that sipsak fills in its own Via. Exit code 0 means a 2xx came back (sipsak's convention).
  */
-export async function sipsak(options: { target: string; request: string; timeoutMs?: number }): Promise<SipsakResult> {
+export async function sipsak(options: {
+  target: string;
+  request: string;
+  timeoutMs?: number;
+}): Promise<SipsakResult> {
   const dir = tempDir("sipsak");
   try {
     const file = dir.file("request.sip");
@@ -104,7 +108,7 @@ export class Baresip {
       logFile: dir.file("baresip.log"),
     });
     const baresip = new Baresip(sipPort, controlPort, aor, dir, proc);
-    const probe = await UdpSipSocket.bind();
+    const probe = await UdpSipSocket.open();
     try {
       await proc.waitReady(async () => {
         const request = buildRequest({
@@ -116,7 +120,9 @@ export class Baresip {
         });
         const callId = /Call-ID: (.*)\r\n/.exec(request)?.[1];
         await probe.send(request, sipPort);
-        const answer = await probe.waitFor((m) => m.headers.get("call-id")?.[0] === callId, 500).catch(() => null);
+        const answer = await probe
+          .waitFor((m) => m.headers.get("call-id")?.[0] === callId, 500)
+          .catch(() => null);
         return answer?.status === 200;
       });
       await baresip.openControl();
@@ -148,7 +154,8 @@ export class Baresip {
       const json = this.controlBuffer.slice(colon + 1, colon + 1 + length);
       this.controlBuffer = this.controlBuffer.slice(colon + 2 + length);
       const message = JSON.parse(json) as { response?: boolean; ok?: boolean; data?: string; token?: string };
-      if (message.response) this.responses.push({ ok: message.ok === true, data: message.data ?? "", token: message.token });
+      if (message.response)
+        this.responses.push({ ok: message.ok === true, data: message.data ?? "", token: message.token });
     }
   }
 

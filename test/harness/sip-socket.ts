@@ -18,8 +18,18 @@ export interface RawSipMessage {
 }
 
 const COMPACT: Record<string, string> = {
-  i: "call-id", m: "contact", e: "content-encoding", l: "content-length", c: "content-type",
-  f: "from", s: "subject", k: "supported", t: "to", v: "via", o: "event", u: "allow-events",
+  i: "call-id",
+  m: "contact",
+  e: "content-encoding",
+  l: "content-length",
+  c: "content-type",
+  f: "from",
+  s: "subject",
+  k: "supported",
+  t: "to",
+  v: "via",
+  o: "event",
+  u: "allow-events",
 };
 
 export function parseRawSip(raw: string, from = { address: "", port: 0 }): RawSipMessage {
@@ -82,7 +92,12 @@ export function buildRequest(options: {
 }
 
 /** A response to `request` copying Via, From, To (with a tag), Call-ID and CSeq (RFC 3261 §8.2.6). */
-export function buildResponse(request: RawSipMessage, status: number, reason: string, extra: Record<string, string> = {}): string {
+export function buildResponse(
+  request: RawSipMessage,
+  status: number,
+  reason: string,
+  extra: Record<string, string> = {},
+): string {
   const to = header(request, "to") ?? "";
   const lines = [
     `SIP/2.0 ${status} ${reason}`,
@@ -120,7 +135,11 @@ abstract class Collector {
       const timer = setTimeout(() => {
         done();
         const seen = this.received.map((m) => m.startLine).join(" | ");
-        reject(new HarnessError(`sip socket: no matching message within ${timeoutMs} ms (seen: ${seen || "nothing"})`));
+        reject(
+          new HarnessError(
+            `sip socket: no matching message within ${timeoutMs} ms (seen: ${seen || "nothing"})`,
+          ),
+        );
       }, timeoutMs);
       const done = (): void => {
         clearTimeout(timer);
@@ -138,7 +157,7 @@ export class UdpSipSocket extends Collector {
     socket.on("message", (data, rinfo) => this.push(parseRawSip(data.toString("utf8"), rinfo)));
   }
 
-  static async bind(port = 0): Promise<UdpSipSocket> {
+  static async open(port = 0): Promise<UdpSipSocket> {
     const socket = createSocket("udp4");
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
@@ -202,7 +221,9 @@ export class TcpSipSocket extends Collector {
       if (this.buffer.length < total) return;
       const raw = this.buffer.subarray(0, total).toString("utf8");
       this.buffer = this.buffer.subarray(total);
-      this.push(parseRawSip(raw, { address: this.socket.remoteAddress ?? "", port: this.socket.remotePort ?? 0 }));
+      this.push(
+        parseRawSip(raw, { address: this.socket.remoteAddress ?? "", port: this.socket.remotePort ?? 0 }),
+      );
     }
   }
 
@@ -211,7 +232,9 @@ export class TcpSipSocket extends Collector {
   }
 
   send(text: string): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.write(text, "utf8", (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.socket.write(text, "utf8", (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   close(): void {

@@ -60,7 +60,7 @@ access to * by * read
     try {
       await run("slapadd", ["-f", conf, "-l", `${CONFIG_DIR}example.ldif`], { timeout: 30_000 });
     } catch (err) {
-      throw new Error(`slapd: seeding with slapadd failed: ${String(err)}`);
+      throw new Error(`slapd: seeding with slapadd failed: ${String(err)}`, { cause: err });
     }
     // -d 0 keeps slapd in the foreground without debug output; stats go to the log via -s.
     const proc = new ManagedProcess({

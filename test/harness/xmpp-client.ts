@@ -66,9 +66,11 @@ export class SlixmppClient {
   ): Promise<SlixmppClient> {
     const child = spawn(SYSTEM_PYTHON, [SCRIPT, jid, password, host, String(port)], { stdio: "pipe" });
     const client = new SlixmppClient(jid, child);
-    await client.waitFor((e) => e.event === "ready" || e.event === "failed", timeoutMs).then((e) => {
-      if (e.event === "failed") throw new HarnessError(`slixmpp ${jid}: login failed (${e.reason})`);
-    });
+    await client
+      .waitFor((e) => e.event === "ready" || e.event === "failed", timeoutMs)
+      .then((e) => {
+        if (e.event === "failed") throw new HarnessError(`slixmpp ${jid}: login failed (${e.reason})`);
+      });
     return client;
   }
 
@@ -96,7 +98,11 @@ export class SlixmppClient {
       const timer = setTimeout(() => {
         done();
         const seen = this.events.map((e) => e.event).join(", ");
-        reject(new HarnessError(`slixmpp ${this.jid}: no matching event within ${timeoutMs} ms (seen: ${seen})\n${this.stderr}`));
+        reject(
+          new HarnessError(
+            `slixmpp ${this.jid}: no matching event within ${timeoutMs} ms (seen: ${seen})\n${this.stderr}`,
+          ),
+        );
       }, timeoutMs);
       const wake = (): void => void check();
       const done = (): void => {

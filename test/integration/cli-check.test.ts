@@ -58,7 +58,10 @@ describe("switchboard check (real servers)", function () {
 
   it("refuses a config with a wrong type, naming the key path, before probing", async function () {
     const config = await scene.config();
-    const file = scene.writeConfig({ ...config, http: { listen: 8080 as unknown as string } }, "wrong-type.yaml");
+    const file = scene.writeConfig(
+      { ...config, http: { listen: 8080 as unknown as string } },
+      "wrong-type.yaml",
+    );
     const result = await switchboard(["check", "--config", file]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^ {2}http\.listen: .*expected string.*\(got 8080\)$/m);
@@ -66,7 +69,9 @@ describe("switchboard check (real servers)", function () {
   });
 
   it("takes the config from SWITCHBOARD_CONFIG and refuses unknown commands and options", async function () {
-    const viaEnv = await switchboard(["check", "--no-probe"], { env: { SWITCHBOARD_CONFIG: "config/switchboard.example.yaml" } });
+    const viaEnv = await switchboard(["check", "--no-probe"], {
+      env: { SWITCHBOARD_CONFIG: "config/switchboard.example.yaml" },
+    });
     assert.equal(viaEnv.code, 0, viaEnv.stderr);
     const unknown = await switchboard(["frobnicate"]);
     assert.equal(unknown.code, 2);

@@ -29,7 +29,11 @@ describe("harness: Prosody with mod_privilege and a slixmpp client", function ()
   it("grants the component XEP-0356 presence and relays a chat message both ways", async function () {
     const grant = prosody.takeComponent();
     await prosody.register("alice", "alice-pw");
-    gateway = component({ service: `xmpp://${grant.host}:${grant.port}`, domain: grant.jid, password: grant.secret });
+    gateway = component({
+      service: `xmpp://${grant.host}:${grant.port}`,
+      domain: grant.jid,
+      password: grant.secret,
+    });
     const stanzas: Element[] = [];
     gateway.on("error", () => undefined); // surfaced by start() rejecting
     gateway.on("stanza", (stanza) => {
@@ -37,7 +41,11 @@ describe("harness: Prosody with mod_privilege and a slixmpp client", function ()
       const body = stanza.is("message") ? stanza.getChildText("body") : null;
       if (body && gateway) {
         void gateway.send(
-          xml("message", { type: "chat", from: stanza.attrs.to, to: stanza.attrs.from }, xml("body", {}, `echo: ${body}`)),
+          xml(
+            "message",
+            { type: "chat", from: stanza.attrs.to, to: stanza.attrs.from },
+            xml("body", {}, `echo: ${body}`),
+          ),
         );
       }
     });
@@ -107,7 +115,7 @@ describe("harness: Redis", function () {
         logFile: dir.file("redis.log"),
       });
       await assert.rejects(
-        proc.waitReady(async () => false, 10_000),
+        proc.waitReady(() => Promise.resolve(false), 10_000),
         (err: unknown) =>
           err instanceof HarnessError &&
           err.message.startsWith("redis-server: exited during start-up") &&
@@ -135,8 +143,14 @@ describe("harness: OpenLDAP slapd", function () {
     try {
       await client.bind(LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD);
       const byNumber = await client.search(base, { filter: "(telephoneNumber=+442071234567)" });
-      assert.deepEqual(byNumber.searchEntries.map((e) => e.uid), ["alice"]);
-      const byExtension = await client.search(base, { filter: "(switchboardExtension=8002)", attributes: ["mail", "displayName"] });
+      assert.deepEqual(
+        byNumber.searchEntries.map((e) => e.uid),
+        ["alice"],
+      );
+      const byExtension = await client.search(base, {
+        filter: "(switchboardExtension=8002)",
+        attributes: ["mail", "displayName"],
+      });
       assert.equal(byExtension.searchEntries[0]?.mail, "bob@example.org");
       assert.equal(byExtension.searchEntries[0]?.displayName, "Bob Baker");
     } finally {
@@ -160,8 +174,22 @@ describe("harness: DNS server with NAPTR records (dnsmasq)", function () {
 
   before(async function () {
     dns = await DnsServer.start([
-      { name, order: 100, preference: 10, flags: "u", service: "E2U+sip", regexp: "!^.*$!sip:alice@example.org!" },
-      { name, order: 100, preference: 20, flags: "u", service: "E2U+xmpp", regexp: "!^.*$!xmpp:alice@example.org!" },
+      {
+        name,
+        order: 100,
+        preference: 10,
+        flags: "u",
+        service: "E2U+sip",
+        regexp: "!^.*$!sip:alice@example.org!",
+      },
+      {
+        name,
+        order: 100,
+        preference: 20,
+        flags: "u",
+        service: "E2U+xmpp",
+        regexp: "!^.*$!xmpp:alice@example.org!",
+      },
     ]);
   });
   after(async function () {
@@ -191,7 +219,7 @@ describe("harness: SIP user agents (sipsak, baresip) and the raw socket", functi
   let socket: UdpSipSocket;
 
   before(async function () {
-    socket = await UdpSipSocket.bind();
+    socket = await UdpSipSocket.open();
   });
   after(async function () {
     await baresip?.stop();
@@ -217,7 +245,7 @@ describe("harness: SIP user agents (sipsak, baresip) and the raw socket", functi
   });
 
   it("sipsak reports a non-2xx answer with a non-zero exit", async function () {
-    const refusing = await UdpSipSocket.bind();
+    const refusing = await UdpSipSocket.open();
     try {
       refusing.autoAnswer(["OPTIONS"], 404, "Not Found");
       const request = buildRequest({
@@ -236,7 +264,7 @@ describe("harness: SIP user agents (sipsak, baresip) and the raw socket", functi
   });
 
   it("baresip answers a MESSAGE with 200 and sends one to its contact", async function () {
-    const peer = await UdpSipSocket.bind();
+    const peer = await UdpSipSocket.open();
     try {
       peer.autoAnswer(["MESSAGE"], 200, "OK");
       baresip = await Baresip.start({ user: "bob", contacts: [`sip:alice@127.0.0.1:${peer.port}`] });

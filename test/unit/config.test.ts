@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { ConfigError, configPath, loadConfig, parseConfigText, substituteEnv } from "../../src/config/load.js";
+import {
+  ConfigError,
+  configPath,
+  loadConfig,
+  parseConfigText,
+  substituteEnv,
+} from "../../src/config/load.js";
+import { configReference } from "../../src/config/reference.js";
 import { configSchema } from "../../src/config/schema.js";
 
 const EXAMPLE = "config/switchboard.example.yaml";
@@ -44,13 +51,33 @@ describe("config", function () {
   });
 
   const refused: [string, string, RegExp][] = [
-    ["a wrong type", MINIMAL.replace("secret: s3cret", "secret: s3cret\n    port: five"), /^xmpp\.component\.port: .*number.*\(got "five"\)$/],
-    ["a port out of range", MINIMAL.replace("secret: s3cret", "secret: s3cret\n    port: 70000"), /^xmpp\.component\.port: .*65535/],
+    [
+      "a wrong type",
+      MINIMAL.replace("secret: s3cret", "secret: s3cret\n    port: five"),
+      /^xmpp\.component\.port: .*number.*\(got "five"\)$/,
+    ],
+    [
+      "a port out of range",
+      MINIMAL.replace("secret: s3cret", "secret: s3cret\n    port: 70000"),
+      /^xmpp\.component\.port: .*65535/,
+    ],
     ["an unknown key", MINIMAL + "sip:\n  listn: []\n", /^sip\.listn: unknown key$/],
     ["an unknown top-level key", MINIMAL + "colour: blue\n", /^colour: unknown key$/],
-    ["a missing required key", "domain: example.org\nxmpp:\n  component:\n    jid: sip.example.org\n", /^xmpp\.component\.secret: required/],
-    ["a bad list item", MINIMAL + "sip:\n  listen: [udp:127.0.0.1:5060, sctp:127.0.0.1:5060]\n", /^sip\.listen\[1\]: expected <udp\|tcp\|tls\|ws\|wss>/],
-    ["a bad domain", MINIMAL.replace("domain: example.org", "domain: 'not a domain'"), /^domain: expected a domain name/],
+    [
+      "a missing required key",
+      "domain: example.org\nxmpp:\n  component:\n    jid: sip.example.org\n",
+      /^xmpp\.component\.secret: required/,
+    ],
+    [
+      "a bad list item",
+      MINIMAL + "sip:\n  listen: [udp:127.0.0.1:5060, sctp:127.0.0.1:5060]\n",
+      /^sip\.listen\[1\]: expected <udp\|tcp\|tls\|ws\|wss>/,
+    ],
+    [
+      "a bad domain",
+      MINIMAL.replace("domain: example.org", "domain: 'not a domain'"),
+      /^domain: expected a domain name/,
+    ],
     ["a bad store URL", MINIMAL + "store:\n  url: http://localhost\n", /^store\.url: expected redis:\/\//],
     ["an empty file", "", /^\(top level\): the file is empty/],
     ["YAML that does not parse", "domain: [example.org\n", /^\(file\): YAML/],
@@ -59,12 +86,17 @@ describe("config", function () {
   for (const [what, text, expected] of refused) {
     it(`refuses ${what}, naming the key path`, function () {
       const found = problems(text);
-      assert.ok(found.some((p) => expected.test(p)), `no problem matched ${String(expected)} in ${JSON.stringify(found)}`);
+      assert.ok(
+        found.some((p) => expected.test(p)),
+        `no problem matched ${String(expected)} in ${JSON.stringify(found)}`,
+      );
     });
   }
 
   it("takes secrets from the environment, with defaults and escapes", function () {
-    const text = MINIMAL.replace("secret: s3cret", "secret: ${COMPONENT_SECRET}") + "ldap:\n  url: ldap://h\n  base: ${BASE:-dc=example,dc=org}\n  bindDN: $${literal}\n";
+    const text =
+      MINIMAL.replace("secret: s3cret", "secret: ${COMPONENT_SECRET}") +
+      "ldap:\n  url: ldap://h\n  base: ${BASE:-dc=example,dc=org}\n  bindDN: $${literal}\n";
     const config = parseConfigText(text, "env.yaml", { COMPONENT_SECRET: "from-env" });
     assert.equal(config.xmpp.component.secret, "from-env");
     assert.equal(config.ldap?.base, "dc=example,dc=org");
@@ -87,7 +119,10 @@ describe("config", function () {
   });
 
   it("reports a missing file with the way to name another", function () {
-    assert.throws(() => loadConfig("/nonexistent/switchboard.yaml", {}), /file not found \(use --config FILE or SWITCHBOARD_CONFIG\)/);
+    assert.throws(
+      () => loadConfig("/nonexistent/switchboard.yaml", {}),
+      /file not found \(use --config FILE or SWITCHBOARD_CONFIG\)/,
+    );
   });
 
   it("documents every schema key in the example file", function () {
@@ -106,5 +141,17 @@ describe("config", function () {
     assert.ok(keys.size > 30, `only ${keys.size} keys found in the schema`);
     const missing = [...keys].filter((key) => !new RegExp(`^\\s*(- )?${key}:`, "m").test(example));
     assert.deepEqual(missing, []);
+  });
+});
+
+describe("config reference", function () {
+  it("docs/config-reference.md is what the schema generates (npm run docs:config)", function () {
+    assert.equal(readFileSync("docs/config-reference.md", "utf8"), configReference());
+  });
+
+  it("lists every key path with its default", function () {
+    const reference = configReference();
+    assert.match(reference, /^\| `xmpp\.component\.port` \| integer 1–65535 \| {2}\| `5347` \|/m);
+    assert.match(reference, /^\| `asterisk\.url` \| string \| yes \|/m);
   });
 });
