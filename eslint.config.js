@@ -4,7 +4,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "dist/", "coverage/", "eslint.config.js", "src/cli/bin.js"] },
+  { ignores: ["node_modules/", "dist/", "coverage/", ".tmp/", "eslint.config.js", "src/cli/bin.js"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
