@@ -57,7 +57,7 @@ declare module "@xmpp/component" {
     send(...elements: Element[]): Promise<void>;
     on<K extends keyof ComponentEvents>(event: K, listener: (...args: ComponentEvents[K]) => void): this;
     once<K extends keyof ComponentEvents>(event: K, listener: (...args: ComponentEvents[K]) => void): this;
-    reconnect: EventEmitter & { delay: number; stop(): void };
+    reconnect: EventEmitter & { delay: number; stop(): void; reconnect(): Promise<void> };
   }
 
   export function component(options: { service: string; domain: string; password: string }): Component;

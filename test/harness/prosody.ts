@@ -39,7 +39,7 @@ export class Prosody {
     private readonly components: ComponentGrant[],
     private readonly dir: TempDir,
     private readonly configFile: string,
-    readonly process: ManagedProcess,
+    public process: ManagedProcess,
   ) {}
 
   static async start(options: ProsodyOptions = {}): Promise<Prosody> {
@@ -100,16 +100,45 @@ ${grants}
 ${componentSections}
 `,
     );
-    const proc = new ManagedProcess({
+    const prosody = new Prosody(
+      domain,
+      c2sPort,
+      componentPort,
+      components,
+      dir,
+      configFile,
+      Prosody.spawn(dir, configFile),
+    );
+    await prosody.waitReady();
+    return prosody;
+  }
+
+  private static spawn(dir: TempDir, configFile: string): ManagedProcess {
+    return new ManagedProcess({
       name: "prosody",
       command: "prosody",
       args: ["--config", configFile],
       logFile: dir.file("stdout.log"),
       extraLogs: [dir.file("prosody.log")],
     });
-    const prosody = new Prosody(domain, c2sPort, componentPort, components, dir, configFile, proc);
-    await proc.waitReady(() => tcpOpen(c2sPort).then((c2s) => c2s && tcpOpen(componentPort)));
-    return prosody;
+  }
+
+  private waitReady(): Promise<void> {
+    return this.process.waitReady(() =>
+      tcpOpen(this.c2sPort).then((c2s) => c2s && tcpOpen(this.componentPort)),
+    );
+  }
+
+  /** Stops the server (accounts and data kept), for outage tests; `start()` brings it back. */
+  async halt(): Promise<void> {
+    await this.process.stop();
+  }
+
+  /** Starts the server again on the same ports with the same data after `halt()`. */
+  async resume(): Promise<void> {
+    if (this.process.running) return;
+    this.process = Prosody.spawn(this.dir, this.configFile);
+    await this.waitReady();
   }
 
   /** A component nobody else in this Prosody has used. */

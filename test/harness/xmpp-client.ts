@@ -21,12 +21,21 @@ export interface XmppEvent {
   xml?: string;
   reason?: string;
   jid?: string;
+  /** IQ answers: the tag of the command, the stanza error condition and text. */
+  tag?: string;
+  condition?: string;
+  text?: string;
 }
+
+export type XmppQuery =
+  | { op: "disco_info" | "ping" | "version"; to: string; tag?: string }
+  | { op: "iq"; to: string; type?: "get" | "set"; payload: string; tag?: string };
 
 export type XmppCommand =
   | { op: "message"; to: string; body: string; id?: string; type?: string; receipt?: boolean }
   | { op: "presence"; to?: string; type?: string; show?: string; status?: string }
   | { op: "raw"; xml: string }
+  | XmppQuery
   | { op: "disconnect" };
 
 export class SlixmppClient {
@@ -34,6 +43,7 @@ export class SlixmppClient {
   private readonly waiters = new Set<() => void>();
   private stderr = "";
   private exited = false;
+  private queries = 0;
 
   private constructor(
     readonly jid: string,
@@ -112,6 +122,13 @@ export class SlixmppClient {
       this.waiters.add(wake);
       check();
     });
+  }
+
+  /** Sends an IQ command and waits for its answer (matched by tag). */
+  async query(command: XmppQuery, timeoutMs = 7_000): Promise<XmppEvent> {
+    const tag = command.tag ?? `q${++this.queries}`;
+    this.send({ ...command, tag });
+    return this.waitFor((e) => e.event === "iq" && e.tag === tag, timeoutMs);
   }
 
   async close(timeoutMs = 5_000): Promise<void> {

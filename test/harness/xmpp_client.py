@@ -27,6 +27,7 @@ class Client(slixmpp.ClientXMPP):
     def __init__(self, jid, password):
         super().__init__(jid, password)
         self.register_plugin("xep_0030")
+        self.register_plugin("xep_0092")
         self.register_plugin("xep_0199")
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("failed_auth", lambda _: emit({"event": "failed", "reason": "auth"}))
@@ -64,6 +65,30 @@ class Client(slixmpp.ClientXMPP):
             "xml": str(pres),
         })
 
+    async def query(self, cmd):
+        """IQ requests made the way slixmpp's own plugins make them; the answer is reported."""
+        tag = cmd.get("tag", cmd["op"])
+        try:
+            if cmd["op"] == "disco_info":
+                res = await self["xep_0030"].get_info(jid=cmd["to"], timeout=5)
+            elif cmd["op"] == "ping":
+                rtt = await self["xep_0199"].ping(jid=cmd["to"], timeout=5)
+                emit({"event": "iq", "tag": tag, "type": "result", "rtt": rtt})
+                return
+            elif cmd["op"] == "version":
+                res = await self["xep_0092"].get_version(cmd["to"], timeout=5)
+            else:
+                iq = self.Iq()
+                iq["to"] = cmd["to"]
+                iq["type"] = cmd.get("type", "get")
+                iq.append(ET.fromstring(cmd["payload"]))
+                res = await iq.send(timeout=5)
+            emit({"event": "iq", "tag": tag, "type": res["type"], "xml": str(res)})
+        except slixmpp.exceptions.IqError as err:
+            emit({"event": "iq", "tag": tag, "type": "error", "condition": err.condition, "text": err.text, "xml": str(err.iq)})
+        except slixmpp.exceptions.IqTimeout:
+            emit({"event": "iq", "tag": tag, "type": "timeout"})
+
     def command(self, cmd):
         op = cmd.get("op")
         if op == "message":
@@ -86,6 +111,8 @@ class Client(slixmpp.ClientXMPP):
             self.send_presence(**kwargs)
         elif op == "raw":
             self.send_raw(cmd["xml"])
+        elif op in ("disco_info", "ping", "version", "iq"):
+            asyncio.ensure_future(self.query(cmd))
         elif op == "disconnect":
             self.disconnect()
         else:

@@ -1,0 +1,178 @@
+// The XMPP side against a real Prosody and an independent client (slixmpp): service discovery,
+// ping, version, XEP-0100 gateway prompt, unknown IQs, and reconnecting after Prosody restarts.
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { xml } from "@xmpp/component";
+import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
+import { Prosody, type ComponentGrant } from "../harness/prosody.js";
+import { SlixmppClient } from "../harness/xmpp-client.js";
+
+function waitOnline(gateway: XmppGateway, timeoutMs: number): Promise<void> {
+  if (gateway.connection.state === "online") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`component not online within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    gateway.connection.once("online", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+describe("XMPP component: discovery, ping, version, gateway prompt (Prosody + slixmpp)", function () {
+  let prosody: Prosody;
+  let grant: ComponentGrant;
+  let gateway: XmppGateway;
+  let alice: SlixmppClient;
+  const problems: Error[] = [];
+
+  before(async function () {
+    prosody = await Prosody.start();
+    grant = prosody.takeComponent();
+    await prosody.register("alice", "alice-pw");
+    gateway = new XmppGateway({
+      connection: { ...grant, backoff: { baseMs: 100, capMs: 1_000 } },
+      homeDomain: prosody.domain,
+      version: "0.1.0",
+      onProblem: (err) => problems.push(err),
+    });
+    gateway.start();
+    await waitOnline(gateway, 10_000);
+    alice = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
+  });
+  after(async function () {
+    await alice?.close();
+    await gateway?.stop();
+    await prosody?.stop();
+  });
+
+  it("answers disco#info on the gateway domain with identity gateway/sip and the implemented features", async function () {
+    const answer = await alice.query({ op: "disco_info", to: grant.jid });
+    assert.equal(answer.type, "result");
+    assert.match(
+      answer.xml ?? "",
+      /<identity [^>]*category="gateway"[^>]*type="sip"|<identity [^>]*type="sip"[^>]*category="gateway"/,
+    );
+    for (const feature of [
+      "http://jabber.org/protocol/disco#info",
+      "urn:xmpp:ping",
+      "jabber:iq:version",
+      "jabber:iq:gateway",
+    ]) {
+      assert.ok(answer.xml?.includes(`var="${feature}"`), `feature ${feature} missing in ${answer.xml}`);
+    }
+  });
+
+  it("answers disco#info on a gateway contact as a phone", async function () {
+    const answer = await alice.query({ op: "disco_info", to: `bob@${grant.jid}` });
+    assert.equal(answer.type, "result");
+    assert.match(answer.xml ?? "", /category="client"/);
+    assert.doesNotMatch(answer.xml ?? "", /jabber:iq:gateway/);
+  });
+
+  it("answers XEP-0199 ping and XEP-0092 version", async function () {
+    assert.equal((await alice.query({ op: "ping", to: grant.jid })).type, "result");
+    const version = await alice.query({ op: "version", to: grant.jid });
+    assert.equal(version.type, "result");
+    assert.match(version.xml ?? "", /<name>Switchboard<\/name>/);
+    assert.match(version.xml ?? "", /<version>0\.1\.0<\/version>/);
+  });
+
+  it("turns a number or SIP address typed at the XEP-0100 prompt into the gateway JID", async function () {
+    const form = await alice.query({
+      op: "iq",
+      to: grant.jid,
+      payload: "<query xmlns='jabber:iq:gateway'/>",
+    });
+    assert.equal(form.type, "result");
+    assert.match(form.xml ?? "", /<prompt>Phone number or SIP address<\/prompt>/);
+    const cases: [string, string][] = [
+      ["+44 20 7123-4567", `+442071234567@${grant.jid}`],
+      ["sip:Bob@example.org", `bob@${grant.jid}`],
+      ["carol@example.com", `carol\\40example.com@${grant.jid}`],
+    ];
+    for (const [prompt, jid] of cases) {
+      const answer = await alice.query({
+        op: "iq",
+        to: grant.jid,
+        type: "set",
+        payload: `<query xmlns='jabber:iq:gateway'><prompt>${prompt}</prompt></query>`,
+      });
+      assert.equal(answer.type, "result", answer.xml);
+      assert.ok(answer.xml?.includes(`<jid>${jid}</jid>`), `${prompt}: expected ${jid} in ${answer.xml}`);
+    }
+  });
+
+  it("refuses a prompt that is no address with an error condition", async function () {
+    const answer = await alice.query({
+      op: "iq",
+      to: grant.jid,
+      type: "set",
+      payload: "<query xmlns='jabber:iq:gateway'><prompt>sip:@@</prompt></query>",
+    });
+    assert.equal(answer.type, "error");
+    assert.equal(answer.condition, "jid-malformed");
+  });
+
+  it("answers an IQ in an unknown namespace with service-unavailable", async function () {
+    const answer = await alice.query({
+      op: "iq",
+      to: grant.jid,
+      payload: "<query xmlns='urn:example:nothing'/>",
+    });
+    assert.equal(answer.type, "error");
+    assert.equal(answer.condition, "service-unavailable");
+  });
+
+  it("reconnects after Prosody restarts and sends what was buffered while offline", async function () {
+    await prosody.halt();
+    for (let i = 0; i < 50 && gateway.connection.state === "online"; i++) await sleep(100);
+    assert.notEqual(gateway.connection.state, "online");
+    // Addressed to another JID on the gateway domain, so Prosody routes it back to this component:
+    // seeing it arrive proves it was sent after the reconnect.
+    const echoed = new Promise<string | null>((resolve) =>
+      gateway.connection.on("stanza", (s) => {
+        if (s.is("message") && s.attrs.to === `echo@${grant.jid}`) resolve(s.getChildText("body"));
+      }),
+    );
+    await gateway.connection.send(
+      xml(
+        "message",
+        { to: `echo@${grant.jid}`, from: `bob@${grant.jid}`, type: "chat" },
+        xml("body", {}, "sent while offline"),
+      ),
+    );
+    assert.equal(gateway.connection.buffered, 1);
+    await prosody.resume();
+    await waitOnline(gateway, 10_000);
+    assert.equal(await Promise.race([echoed, sleep(5_000).then(() => "timeout")]), "sent while offline");
+    assert.equal(gateway.connection.buffered, 0);
+    assert.ok(problems.length > 0, "the refused connections were reported as problems, not thrown");
+  });
+
+  it("refuses a stanza with resource-constraint when the offline buffer is full", async function () {
+    const small = new XmppGateway({
+      connection: {
+        ...prosody.takeComponent(),
+        port: 1,
+        bufferLimit: 2,
+        backoff: { baseMs: 1_000, capMs: 1_000 },
+      },
+      homeDomain: prosody.domain,
+      version: "0.1.0",
+    });
+    small.start();
+    try {
+      const stanza = (): ReturnType<typeof xml> =>
+        xml("message", { to: "alice@example.org" }, xml("body", {}, "x"));
+      await small.connection.send(stanza());
+      await small.connection.send(stanza());
+      await assert.rejects(small.connection.send(stanza()), { condition: "resource-constraint" });
+      assert.equal(small.connection.buffered, 2);
+    } finally {
+      await small.stop();
+    }
+  });
+});
