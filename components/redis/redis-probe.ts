@@ -7,9 +7,11 @@ export function redisProbe(url: string): Probe {
     component: "redis",
     keyPath: "store.url",
     hint: "is redis-server running and reachable at store.url? (redis-cli -u URL ping)",
-    async run() {
+    async run(signal) {
       const client = createClient({ url, socket: { connectTimeout: 3_000, reconnectStrategy: false } });
       client.on("error", () => undefined); // the rejected connect() below carries the reason
+      // A peer that accepts TCP but never answers: the timeout aborts, and this closes the socket.
+      signal.addEventListener("abort", () => client.destroy(), { once: true });
       await client.connect();
       try {
         const pong = await client.ping();

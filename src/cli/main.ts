@@ -9,7 +9,8 @@ export const USAGE = `usage: switchboard <command> [options]
 
 commands:
   start    [--config FILE]              run the bridge
-  check    [--config FILE] [--no-probe] validate the config, then probe every configured component
+  check    [--config FILE] [--no-probe] [--timeout MS]
+                                        validate the config, then probe every configured component
   lookup   <number|address> [--json]    show how an address resolves
   presence <address> [--json]           show a user's aggregate and per-source presence
 

@@ -6,4 +6,6 @@ const code = await main(process.argv.slice(2), {
   err: (line) => process.stderr.write(`${line}\n`),
   env: process.env,
 });
-process.exitCode = code;
+// Exit explicitly once output is flushed: a probe's socket left half-open by a silent peer must not
+// keep the process alive after the results are printed.
+process.stdout.write("", () => process.exit(code));

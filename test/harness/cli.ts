@@ -2,7 +2,8 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-export const SWITCHBOARD_BIN = fileURLToPath(new URL("../../src/cli/bin.js", import.meta.url));
+// The sources through tsx, never a possibly stale dist/ build.
+const RUN = fileURLToPath(new URL("../../src/cli/run.ts", import.meta.url));
 
 export interface CliResult {
   code: number;
@@ -17,7 +18,7 @@ export function switchboard(
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      [SWITCHBOARD_BIN, ...args],
+      ["--import", "tsx", RUN, ...args],
       { env: { ...process.env, ...options.env }, timeout: options.timeoutMs ?? 30_000 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;

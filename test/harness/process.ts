@@ -88,6 +88,7 @@ export class ManagedProcess {
       if (!this.running) {
         throw this.fail(`exited during start-up (${JSON.stringify(this.exited)})`);
       }
+      if (Date.now() >= deadline) break;
       try {
         if (await probe()) return;
       } catch (err) {
@@ -95,7 +96,11 @@ export class ManagedProcess {
       }
       await sleep(intervalMs);
     }
-    throw this.fail(`not ready after ${timeoutMs} ms${lastError ? ` (last probe error: ${lastError})` : ""}`);
+    const error = this.fail(
+      `not ready after ${timeoutMs} ms${lastError ? ` (last probe error: ${lastError})` : ""}`,
+    );
+    await this.stop(); // never leave a half-started server behind
+    throw error;
   }
 
   /** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */

@@ -60,6 +60,13 @@ export class SlixmppClient {
     child.stderr.on("data", (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString()).slice(-4000);
     });
+    // A missing interpreter or a dead child must fail the test, not crash the run.
+    child.on("error", (err) => {
+      this.stderr += `\nspawn error: ${err.message}`;
+      this.exited = true;
+      for (const wake of this.waiters) wake();
+    });
+    child.stdin.on("error", () => undefined);
     child.once("exit", () => {
       this.exited = true;
       for (const wake of this.waiters) wake();
@@ -76,11 +83,13 @@ export class SlixmppClient {
   ): Promise<SlixmppClient> {
     const child = spawn(SYSTEM_PYTHON, [SCRIPT, jid, password, host, String(port)], { stdio: "pipe" });
     const client = new SlixmppClient(jid, child);
-    await client
-      .waitFor((e) => e.event === "ready" || e.event === "failed", timeoutMs)
-      .then((e) => {
-        if (e.event === "failed") throw new HarnessError(`slixmpp ${jid}: login failed (${e.reason})`);
-      });
+    try {
+      const first = await client.waitFor((e) => e.event === "ready" || e.event === "failed", timeoutMs);
+      if (first.event === "failed") throw new HarnessError(`slixmpp ${jid}: login failed (${first.reason})`);
+    } catch (err) {
+      child.kill("SIGKILL");
+      throw err;
+    }
     return client;
   }
 

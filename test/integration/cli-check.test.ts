@@ -1,5 +1,6 @@
 // `switchboard check` as an operator runs it: the real executable against real servers.
 import assert from "node:assert/strict";
+import { createServer, type AddressInfo } from "node:net";
 import { switchboard } from "../harness/cli.js";
 import { Scene } from "../harness/scene.js";
 
@@ -25,7 +26,7 @@ describe("switchboard check (real servers)", function () {
     assert.equal(result.code, 0, result.stdout + result.stderr);
     for (const expected of [
       /^ok {3}xmpp +xmpp\.component: handshake with 127\.0\.0\.1:\d+ accepted for gw\d+\.example\.org$/m,
-      /^ok {3}redis +store\.url: PONG, Redis 7\.\S+, append-only on$/m,
+      /^ok {3}redis +store\.url: PONG, Redis \d+\.\S+, append-only on$/m,
       /^ok {3}ldap +ldap: bound as cn=admin,dc=example,dc=org, base ou=people,dc=example,dc=org found$/m,
       /^ok {3}enum +enum\.servers: NAPTR e164\.arpa: answered \(ENO(TFOUND|DATA)\)$/m,
       /^ok {3}sip +sip\.listen\[0\]: udp:127\.0\.0\.1:\d+ can be bound$/m,
@@ -54,6 +55,23 @@ describe("switchboard check (real servers)", function () {
     assert.match(result.stdout, /^FAIL redis +store\.url: .*ECONNREFUSED/m);
     assert.match(result.stdout, /^FAIL ldap +ldap: .*(No Such Object|NoSuchObject)/im);
     assert.match(result.stderr, /check failed: redis \(store\.url\), ldap \(ldap\)/);
+  });
+
+  it("gives up on a peer that accepts TCP but never answers, and exits", async function () {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const config = await scene.config();
+      config.store = { url: `redis://127.0.0.1:${(silent.address() as AddressInfo).port}` };
+      const file = scene.writeConfig(config, "silent.yaml");
+      const result = await switchboard(["check", "--config", file, "--timeout", "1500"], {
+        timeoutMs: 20_000,
+      });
+      assert.equal(result.code, 1, "the process exited on its own with the failure code");
+      assert.match(result.stdout, /^FAIL redis +store\.url: no answer within 1500 ms$/m);
+    } finally {
+      silent.close();
+    }
   });
 
   it("refuses a config with a wrong type, naming the key path, before probing", async function () {
