@@ -2,7 +2,7 @@
 // config/ldap/example.ldif, with Switchboard's schema, listening on a free loopback port.
 // Tests that change the directory take their own base with `newBase()`.
 import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Client } from "ldapts";
@@ -115,9 +115,4 @@ access to * by * read
     await this.process.stop();
     this.dir.remove();
   }
-}
-
-/** The example directory's LDIF, for tests that compare against the seed. */
-export function exampleLdif(): string {
-  return readFileSync(`${CONFIG_DIR}example.ldif`, "utf8");
 }

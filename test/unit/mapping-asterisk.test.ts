@@ -63,7 +63,7 @@ describe("PRESENCE_STATE value string", () => {
     ["AWAY,,Lunch", { value: "away", subtype: "", message: "Lunch" }],
     ["away,,Lunch, back at 2", { value: "away", subtype: "", message: "Lunch, back at 2" }],
     ["away,,a,b,c", { value: "away", subtype: "", message: "a,b,c" }],
-    // The recorded Asterisk 22 exchange: base64 with the e option.
+    // Recorded from Asterisk 22.10.1 (../shared/fixtures/asterisk-22.10.1/ari-rest.txt): base64 with the e option.
     ["away,,THVuY2gsIGJhY2sgYXQgMg==,e", { value: "away", subtype: "", message: "Lunch, back at 2" }],
     ["dnd,bWVldGluZw==,SW4gYSBtZWV0aW5n,e", { value: "dnd", subtype: "meeting", message: "In a meeting" }],
   ];
