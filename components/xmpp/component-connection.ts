@@ -3,15 +3,12 @@
 // second forever), a bounded buffer for stanzas sent while offline, and error listeners on every
 // emitter so a socket error (EPIPE, ECONNRESET) is logged, never thrown at the process.
 import { EventEmitter } from "node:events";
-import { component, type Component, type Element } from "@xmpp/component";
+import type { Component, Element } from "@xmpp/component";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { backoffDelay, type BackoffOptions } from "../../src/util/backoff.js";
+import { createComponent, type ComponentEndpoint } from "./create-component.js";
 
-export interface ComponentConnectionOptions {
-  jid: string;
-  host: string;
-  port: number;
-  secret: string;
+export interface ComponentConnectionOptions extends ComponentEndpoint {
   /** Stanzas kept while offline; one more is refused with `resource-constraint`. */
   bufferLimit?: number;
   backoff?: BackoffOptions;
@@ -40,13 +37,7 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     super();
     this.bufferLimit = options.bufferLimit ?? 1000;
     this.backoff = options.backoff ?? { baseMs: 500, capMs: 30_000 };
-    const host = options.host.includes(":") ? `[${options.host}]` : options.host;
-    this.entity = component({
-      service: `xmpp://${host}:${options.port}`,
-      domain: options.jid,
-      password: options.secret,
-    });
-    this.entity.reconnect.stop(); // we schedule reconnects ourselves, with backoff
+    this.entity = createComponent(options); // reconnects are ours, with backoff
     this.entity.on("error", (err) => this.emit("problem", err));
     this.entity.on("stanza", (stanza) => this.emit("stanza", stanza));
     this.entity.on("online", () => {
@@ -56,7 +47,8 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
       this.emit("online");
     });
     this.entity.on("disconnect", ({ reason }) => {
-      if (this._state === "stopped") return;
+      // While waiting, a retry is already scheduled (a failed attempt may both reject and disconnect).
+      if (this._state === "stopped" || this._state === "waiting") return;
       const text = reason instanceof Error ? reason.message : "connection closed";
       const wasOnline = this._state === "online";
       this.schedule();
