@@ -1,220 +1,299 @@
 // The one configuration schema. Types are inferred from it (`Config`), the reference in
 // docs/config-reference.md is generated from it, and every object is strict: an unknown key is an
-// error naming its path, never silently ignored.
+// error naming its path, never silently ignored. Hosts, ports and SIP URIs inside strings are
+// checked with the same parsers the bridge uses (src/domain), so a value the bridge would refuse
+// at run time is refused here, with its key path.
 import { z } from "zod";
+import { parseHost } from "../domain/host.js";
+import { parseSipUri } from "../domain/sip-uri.js";
 
+/** A DNS domain name (not an IP address), lowercased as JID domainparts are (RFC 7622 §3.2). */
 const hostname = z
   .string()
-  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i, {
-    message: "expected a domain name such as example.org",
-  });
+  .refine(
+    (name) => {
+      const parsed = parseHost(name);
+      return !("problem" in parsed) && parsed.kind === "dns";
+    },
+    { message: "expected a domain name such as example.org" },
+  )
+  .transform((name) => name.toLowerCase());
 
 const port = z.number().int().min(1).max(65535);
 
+/** Problem with `host:port` (IPv6 hosts in brackets), or null. */
+function hostPortProblem(value: string): string | null {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  if (!match) return "expected host:port, e.g. 127.0.0.1:8480 or [::1]:8480";
+  const host = match[1] ?? match[2] ?? "";
+  const parsed = parseHost(match[1] !== undefined ? `[${host}]` : host);
+  if ("problem" in parsed) return `bad host '${host}': ${parsed.problem}`;
+  const number = Number(match[3]);
+  if (number < 1 || number > 65535) return `port ${number} is outside 1-65535`;
+  return null;
+}
+
 /** `host:port`, with IPv6 hosts in brackets (`[::1]:5060`). */
-const hostPort = z.string().regex(/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+):\d{1,5}$/i, {
-  message: "expected host:port, e.g. 127.0.0.1:8480 or [::1]:8480",
+const hostPort = z.string().superRefine((value, ctx) => {
+  const problem = hostPortProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
 /** SIP listen address: `<transport>:<host>:<port>` (RFC 3261 §18, RFC 7118 for ws/wss). */
-export const sipListen = z.string().regex(/^(udp|tcp|tls|ws|wss):(\[[0-9a-f:.]+\]|[a-z0-9.-]+):\d{1,5}$/i, {
-  message: "expected <udp|tcp|tls|ws|wss>:<host>:<port>, e.g. udp:127.0.0.1:5060",
+export const sipListen = z.string().superRefine((value, ctx) => {
+  const transport = /^(udp|tcp|tls|ws|wss):/i.exec(value);
+  const problem = transport ? hostPortProblem(value.slice(transport[0].length)) : "no transport";
+  if (problem) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected <udp|tcp|tls|ws|wss>:<host>:<port>, e.g. udp:127.0.0.1:5060 (${problem})`,
+    });
+  }
 });
 
-const sipUri = z
-  .string()
-  .regex(/^sips?:[^\s]+$/i, { message: "expected a SIP URI such as sip:proxy.example.org;lr" });
+const sipUri = z.string().superRefine((value, ctx) => {
+  try {
+    parseSipUri(value);
+  } catch (err) {
+    ctx.addIssue({
+      code: "custom",
+      message: `expected a SIP URI such as sip:proxy.example.org;lr (${(err as Error).message})`,
+    });
+  }
+});
+
+/** `scheme://host[:port]...` with a host and a valid port, for Redis and LDAP URLs. */
+function serverUrl(schemes: string[], example: string) {
+  return z.string().superRefine((value, ctx) => {
+    let url: URL | undefined;
+    try {
+      url = new URL(value);
+    } catch {
+      url = undefined;
+    }
+    const scheme = url?.protocol.slice(0, -1);
+    if (!url || !scheme || !schemes.includes(scheme) || url.hostname === "") {
+      ctx.addIssue({ code: "custom", message: `expected ${example}` });
+    }
+  });
+}
 
 const secret = z.string().min(1, { message: "expected a non-empty secret (may come from ${ENV_VAR})" });
 
-export const configSchema = z.strictObject({
-  domain: hostname.describe(
-    "The users' home domain: alice@example.org is sip:alice@example.org and xmpp:alice@example.org.",
-  ),
-  xmpp: z
+/** An XEP-0114 component connection; the same shape at the top level and in each tenant. */
+function componentSchema(owner: string) {
+  return z
     .strictObject({
-      component: z
-        .strictObject({
-          jid: hostname.describe(
-            "Gateway domain of the XEP-0114 component, e.g. sip.example.org; SIP parties appear as JIDs on it.",
+      jid: hostname.describe(
+        `${owner} gateway domain (component JID); SIP parties appear as JIDs on it, e.g. sip.example.org.`,
+      ),
+      host: z.string().min(1).default("127.0.0.1").describe("Host of the XMPP server's component port."),
+      port: port.default(5347).describe("Component port of the XMPP server (Prosody: component_ports)."),
+      secret: secret.describe("Component secret shared with the XMPP server (component_secret)."),
+    })
+    .describe(`${owner} external component connection (XEP-0114).`);
+}
+
+export const configSchema = z
+  .strictObject({
+    domain: hostname.describe(
+      "The users' home domain: alice@example.org is sip:alice@example.org and xmpp:alice@example.org.",
+    ),
+    xmpp: z
+      .strictObject({
+        component: componentSchema("The"),
+      })
+      .describe("XMPP side."),
+    sip: z
+      .strictObject({
+        listen: z
+          .array(sipListen)
+          .min(1)
+          .default(["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"])
+          .describe(
+            "Listen addresses, one per transport: udp:, tcp:, tls:, ws:, wss: followed by host:port.",
           ),
-          host: z.string().min(1).default("127.0.0.1").describe("Host of the XMPP server's component port."),
-          port: port.default(5347).describe("Component port of the XMPP server (Prosody: component_ports)."),
-          secret: secret.describe("Component secret shared with the XMPP server (component_secret)."),
-        })
-        .describe("External component connection (XEP-0114)."),
-    })
-    .describe("XMPP side."),
-  sip: z
-    .strictObject({
-      listen: z
-        .array(sipListen)
-        .min(1)
-        .default(["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"])
-        .describe("Listen addresses, one per transport: udp:, tcp:, tls:, ws:, wss: followed by host:port."),
-      outboundProxy: sipUri
-        .optional()
-        .describe(
-          "SIP URI of the proxy the bridge sends its own requests through (Kamailio, OpenSIPS); absent: direct (RFC 3263).",
-        ),
-      auth: z
-        .strictObject({
-          username: z.string().min(1).describe("Digest user name the bridge answers challenges with."),
-          password: secret.describe("Digest password."),
-          realm: z
-            .string()
-            .min(1)
-            .optional()
-            .describe("Only answer challenges from this realm; absent: any realm."),
-        })
-        .optional()
-        .describe(
-          "Digest credentials (RFC 8760) for the bridge's own requests when the proxy challenges them.",
-        ),
-    })
-    .default({ listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"] })
-    .describe("SIP side."),
-  store: z
-    .strictObject({
-      url: z
-        .string()
-        .regex(/^rediss?:\/\//, { message: "expected redis://host:port or rediss://host:port" })
-        .optional()
-        .describe("Redis URL. Absent: the in-memory store (not durable, one instance; for trying it out)."),
-      prefix: z.string().min(1).default("switchboard:").describe("Prefix of every key the bridge writes."),
-    })
-    .default({ prefix: "switchboard:" })
-    .describe("Presence, subscription and message-queue store."),
-  asterisk: z
-    .strictObject({
-      url: z.url({ protocol: /^https?$/ }).describe("ARI base URL, e.g. http://127.0.0.1:8088 (http.conf)."),
-      username: z.string().min(1).describe("ARI user (ari.conf)."),
-      password: secret.describe("ARI password."),
-      app: z.string().min(1).default("switchboard").describe("Stasis application name the bridge registers."),
-      ami: z
-        .strictObject({
-          host: z.string().min(1).default("127.0.0.1").describe("AMI host (manager.conf)."),
-          port: port.default(5038).describe("AMI port."),
-          username: z.string().min(1).describe("AMI user."),
-          password: secret.describe("AMI secret."),
-        })
-        .optional()
-        .describe("AMI, for what ARI cannot do: presence-change events and voicemail counts."),
-    })
-    .optional()
-    .describe("Asterisk PBX: device state, CustomPresence, voicemail. Absent: no PBX."),
-  ldap: z
-    .strictObject({
-      url: z
-        .string()
-        .regex(/^ldaps?:\/\//, { message: "expected ldap://host:port or ldaps://host:port" })
-        .describe("Directory server."),
-      bindDN: z.string().min(1).optional().describe("DN to bind as; absent: anonymous."),
-      password: secret.optional().describe("Bind password."),
-      base: z.string().min(1).describe("Search base, e.g. ou=people,dc=example,dc=org."),
-      attributes: z
-        .strictObject({
-          uid: z.string().default("uid").describe("user id, the local part of home-domain addresses"),
-          mail: z.string().default("mail").describe("mail address, also matched as a SIP/XMPP address"),
-          telephoneNumber: z
-            .string()
-            .default("telephoneNumber")
-            .describe("phone numbers in any format; matched after E.164 normalisation"),
-          extension: z
-            .string()
-            .default("switchboardExtension")
-            .describe("internal extension dialled on the PBX"),
-          displayName: z
-            .string()
-            .default("displayName")
-            .describe("name shown to chat users and on phone displays"),
-          sipUri: z
-            .string()
-            .default("switchboardSipUri")
-            .describe("SIP address when it differs from uid@domain"),
-          jid: z.string().default("switchboardJid").describe("JID when it differs from uid@domain"),
-          ha1: z
-            .string()
-            .default("switchboardHA1")
-            .describe("SIP digest HA1 = MD5(user:realm:password); protect it with an ACL"),
-        })
-        .default({
-          uid: "uid",
-          mail: "mail",
-          telephoneNumber: "telephoneNumber",
-          extension: "switchboardExtension",
-          displayName: "displayName",
-          sipUri: "switchboardSipUri",
-          jid: "switchboardJid",
-          ha1: "switchboardHA1",
-        })
-        .describe(
-          "Attribute names in your directory (config/ldap/switchboard.schema defines the switchboard* ones).",
-        ),
-    })
-    .optional()
-    .describe("LDAP directory for names, extensions and numbers. Absent: no directory."),
-  enum: z
-    .strictObject({
-      suffixes: z
-        .array(hostname)
-        .min(1)
-        .default(["e164.arpa"])
-        .describe("ENUM suffixes, tried in order (RFC 6116)."),
-      servers: z
-        .array(hostPort)
-        .default([])
-        .describe("DNS servers as host:port; empty: the system resolvers."),
-      defaultRegion: z
-        .string()
-        .regex(/^[A-Z]{2}$/, { message: "expected an ISO 3166 region code such as GB or US" })
-        .default("GB")
-        .describe("Region used to read national numbers (020 7123 4567) as E.164."),
-    })
-    .optional()
-    .describe("ENUM lookups of E.164 numbers. Absent: no ENUM."),
-  http: z
-    .strictObject({
-      listen: hostPort
-        .default("127.0.0.1:8480")
-        .describe("Health, readiness, metrics, JSON API and status page."),
-    })
-    .default({ listen: "127.0.0.1:8480" })
-    .describe("HTTP endpoint."),
-  log: z
-    .strictObject({
-      level: z
-        .enum(["fatal", "error", "warn", "info", "debug", "trace"])
-        .default("info")
-        .describe("Log level."),
-    })
-    .default({ level: "info" })
-    .describe("Logging (JSON lines on standard output)."),
-  tenants: z
-    .array(
-      z.strictObject({
-        domain: hostname.describe("The tenant's home domain."),
-        xmpp: z
+        outboundProxy: sipUri
+          .optional()
+          .describe(
+            "SIP URI of the proxy the bridge sends its own requests through (Kamailio, OpenSIPS); absent: direct (RFC 3263).",
+          ),
+        auth: z
           .strictObject({
-            component: z
-              .strictObject({
-                jid: hostname.describe("The tenant's gateway domain."),
-                host: z
-                  .string()
-                  .min(1)
-                  .default("127.0.0.1")
-                  .describe("Host of the XMPP server's component port."),
-                port: port.default(5347).describe("Component port of the XMPP server."),
-                secret: secret.describe("Component secret."),
-              })
-              .describe("The tenant's XEP-0114 component."),
+            username: z.string().min(1).describe("Digest user name the bridge answers challenges with."),
+            password: secret.describe("Digest password."),
+            realm: z
+              .string()
+              .min(1)
+              .optional()
+              .describe("Only answer challenges from this realm; absent: any realm."),
           })
-          .describe("The tenant's XMPP side."),
-      }),
-    )
-    .optional()
-    .describe("Further companies served by this deployment, each with its own domain and component."),
-});
+          .optional()
+          .describe(
+            "Digest credentials (RFC 8760) for the bridge's own requests when the proxy challenges them.",
+          ),
+      })
+      .default({ listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"] })
+      .describe("SIP side."),
+    store: z
+      .strictObject({
+        url: serverUrl(["redis", "rediss"], "redis://host:port or rediss://host:port")
+          .optional()
+          .describe("Redis URL. Absent: the in-memory store (not durable, one instance; for trying it out)."),
+        prefix: z.string().min(1).default("switchboard:").describe("Prefix of every key the bridge writes."),
+      })
+      .default({ prefix: "switchboard:" })
+      .describe("Presence, subscription and message-queue store."),
+    asterisk: z
+      .strictObject({
+        url: z
+          .url({ protocol: /^https?$/ })
+          .describe("ARI base URL, e.g. http://127.0.0.1:8088 (http.conf)."),
+        username: z.string().min(1).describe("ARI user (ari.conf)."),
+        password: secret.describe("ARI password."),
+        app: z
+          .string()
+          .min(1)
+          .default("switchboard")
+          .describe("Stasis application name the bridge registers."),
+        ami: z
+          .strictObject({
+            host: z.string().min(1).default("127.0.0.1").describe("AMI host (manager.conf)."),
+            port: port.default(5038).describe("AMI port."),
+            username: z.string().min(1).describe("AMI user."),
+            password: secret.describe("AMI secret."),
+          })
+          .optional()
+          .describe("AMI, for what ARI cannot do: presence-change events and voicemail counts."),
+      })
+      .optional()
+      .describe("Asterisk PBX: device state, CustomPresence, voicemail. Absent: no PBX."),
+    ldap: z
+      .strictObject({
+        url: serverUrl(["ldap", "ldaps"], "ldap://host:port or ldaps://host:port").describe(
+          "Directory server.",
+        ),
+        bindDN: z.string().min(1).optional().describe("DN to bind as; absent: anonymous."),
+        password: secret.optional().describe("Bind password; required with bindDN."),
+        base: z.string().min(1).describe("Search base, e.g. ou=people,dc=example,dc=org."),
+        attributes: z
+          .strictObject({
+            uid: z.string().default("uid").describe("user id, the local part of home-domain addresses"),
+            mail: z.string().default("mail").describe("mail address, also matched as a SIP/XMPP address"),
+            telephoneNumber: z
+              .string()
+              .default("telephoneNumber")
+              .describe("phone numbers in any format; matched after E.164 normalisation"),
+            extension: z
+              .string()
+              .default("switchboardExtension")
+              .describe("internal extension dialled on the PBX"),
+            displayName: z
+              .string()
+              .default("displayName")
+              .describe("name shown to chat users and on phone displays"),
+            sipUri: z
+              .string()
+              .default("switchboardSipUri")
+              .describe("SIP address when it differs from uid@domain"),
+            jid: z.string().default("switchboardJid").describe("JID when it differs from uid@domain"),
+            ha1: z
+              .string()
+              .default("switchboardHA1")
+              .describe("SIP digest HA1 = MD5(user:realm:password); protect it with an ACL"),
+          })
+          .default({
+            uid: "uid",
+            mail: "mail",
+            telephoneNumber: "telephoneNumber",
+            extension: "switchboardExtension",
+            displayName: "displayName",
+            sipUri: "switchboardSipUri",
+            jid: "switchboardJid",
+            ha1: "switchboardHA1",
+          })
+          .describe(
+            "Attribute names in your directory (config/ldap/switchboard.schema defines the switchboard* ones).",
+          ),
+      })
+      // An empty password would make a simple bind unauthenticated (RFC 4513 §5.1.2): check would
+      // report "bound" without any credential having been checked.
+      .refine((ldap) => ldap.bindDN === undefined || ldap.password !== undefined, {
+        message: "required when bindDN is set",
+        path: ["password"],
+      })
+      .optional()
+      .describe("LDAP directory for names, extensions and numbers. Absent: no directory."),
+    enum: z
+      .strictObject({
+        suffixes: z
+          .array(hostname)
+          .min(1)
+          .default(["e164.arpa"])
+          .describe("ENUM suffixes, tried in order (RFC 6116)."),
+        servers: z
+          .array(hostPort)
+          .default([])
+          .describe("DNS servers as host:port; empty: the system resolvers."),
+        defaultRegion: z
+          .string()
+          .regex(/^[A-Z]{2}$/, { message: "expected an ISO 3166 region code such as GB or US" })
+          .default("GB")
+          .describe("Region used to read national numbers (020 7123 4567) as E.164."),
+      })
+      .optional()
+      .describe("ENUM lookups of E.164 numbers. Absent: no ENUM."),
+    http: z
+      .strictObject({
+        listen: hostPort
+          .default("127.0.0.1:8480")
+          .describe("Health, readiness, metrics, JSON API and status page."),
+      })
+      .default({ listen: "127.0.0.1:8480" })
+      .describe("HTTP endpoint."),
+    log: z
+      .strictObject({
+        level: z
+          .enum(["fatal", "error", "warn", "info", "debug", "trace"])
+          .default("info")
+          .describe("Log level."),
+      })
+      .default({ level: "info" })
+      .describe("Logging (JSON lines on standard output)."),
+    tenants: z
+      .array(
+        z.strictObject({
+          domain: hostname.describe("The tenant's home domain."),
+          xmpp: z
+            .strictObject({
+              component: componentSchema("The tenant's"),
+            })
+            .describe("The tenant's XMPP side."),
+        }),
+      )
+      .optional()
+      .describe("Further companies served by this deployment, each with its own domain and component."),
+  })
+  .superRefine((config, ctx) => {
+    // Each domain and each gateway domain once: a gateway domain equal to a home domain makes every
+    // mapping a loop, and the XMPP server accepts one connection per component domain.
+    const seen = new Map<string, string>();
+    const claim = (name: string, path: (string | number)[]): void => {
+      const owner = seen.get(name);
+      if (owner) ctx.addIssue({ code: "custom", path, message: `'${name}' is already used by ${owner}` });
+      else
+        seen.set(
+          name,
+          path.map((key, i) => (typeof key === "number" ? `[${key}]` : i ? `.${key}` : key)).join(""),
+        );
+    };
+    claim(config.domain, ["domain"]);
+    claim(config.xmpp.component.jid, ["xmpp", "component", "jid"]);
+    (config.tenants ?? []).forEach((tenant, i) => {
+      claim(tenant.domain, ["tenants", i, "domain"]);
+      claim(tenant.xmpp.component.jid, ["tenants", i, "xmpp", "component", "jid"]);
+    });
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -80,6 +80,43 @@ describe("config", function () {
     ],
     ["a bad store URL", MINIMAL + "store:\n  url: http://localhost\n", /^store\.url: expected redis:\/\//],
     ["an empty file", "", /^\(top level\): the file is empty/],
+    [
+      "a port out of range in host:port",
+      MINIMAL + "http:\n  listen: 127.0.0.1:99999\n",
+      /^http\.listen: port 99999 is outside 1-65535/,
+    ],
+    [
+      "a bad IPv4 host",
+      MINIMAL + "http:\n  listen: 999.1.1.1:8480\n",
+      /^http\.listen: bad host '999\.1\.1\.1'/,
+    ],
+    ["SIP port 0", MINIMAL + "sip:\n  listen: [udp:127.0.0.1:0]\n", /^sip\.listen\[0\]: .*port 0 is outside/],
+    [
+      "a Redis URL without a host",
+      MINIMAL + "store:\n  url: 'redis://'\n",
+      /^store\.url: expected redis:\/\/host:port/,
+    ],
+    [
+      "an outbound proxy that is no SIP URI",
+      MINIMAL + "sip:\n  outboundProxy: 'sip:%%%'\n",
+      /^sip\.outboundProxy: expected a SIP URI/,
+    ],
+    [
+      "an LDAP bindDN without password",
+      MINIMAL + "ldap:\n  url: ldap://h\n  base: dc=x\n  bindDN: cn=a\n",
+      /^ldap\.password: required when bindDN is set/,
+    ],
+    [
+      "a gateway domain equal to the home domain",
+      MINIMAL.replace("jid: sip.example.org", "jid: example.org"),
+      /^xmpp\.component\.jid: 'example\.org' is already used by domain/,
+    ],
+    [
+      "a tenant reusing the component",
+      MINIMAL +
+        "tenants:\n  - domain: example.com\n    xmpp:\n      component: { jid: SIP.example.org, secret: x }\n",
+      /^tenants\[0\]\.xmpp\.component\.jid: 'sip\.example\.org' is already used by xmpp\.component\.jid/,
+    ],
     ["YAML that does not parse", "domain: [example.org\n", /^\(file\): YAML/],
     ["a duplicate key", MINIMAL + "domain: example.com\n", /^\(file\): YAML DUPLICATE_KEY/],
   ];
@@ -93,10 +130,19 @@ describe("config", function () {
     });
   }
 
+  it("lowercases domains, as JID domainparts are", function () {
+    const config = parseConfigText(
+      MINIMAL.replace("domain: example.org", "domain: Example.ORG"),
+      "case.yaml",
+      {},
+    );
+    assert.equal(config.domain, "example.org");
+  });
+
   it("takes secrets from the environment, with defaults and escapes", function () {
     const text =
       MINIMAL.replace("secret: s3cret", "secret: ${COMPONENT_SECRET}") +
-      "ldap:\n  url: ldap://h\n  base: ${BASE:-dc=example,dc=org}\n  bindDN: $${literal}\n";
+      "ldap:\n  url: ldap://h\n  base: ${BASE:-dc=example,dc=org}\n  bindDN: $${literal}\n  password: pw\n";
     const config = parseConfigText(text, "env.yaml", { COMPONENT_SECRET: "from-env" });
     assert.equal(config.xmpp.component.secret, "from-env");
     assert.equal(config.ldap?.base, "dc=example,dc=org");
