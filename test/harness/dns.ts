@@ -82,10 +82,15 @@ export class DnsServer {
       logFile: dir.file("dnsmasq.log"),
     });
     const server = new DnsServer(port, dir, proc);
-    const probeName = records[0]?.name;
+    const probeName = records[0]?.name ?? `probe.${zones[0] ?? "e164.arpa"}`;
     await proc.waitReady(async () => {
-      if (!probeName) return true;
-      return (await server.resolver().resolveNaptr(probeName)).length > 0;
+      try {
+        return (await server.resolver().resolveNaptr(probeName)).length > 0;
+      } catch (err) {
+        // NXDOMAIN from a zone we serve is an answer; a refused or timed-out query is not.
+        if (records.length === 0 && (err as NodeJS.ErrnoException).code === "ENOTFOUND") return true;
+        throw err;
+      }
     });
     return server;
   }

@@ -30,11 +30,24 @@ function udpPortFree(port: number): Promise<boolean> {
   });
 }
 
-/** A loopback port free for TCP and, when `udp` is set, for UDP too (DNS, SIP). */
-export async function freePort(options: { udp?: boolean } = {}): Promise<number> {
+function tcpPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, LOOPBACK, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A loopback port free for TCP and, when `udp` is set, for UDP too (DNS, SIP). `withNext` also
+ * wants port + 1 free (for servers that bind it themselves, like baresip's TLS listener).
+ */
+export async function freePort(options: { udp?: boolean; withNext?: boolean } = {}): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await freeTcpPort();
-    if (!options.udp || (await udpPortFree(port))) return port;
+    if (options.udp && !(await udpPortFree(port))) continue;
+    if (options.withNext && (port >= 65535 || !(await tcpPortFree(port + 1)))) continue;
+    return port;
   }
   throw new Error("could not find a free loopback port for TCP and UDP after 50 attempts");
 }

@@ -90,7 +90,13 @@ export class ManagedProcess {
       }
       if (Date.now() >= deadline) break;
       try {
-        if (await probe()) return;
+        // A probe that hangs must not outlive the deadline.
+        let timer: NodeJS.Timeout | undefined;
+        const expired = new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
+        });
+        const ready = await Promise.race([probe(), expired]).finally(() => clearTimeout(timer));
+        if (ready) return;
       } catch (err) {
         lastError = err instanceof Error ? err.message : String(err);
       }

@@ -25,6 +25,10 @@ export interface ComponentGrant {
   port: number;
 }
 
+function streamHeader(ns: string, to: string): string {
+  return `<?xml version='1.0'?><stream:stream xmlns='${ns}' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`;
+}
+
 function luaString(value: string): string {
   return JSON.stringify(value); // JSON string escapes are valid Lua string escapes for ASCII.
 }
@@ -125,7 +129,16 @@ ${componentSections}
 
   private waitReady(): Promise<void> {
     return this.process.waitReady(() =>
-      tcpOpen(this.c2sPort).then((c2s) => c2s && tcpOpen(this.componentPort)),
+      streamAnswers(this.c2sPort, streamHeader("jabber:client", this.domain), "<stream:features").then(
+        async (c2s) =>
+          c2s &&
+          // XEP-0114 §3: the server answers a component's stream header with a stream id.
+          streamAnswers(
+            this.componentPort,
+            streamHeader("jabber:component:accept", this.components[0]?.jid ?? this.domain),
+            " id=",
+          ),
+      ),
     );
   }
 
@@ -168,18 +181,30 @@ ${componentSections}
   }
 }
 
-export function tcpOpen(port: number, host = LOOPBACK): Promise<boolean> {
+/**
+ * Opens an XMPP stream (RFC 6120 §4.2) and resolves true once the server's answer contains
+ * `expect`: a real protocol answer, not just an open port. Closes the connection either way.
+ */
+export function streamAnswers(
+  port: number,
+  header: string,
+  expect: string,
+  timeoutMs = 1_000,
+): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ port, host });
-    socket.setTimeout(1_000);
-    socket.once("connect", () => {
+    let received = "";
+    const socket = connect({ port, host: LOOPBACK }, () => socket.write(header));
+    const finish = (ok: boolean): void => {
+      clearTimeout(timer);
       socket.destroy();
-      resolve(true);
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("utf8");
+      if (received.includes(expect)) finish(true);
     });
-    socket.once("timeout", () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once("error", () => resolve(false));
+    socket.once("error", () => finish(false));
+    socket.once("close", () => finish(false));
   });
 }

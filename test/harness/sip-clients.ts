@@ -5,6 +5,7 @@ import { writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { freePort, LOOPBACK, tempDir, type TempDir } from "./net.js";
+import { EventLog } from "./event-log.js";
 import { HarnessError, ManagedProcess } from "./process.js";
 import { buildRequest, parseRawSip, UdpSipSocket, type RawSipMessage } from "./sip-socket.js";
 
@@ -59,8 +60,11 @@ export interface BaresipOptions {
 /** baresip 1.0 (Debian baresip-core) on loopback: UDP/TCP listener, no registration, no audio devices. */
 export class Baresip {
   private control?: Socket;
-  private controlBuffer = "";
-  private readonly responses: { ok: boolean; data: string; token?: string }[] = [];
+  private controlBuffer = Buffer.alloc(0);
+  private readonly responses = new EventLog<{ ok: boolean; data: string; token?: string }>(
+    "baresip ctrl_tcp",
+    (r) => `${r.token}: ${r.ok ? "ok" : "failed"}`,
+  );
   private token = 0;
 
   private constructor(
@@ -73,7 +77,7 @@ export class Baresip {
 
   static async start(options: BaresipOptions): Promise<Baresip> {
     const dir = tempDir("baresip");
-    const sipPort = await freePort({ udp: true });
+    const sipPort = await freePort({ udp: true, withNext: true }); // baresip binds TLS on port + 1
     const controlPort = await freePort();
     const aor = `sip:${options.user}@${LOOPBACK}:${sipPort}`;
     // Facts learned with Debian's build: it needs net_interface and a dns_server even on loopback,
@@ -135,27 +139,39 @@ export class Baresip {
   private openControl(): Promise<void> {
     return new Promise((resolve, reject) => {
       const socket = connect({ port: this.controlPort, host: LOOPBACK }, () => resolve());
-      socket.once("error", (err) => reject(this.process.fail(`ctrl_tcp: ${err.message}`)));
+      socket.on("error", (err) => reject(this.process.fail(`ctrl_tcp: ${err.message}`)));
       socket.on("data", (chunk: Buffer) => {
-        this.controlBuffer += chunk.toString("utf8");
+        this.controlBuffer = Buffer.concat([this.controlBuffer, chunk]);
         this.drainControl();
       });
+      socket.once("close", () => this.responses.close("ctrl_tcp connection closed"));
       this.control = socket;
     });
   }
 
-  /** ctrl_tcp frames JSON in netstrings: `<length>:<json>,`. */
+  /** ctrl_tcp frames JSON in netstrings: `<byte length>:<json>,`. */
   private drainControl(): void {
     for (;;) {
       const colon = this.controlBuffer.indexOf(":");
       if (colon < 0) return;
-      const length = Number(this.controlBuffer.slice(0, colon));
-      if (this.controlBuffer.length < colon + 1 + length + 1) return;
-      const json = this.controlBuffer.slice(colon + 1, colon + 1 + length);
-      this.controlBuffer = this.controlBuffer.slice(colon + 2 + length);
-      const message = JSON.parse(json) as { response?: boolean; ok?: boolean; data?: string; token?: string };
-      if (message.response)
-        this.responses.push({ ok: message.ok === true, data: message.data ?? "", token: message.token });
+      const length = Number(this.controlBuffer.subarray(0, colon).toString("ascii"));
+      const end = colon + 1 + length;
+      if (this.controlBuffer.length < end + 1) return;
+      const json = this.controlBuffer.subarray(colon + 1, end).toString("utf8");
+      this.controlBuffer = this.controlBuffer.subarray(end + 1);
+      try {
+        const message = JSON.parse(json) as {
+          response?: boolean;
+          ok?: boolean;
+          data?: string;
+          token?: string;
+        };
+        if (message.response) {
+          this.responses.push({ ok: message.ok === true, data: message.data ?? "", token: message.token });
+        }
+      } catch {
+        this.responses.close(`ctrl_tcp sent a frame that is not JSON: ${json.slice(0, 200)}`);
+      }
     }
   }
 
@@ -165,16 +181,9 @@ export class Baresip {
     const token = String(++this.token);
     const json = JSON.stringify({ command, params, token });
     this.control.write(`${Buffer.byteLength(json)}:${json},`);
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const response = this.responses.find((r) => r.token === token);
-      if (response) {
-        if (!response.ok) throw this.process.fail(`command ${command} failed: ${response.data}`);
-        return response.data;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    throw this.process.fail(`command ${command} not answered within ${timeoutMs} ms`);
+    const response = await this.responses.waitFor((r) => r.token === token, timeoutMs);
+    if (!response.ok) throw this.process.fail(`command ${command} failed: ${response.data}`);
+    return response.data;
   }
 
   /** Sends a SIP MESSAGE with `text` to the current (first) contact. */

@@ -4,7 +4,7 @@
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect, type Socket as TcpSocket } from "node:net";
 import { LOOPBACK } from "./net.js";
-import { HarnessError } from "./process.js";
+import { EventLog } from "./event-log.js";
 
 export interface RawSipMessage {
   startLine: string;
@@ -115,39 +115,19 @@ export function buildResponse(
 }
 
 abstract class Collector {
-  readonly received: RawSipMessage[] = [];
-  private readonly waiters = new Set<() => void>();
+  readonly log = new EventLog<RawSipMessage>("sip socket", (m) => m.startLine);
+
+  get received(): RawSipMessage[] {
+    return this.log.entries;
+  }
 
   protected push(message: RawSipMessage): void {
-    this.received.push(message);
-    for (const wake of this.waiters) wake();
+    this.log.push(message);
   }
 
   /** The first message (already received or future) matching `predicate`, within `timeoutMs`. */
   waitFor(predicate: (m: RawSipMessage) => boolean, timeoutMs = 5_000): Promise<RawSipMessage> {
-    return new Promise((resolve, reject) => {
-      const wake = (): void => {
-        const found = this.received.find(predicate);
-        if (!found) return;
-        done();
-        resolve(found);
-      };
-      const timer = setTimeout(() => {
-        done();
-        const seen = this.received.map((m) => m.startLine).join(" | ");
-        reject(
-          new HarnessError(
-            `sip socket: no matching message within ${timeoutMs} ms (seen: ${seen || "nothing"})`,
-          ),
-        );
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-      };
-      this.waiters.add(wake);
-      wake();
-    });
+    return this.log.waitFor(predicate, timeoutMs);
   }
 }
 
@@ -155,6 +135,7 @@ export class UdpSipSocket extends Collector {
   private constructor(private readonly socket: UdpSocket) {
     super();
     socket.on("message", (data, rinfo) => this.push(parseRawSip(data.toString("utf8"), rinfo)));
+    socket.on("error", (err) => this.log.close(`udp socket error: ${err.message}`));
   }
 
   static async open(port = 0): Promise<UdpSipSocket> {

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { EventLog } from "./event-log.js";
 import { HarnessError } from "./process.js";
 
 /** Debian's python3 sees python3-slixmpp; a python3 earlier on PATH (pyenv) may not. */
@@ -39,38 +40,33 @@ export type XmppCommand =
   | { op: "disconnect" };
 
 export class SlixmppClient {
-  readonly events: XmppEvent[] = [];
-  private readonly waiters = new Set<() => void>();
+  private readonly log: EventLog<XmppEvent>;
   private stderr = "";
-  private exited = false;
   private queries = 0;
 
   private constructor(
     readonly jid: string,
     private readonly child: ChildProcessWithoutNullStreams,
   ) {
+    this.log = new EventLog(`slixmpp ${jid}`, (e) => e.event);
     createInterface({ input: child.stdout }).on("line", (line) => {
       try {
-        this.events.push(JSON.parse(line) as XmppEvent);
+        this.log.push(JSON.parse(line) as XmppEvent);
       } catch {
-        this.events.push({ event: "output", body: line });
+        this.log.push({ event: "output", body: line });
       }
-      for (const wake of this.waiters) wake();
     });
     child.stderr.on("data", (chunk: Buffer) => {
       this.stderr = (this.stderr + chunk.toString()).slice(-4000);
     });
     // A missing interpreter or a dead child must fail the test, not crash the run.
-    child.on("error", (err) => {
-      this.stderr += `\nspawn error: ${err.message}`;
-      this.exited = true;
-      for (const wake of this.waiters) wake();
-    });
+    child.on("error", (err) => this.log.close(`could not run ${SYSTEM_PYTHON}: ${err.message}`));
     child.stdin.on("error", () => undefined);
-    child.once("exit", () => {
-      this.exited = true;
-      for (const wake of this.waiters) wake();
-    });
+    child.once("exit", (code) => this.log.close(`exited (code ${code}); stderr:\n${this.stderr}`));
+  }
+
+  get events(): XmppEvent[] {
+    return this.log.entries;
   }
 
   /** Logs in and resolves once the session has started (roster fetched, presence sent). */
@@ -99,38 +95,7 @@ export class SlixmppClient {
 
   /** Waits for the first event (already received or future) matching `predicate`. */
   waitFor(predicate: (event: XmppEvent) => boolean, timeoutMs = 5_000): Promise<XmppEvent> {
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        const found = this.events.find(predicate);
-        if (found) {
-          done();
-          resolve(found);
-          return true;
-        }
-        if (this.exited) {
-          done();
-          reject(new HarnessError(`slixmpp ${this.jid} exited; stderr:\n${this.stderr}`));
-          return true;
-        }
-        return false;
-      };
-      const timer = setTimeout(() => {
-        done();
-        const seen = this.events.map((e) => e.event).join(", ");
-        reject(
-          new HarnessError(
-            `slixmpp ${this.jid}: no matching event within ${timeoutMs} ms (seen: ${seen})\n${this.stderr}`,
-          ),
-        );
-      }, timeoutMs);
-      const wake = (): void => void check();
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-      };
-      this.waiters.add(wake);
-      check();
-    });
+    return this.log.waitFor(predicate, timeoutMs);
   }
 
   /** Sends an IQ command and waits for its answer (matched by tag). */
@@ -141,7 +106,7 @@ export class SlixmppClient {
   }
 
   async close(timeoutMs = 5_000): Promise<void> {
-    if (this.exited) return;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     this.send({ op: "disconnect" });
     this.child.stdin.end();
     await new Promise<void>((resolve) => {

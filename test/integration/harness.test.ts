@@ -7,7 +7,7 @@ import { tempDir } from "../harness/net.js";
 import { Prosody } from "../harness/prosody.js";
 import { RedisServer } from "../harness/redis.js";
 import { Baresip, sipsak } from "../harness/sip-clients.js";
-import { buildRequest, header, UdpSipSocket } from "../harness/sip-socket.js";
+import { buildRequest, header, TcpSipSocket, UdpSipSocket } from "../harness/sip-socket.js";
 import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD, Slapd } from "../harness/slapd.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
 import { HarnessError, ManagedProcess } from "../harness/process.js";
@@ -281,9 +281,29 @@ describe("harness: SIP user agents (sipsak, baresip) and the raw socket", functi
       const answer = await peer.waitFor((m) => m.status !== undefined && header(m, "cseq") === "1 MESSAGE");
       assert.equal(answer.status, 200);
 
-      await baresip.message("hello from baresip");
+      // The same over TCP (RFC 3261 §18.3: framed by Content-Length on one connection).
+      const tcp = await TcpSipSocket.connect(baresip.sipPort);
+      try {
+        await tcp.send(
+          buildRequest({
+            method: "OPTIONS",
+            uri: baresip.aor,
+            via: `TCP 127.0.0.1:${tcp.localPort}`,
+            from: `<sip:alice@127.0.0.1:${tcp.localPort};transport=tcp>`,
+            to: `<${baresip.aor}>`,
+          }),
+        );
+        const overTcp = await tcp.waitFor((m) => m.status !== undefined);
+        assert.equal(overTcp.status, 200);
+        assert.equal(header(overTcp, "cseq"), "1 OPTIONS");
+        assert.match(header(overTcp, "via") ?? "", /^SIP\/2\.0\/TCP /);
+      } finally {
+        tcp.close();
+      }
+
+      await baresip.message("hello from baresip — grüße");
       const sent = await peer.waitFor((m) => m.method === "MESSAGE");
-      assert.equal(sent.body, "hello from baresip");
+      assert.equal(sent.body, "hello from baresip — grüße");
       assert.match(header(sent, "from") ?? "", /sip:bob@127\.0\.0\.1/);
       assert.equal(header(sent, "content-type"), "text/plain");
     } finally {
