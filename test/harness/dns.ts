@@ -22,6 +22,32 @@ export function enumDomain(e164: string, suffix = "e164.arpa"): string {
   return `${[...digits].reverse().join(".")}.${suffix}`;
 }
 
+/**
+ * The example directory's ENUM data (config/ldap/example.ldif): Alice's number +44 20 7123 4567
+ * reaches her SIP phone first (preference 10) and her JID second (RFC 6116 §3.4, RFC 6118).
+ */
+export function exampleEnumRecords(): NaptrRecord[] {
+  const name = enumDomain("+442071234567");
+  return [
+    {
+      name,
+      order: 100,
+      preference: 10,
+      flags: "u",
+      service: "E2U+sip",
+      regexp: "!^.*$!sip:alice@example.org!",
+    },
+    {
+      name,
+      order: 100,
+      preference: 20,
+      flags: "u",
+      service: "E2U+xmpp",
+      regexp: "!^.*$!xmpp:alice@example.org!",
+    },
+  ];
+}
+
 export class DnsServer {
   private constructor(
     readonly port: number,

@@ -3,7 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { stringify } from "yaml";
 import type { ConfigInput } from "../../src/config/schema.js";
-import { DnsServer, enumDomain } from "./dns.js";
+import { DnsServer, exampleEnumRecords } from "./dns.js";
 import { freePort, tempDir, type TempDir } from "./net.js";
 import { Prosody, type ComponentGrant } from "./prosody.js";
 import { RedisServer } from "./redis.js";
@@ -29,27 +29,7 @@ export class Scene {
       const prosody = track(await Prosody.start());
       const redis = track(await RedisServer.start());
       const slapd = track(await Slapd.start());
-      const alice = enumDomain("+442071234567");
-      const dns = track(
-        await DnsServer.start([
-          {
-            name: alice,
-            order: 100,
-            preference: 10,
-            flags: "u",
-            service: "E2U+sip",
-            regexp: "!^.*$!sip:alice@example.org!",
-          },
-          {
-            name: alice,
-            order: 100,
-            preference: 20,
-            flags: "u",
-            service: "E2U+xmpp",
-            regexp: "!^.*$!xmpp:alice@example.org!",
-          },
-        ]),
-      );
+      const dns = track(await DnsServer.start(exampleEnumRecords()));
       return new Scene(prosody, redis, slapd, dns, tempDir("scene"));
     } catch (err) {
       for (const server of started.reverse()) await server.stop();

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { component, xml, type Component, type Element } from "@xmpp/component";
 import { createClient } from "redis";
-import { DnsServer, enumDomain } from "../harness/dns.js";
+import { DnsServer, enumDomain, exampleEnumRecords } from "../harness/dns.js";
 import { tempDir } from "../harness/net.js";
 import { Prosody } from "../harness/prosody.js";
 import { RedisServer } from "../harness/redis.js";
@@ -173,24 +173,7 @@ describe("harness: DNS server with NAPTR records (dnsmasq)", function () {
   const name = enumDomain("+442071234567");
 
   before(async function () {
-    dns = await DnsServer.start([
-      {
-        name,
-        order: 100,
-        preference: 10,
-        flags: "u",
-        service: "E2U+sip",
-        regexp: "!^.*$!sip:alice@example.org!",
-      },
-      {
-        name,
-        order: 100,
-        preference: 20,
-        flags: "u",
-        service: "E2U+xmpp",
-        regexp: "!^.*$!xmpp:alice@example.org!",
-      },
-    ]);
+    dns = await DnsServer.start(exampleEnumRecords());
   });
   after(async function () {
     await dns?.stop();
