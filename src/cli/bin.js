@@ -1,14 +1,7 @@
 #!/usr/bin/env node
-// `switchboard` executable: runs the compiled CLI when built (npm run build), otherwise the
-// TypeScript sources through tsx's loader.
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+// `switchboard` executable: runs the TypeScript sources through tsx's loader (tsx strips types;
+// `npm test` type-checks them with tsc).
+import { register } from "tsx/esm/api";
 
-const compiled = fileURLToPath(new URL("../../dist/src/cli/run.js", import.meta.url));
-if (existsSync(compiled)) {
-  await import(compiled);
-} else {
-  const { register } = await import("tsx/esm/api");
-  register();
-  await import("./run.ts");
-}
+register();
+await import("./run.ts");

@@ -16,6 +16,14 @@ commands:
 
 The config file is --config FILE, else $SWITCHBOARD_CONFIG, else config/switchboard.yaml.`;
 
+/** Which options each command takes; anything else is a usage error, not silently ignored. */
+const OPTIONS_BY_COMMAND: Record<string, string[] | undefined> = {
+  check: ["config", "no-probe", "timeout"],
+  start: ["config"],
+  lookup: ["config", "json"],
+  presence: ["config", "json"],
+};
+
 export interface Io {
   out(line: string): void;
   err(line: string): void;
@@ -50,6 +58,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
     }
     io.out(USAGE);
     return 0;
+  }
+  const allowed = OPTIONS_BY_COMMAND[command];
+  if (allowed) {
+    const stray = Object.keys(parsed.values).filter((name) => !allowed.includes(name) && name !== "help");
+    const given = stray.filter((name) => parsed.values[name as keyof typeof parsed.values] !== false);
+    if (given.length > 0) return usageError(io, `${command} does not take --${given.join(", --")}`);
   }
   const file = configPath(parsed.values.config, io.env);
 

@@ -97,6 +97,14 @@ describe("switchboard check (real servers)", function () {
     const badOption = await switchboard(["check", "--colour"]);
     assert.equal(badOption.code, 2);
     assert.match(badOption.stderr, /Unknown option '--colour'/);
+    const wrongCommand = await switchboard([
+      "check",
+      "--json",
+      "--config",
+      "config/switchboard.example.yaml",
+    ]);
+    assert.equal(wrongCommand.code, 2);
+    assert.match(wrongCommand.stderr, /check does not take --json/);
   });
 
   it("says plainly that start is not implemented yet", async function () {
