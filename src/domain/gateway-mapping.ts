@@ -8,9 +8,9 @@
 //   8001@sip.example.org, +4420...@sip.example.org → { kind: "number" } for the resolver chain
 import type { Address } from "./address.js";
 import { AddressError, quote } from "./errors.js";
-import { escapeLocal, unescapeLocal } from "./jid-escape.js";
+import { escapeLocal, tryUnescapeLocal } from "./jid-escape.js";
 import { formatJid, makeJid, type Jid } from "./jid.js";
-import { formatSipUri, makeSipUri, type SipUri } from "./sip-uri.js";
+import { formatSipUri, makeSipUri, parseHostPort, type SipUri } from "./sip-uri.js";
 import { formatTelUri, type TelUri } from "./tel-uri.js";
 
 export interface GatewayDomains {
@@ -68,7 +68,10 @@ function gatewayLocalpart(
       local = address.number;
     }
   } else {
-    if (address.host === gateway) {
+    // A trailing dot names the same DNS host (RFC 1034 §3.1); without it here, one party would have
+    // two JIDs.
+    const host = address.host.endsWith(".") ? address.host.slice(0, -1) : address.host;
+    if (host === gateway) {
       // The bridge would be routing to itself (DESIGN.md: 482 Loop Detected).
       throw new AddressError(
         input,
@@ -76,14 +79,18 @@ function gatewayLocalpart(
         "loop-detected",
       );
     }
+    // sips: asks for TLS on every hop to the party (RFC 3261 §19.1); the XMPP side of the bridge cannot
+    // promise that, and the way back would be plain sip:, so refuse rather than drop the requirement.
+    if (address.scheme === "sips")
+      fail("a sips: URI requires TLS end to end, which the bridge cannot promise to an XMPP user (use sip:)");
     if (address.user === null) return fail("no user part");
     const user = address.user;
     // RFC 3261 §19.1.6: with user=phone the user part is a telephone-subscriber, whose visual
     // separators carry no meaning.
     const phone = address.params.get("user")?.toLowerCase() === "phone";
     const digits = phone ? user.replace(/[-.()]/g, "") : user;
-    const isHome = address.host === home && address.port === null;
-    const hostport = address.port === null ? address.host : `${address.host}:${address.port}`;
+    const isHome = host === home && address.port === null;
+    const hostport = address.port === null ? host : `${host}:${address.port}`;
     if (isNumber(digits) && (digits.startsWith("+") || isHome)) {
       // An E.164 number is global, so its domain is not kept; an extension is only unique within
       // the home domain, so a foreign extension keeps its domain (below).
@@ -98,7 +105,12 @@ function gatewayLocalpart(
   return local;
 }
 
-/** The SIP party (or number to resolve) behind a JID on the gateway domain. The resource is ignored. */
+/**
+ * The SIP party (or number to resolve) behind a JID on the gateway domain. The resource is ignored.
+ * Only the canonical JID of a party is accepted (the one sipToGatewayJid gives): another spelling of
+ * the same party, such as `bob\40example.org` for `bob`, would give one party two JIDs (two roster
+ * entries, two subscriptions), so it is refused with an error naming the JID to use.
+ */
 export function gatewayJidToSip(jid: Jid, domains: GatewayDomains): GatewayTarget {
   const home = domains.homeDomain.toLowerCase();
   const gateway = domains.gatewayDomain.toLowerCase();
@@ -109,35 +121,58 @@ export function gatewayJidToSip(jid: Jid, domains: GatewayDomains): GatewayTarge
   if (jid.local === null) {
     throw new AddressError(input, `JID ${quote(input)} is the gateway itself, not a SIP party`);
   }
-  const user = unescapeLocal(jid.local);
-  if (isNumber(user)) return { kind: "number", number: user };
+  const local = jid.local;
   try {
-    const at = user.lastIndexOf("@");
-    if (at < 0) return { kind: "sip", uri: makeSipUri({ user, host: home }) };
-    const name = user.slice(0, at);
-    const hostport = user.slice(at + 1);
-    if (name === "") throw new AddressError(input, `empty user before '@' in gateway JID ${quote(input)}`);
-    // Only host[:port] may follow: ';' or '?' here would smuggle URI parameters or headers in.
-    if (!/^[a-z0-9.\-[\]:]+$/.test(hostport)) {
-      throw new AddressError(input, `invalid host '${hostport}' in gateway JID ${quote(input)}`);
-    }
-    // The host is validated by the SIP parser; "host:port" formats and parses back as hostport.
-    const uri = makeSipUri({ user: name, host: hostport });
-    if (uri.host === gateway) {
+    // A Jid built in code may not be normalized; read it as parseJid would, then insist on the
+    // canonical spelling below.
+    const target = gatewayTarget(local.normalize("NFC").toLowerCase(), home, gateway, input);
+    const canonical = target.kind === "number" ? target.number : sipToGatewayJid(target.uri, domains).local;
+    if (canonical !== local) {
+      const use = formatJid({ local: canonical, domain: gateway, resource: null });
       throw new AddressError(
         input,
-        `gateway JID ${quote(input)} points back at the gateway domain (loop)`,
-        "loop-detected",
+        `gateway JID ${quote(input)} is another spelling of ${quote(use)}: use ${quote(use)} (a party has one JID)`,
       );
     }
-    if (uri.host === home && uri.port === null && isNumber(name)) return { kind: "number", number: name };
-    return { kind: "sip", uri };
+    return target;
   } catch (err) {
     if (err instanceof AddressError && err.input !== input) {
       throw new AddressError(input, `${err.reason} (from gateway JID ${quote(input)})`);
     }
     throw err;
   }
+}
+
+function gatewayTarget(local: string, home: string, gateway: string, input: string): GatewayTarget {
+  const user = tryUnescapeLocal(local);
+  if (user === null) {
+    throw new AddressError(
+      input,
+      `gateway JID ${quote(input)} starts or ends with \\20, which is the escaped form of no SIP address`,
+    );
+  }
+  if (isNumber(user)) return { kind: "number", number: user };
+  const at = user.lastIndexOf("@");
+  if (at < 0) return { kind: "sip", uri: makeSipUri({ user, host: home }) };
+  const name = user.slice(0, at);
+  const hostport = user.slice(at + 1);
+  if (name === "") throw new AddressError(input, `empty user before '@' in gateway JID ${quote(input)}`);
+  // Only host[:port] may follow: ';' or '?' here would smuggle URI parameters or headers in.
+  if (!/^[a-z0-9.\-[\]:]+$/.test(hostport)) {
+    throw new AddressError(input, `invalid host '${hostport}' in gateway JID ${quote(input)}`);
+  }
+  const hp = parseHostPort(hostport);
+  if ("problem" in hp) throw new AddressError(input, `${hp.problem} in gateway JID ${quote(input)}`);
+  const uri = makeSipUri({ user: name, host: hp.host, port: hp.port });
+  if (uri.host === gateway || uri.host === `${gateway}.`) {
+    throw new AddressError(
+      input,
+      `gateway JID ${quote(input)} points back at the gateway domain (loop)`,
+      "loop-detected",
+    );
+  }
+  if (uri.host === home && uri.port === null && isNumber(name)) return { kind: "number", number: name };
+  return { kind: "sip", uri };
 }
 
 /**
@@ -163,12 +198,15 @@ export function homeIdentity(address: Address, homeDomain: string): string | nul
   let user: string | null;
   switch (address.kind) {
     case "sip":
-      user = address.uri.host === home && address.uri.port === null ? address.uri.user : null;
+      // `example.org.` is the same host as `example.org`, as in sipToGatewayJid.
+      user =
+        address.uri.host.replace(/\.$/, "") === home && address.uri.port === null ? address.uri.user : null;
       break;
     case "jid":
     case "xmpp": {
       const jid = address.kind === "jid" ? address.jid : address.uri.jid;
-      user = jid.domain === home && jid.local !== null ? unescapeLocal(jid.local) : null;
+      // A localpart that is the escaped form of no name (`\20bob`) is nobody at home: null, not an error.
+      user = jid.domain === home && jid.local !== null ? tryUnescapeLocal(jid.local) : null;
       break;
     }
     case "tel":

@@ -34,38 +34,62 @@ export function isIPv6(text: string): boolean {
   return head !== null && tail !== null && head.length + tail.length <= 7;
 }
 
+/** How a host name is checked: where it appears (for messages) and whether U-labels are allowed. */
+export interface HostnameRules {
+  /** Names the place in messages: "host name" (SIP, tel) or "domainpart" (JID). */
+  readonly where: string;
+  /** JID domainparts may hold IDNA U-labels (non-ASCII letters); SIP and tel hosts may not. */
+  readonly unicode: boolean;
+}
+
+const SIP_HOST: HostnameRules = { where: "host name", unicode: false };
+const encoder = new TextEncoder();
+
 /**
- * hostname = *( domainlabel "." ) toplabel [ "." ] (RFC 3261 §25.1, RFC 1123 §2.1): ASCII letters,
- * digits and inner hyphens; the top label starts with a letter so that it is never confused with an
- * IPv4 address. Returns what is wrong, or null when the name is valid.
+ * hostname = *( domainlabel "." ) toplabel [ "." ] (RFC 3261 §25.1, RFC 1123 §2.1): letters, digits
+ * and inner hyphens in labels of 1 to 63 bytes. The top label starts with a letter so that it is never
+ * confused with an IPv4 address: a name whose labels are all digits is an IPv4 address or nothing
+ * (`1.2.3` and `999.1.1.1` are refused). The one rule for SIP hosts, tel phone-contexts and JID
+ * domainparts; with `unicode` a label may also hold non-ASCII letters (an approximation of IDNA
+ * U-labels). Returns what is wrong, or null when the name is valid. An IPv4 address is not a host
+ * name: callers accept it before asking (see parseHost).
  */
-export function hostnameProblem(name: string): string | null {
-  if (name.length > 255) return "host name longer than 255 characters";
+export function hostnameProblem(name: string, rules: HostnameRules = SIP_HOST): string | null {
+  const { where, unicode } = rules;
+  if (!unicode && name.length > 255) return `${where} longer than 255 characters`;
   const labels = (name.endsWith(".") ? name.slice(0, -1) : name).split(".");
   for (const label of labels) {
-    if (label === "") return "empty label in host name";
-    if (label.length > 63) return `host name label '${label.slice(0, 20)}…' longer than 63 characters`;
-    if (!/^[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?$/.test(label)) {
-      const bad = [...label].find((c) => !/[a-zA-Z0-9-]/.test(c));
-      return bad === undefined
-        ? `host name label '${label}' starts or ends with '-'`
-        : `invalid character '${bad}' in host name`;
+    if (label === "") return `empty label in ${where}`;
+    for (const c of label) {
+      const ok =
+        /[a-zA-Z0-9-]/.test(c) || (unicode && c.charCodeAt(0) > 0x7f && !/[\s\p{Cc}\p{Cf}\p{Z}]/u.test(c));
+      if (!ok) return c === " " ? `space in ${where}` : `invalid character '${c}' in ${where}`;
     }
+    if (label.startsWith("-") || label.endsWith("-"))
+      return `${where} label '${label}' starts or ends with '-'`;
+    if (encoder.encode(label).length > 63)
+      return `${where} label '${label.slice(0, 20)}…' longer than 63 bytes`;
   }
   const top = labels[labels.length - 1] ?? "";
-  if (!/^[a-zA-Z]/.test(top)) {
-    return labels.every((l) => /^[0-9]+$/.test(l))
-      ? "invalid IPv4 address"
-      : "top-level label must start with a letter";
+  if (/^[0-9]/.test(top)) {
+    if (!labels.every((l) => /^[0-9]+$/.test(l)))
+      return `top-level label must start with a letter ('${top}')`;
+    return isIPv4(name)
+      ? `IPv4 address '${name}' where a host name is required`
+      : `invalid IPv4 address '${name}'`;
   }
   return null;
 }
 
 /**
- * Classifies and normalizes a host as written in a URI: `[v6]`, dotted IPv4, or a DNS name.
- * Hosts compare case-insensitively (RFC 3261 §19.1.4), so the value is lowercased.
+ * Classifies and normalizes a host: `[v6]`, dotted IPv4, or a DNS name (hostnameProblem). Hosts compare
+ * case-insensitively (RFC 3261 §19.1.4), so the value is lowercased; nothing else is changed (a trailing
+ * dot stays). SIP URIs and JID domainparts both go through here, so they accept the same hosts.
  */
-export function parseHost(text: string): { kind: HostKind; value: string } | { problem: string } {
+export function parseHost(
+  text: string,
+  rules: HostnameRules = SIP_HOST,
+): { kind: HostKind; value: string } | { problem: string } {
   if (text === "") return { problem: "empty host" };
   if (text.startsWith("[")) {
     if (!text.endsWith("]")) return { problem: "unterminated IPv6 reference" };
@@ -75,6 +99,6 @@ export function parseHost(text: string): { kind: HostKind; value: string } | { p
       : { problem: `invalid IPv6 address '${inner}'` };
   }
   if (isIPv4(text)) return { kind: "ipv4", value: text };
-  const problem = hostnameProblem(text);
+  const problem = hostnameProblem(text, rules);
   return problem === null ? { kind: "dns", value: text.toLowerCase() } : { problem };
 }

@@ -51,10 +51,22 @@ export function escapeLocal(unescaped: string): string {
   return out;
 }
 
-/** Reverses escapeLocal (XEP-0106 §3.3): only the ten sequences are decoded, other backslashes stay. */
+/**
+ * Reverses escapeLocal (XEP-0106 §3.3): only the ten sequences are decoded, other backslashes stay.
+ * A localpart that starts or ends with `\20` is a valid JID (parseJid accepts it, as RFC 7622 does)
+ * but the escaped form of no name, since escapeLocal never produces it: it is refused here. Use
+ * tryUnescapeLocal() where such a JID must simply match nobody.
+ */
 export function unescapeLocal(escaped: string): string {
-  if (/^\\20/i.test(escaped) || /\\20$/i.test(escaped)) {
+  const unescaped = tryUnescapeLocal(escaped);
+  if (unescaped === null) {
     throw new AddressError(escaped, `escaped localpart ${quote(escaped)} starts or ends with \\20`);
   }
+  return unescaped;
+}
+
+/** unescapeLocal(), or null for a localpart that starts or ends with `\20` (no name escapes to it). */
+export function tryUnescapeLocal(escaped: string): string | null {
+  if (/^\\20/i.test(escaped) || /\\20$/i.test(escaped)) return null;
   return escaped.replace(SEQUENCE, (_match, code: string) => UNESCAPES[code.toLowerCase()] ?? _match);
 }

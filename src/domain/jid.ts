@@ -3,7 +3,7 @@
 // RFC 8265 §3.3.2 is toLowerCase), the eight ASCII characters RFC 7622 §3.3.1 forbids in a
 // localpart, and no spaces or control characters where the IdentifierClass forbids them.
 import { AddressError, quote } from "./errors.js";
-import { isIPv4, isIPv6 } from "./host.js";
+import { parseHost, type HostnameRules } from "./host.js";
 
 export interface Jid {
   /** Lowercased localpart in its escaped (XEP-0106) wire form, or null for a domain JID. */
@@ -16,6 +16,7 @@ export interface Jid {
 
 const MAX_OCTETS = 1023; // RFC 7622 §3.1: each part is 1 to 1023 octets of UTF-8
 const FORBIDDEN_LOCAL = `"&'/:<>@`; // RFC 7622 §3.3.1
+const DOMAINPART: HostnameRules = { where: "domainpart", unicode: true };
 const encoder = new TextEncoder();
 
 /** Parses a JID string (`local@domain/resource`, `domain`, ...). Throws AddressError on any problem. */
@@ -31,57 +32,56 @@ export function parseJid(input: string): Jid {
   const at = head.indexOf("@");
   const localText = at >= 0 ? head.slice(0, at) : null;
   const domainText = at >= 0 ? head.slice(at + 1) : head;
-
-  let local: string | null = null;
-  if (localText !== null) {
-    if (localText === "") fail("empty localpart before '@'");
-    local = localText.normalize("NFC").toLowerCase();
-    for (const c of local) {
-      if (FORBIDDEN_LOCAL.includes(c))
-        fail(`forbidden character '${c}' in localpart (use XEP-0106 escaping)`);
-      if (/[\s\p{Cc}\p{Cf}]/u.test(c))
-        fail(c === " " ? "space in localpart" : "whitespace or control character in localpart");
-    }
-    if (octets(local) > MAX_OCTETS) fail("localpart longer than 1023 bytes");
-  }
-
-  const domain = parseDomainpart(domainText, fail);
-
-  let resource: string | null = null;
-  if (resourceText !== null) {
-    if (resourceText === "") fail("empty resourcepart after '/'");
-    resource = resourceText.normalize("NFC");
-    if (/[\p{Cc}]/u.test(resource)) fail("control character in resourcepart");
-    if (octets(resource) > MAX_OCTETS) fail("resourcepart longer than 1023 bytes");
-  }
-  return { local, domain, resource };
+  if (localText === "") fail("empty localpart before '@'");
+  if (resourceText === "") fail("empty resourcepart after '/'");
+  return {
+    local: localText === null ? null : localpart(localText, fail),
+    domain: domainpart(domainText, fail),
+    resource: resourceText === null ? null : resourcepart(resourceText, fail),
+  };
 }
 
-function parseDomainpart(text: string, fail: (what: string) => never): string {
+/** The localpart rules (§3.3), on the part alone: returns the normalized localpart. */
+function localpart(text: string, fail: (what: string) => never): string {
+  if (text === "") fail("empty localpart");
+  const local = text.normalize("NFC").toLowerCase();
+  for (const c of local) {
+    if (FORBIDDEN_LOCAL.includes(c)) fail(`forbidden character '${c}' in localpart (use XEP-0106 escaping)`);
+    if (/[\s\p{Cc}\p{Cf}]/u.test(c))
+      fail(c === " " ? "space in localpart" : "whitespace or control character in localpart");
+  }
+  if (octets(local) > MAX_OCTETS) fail("localpart longer than 1023 bytes");
+  return local;
+}
+
+/**
+ * The domainpart rules (§3.2), on the part alone. The host syntax is the one SIP uses (host.ts), so a
+ * JID domainpart and a SIP host accept the same names and addresses; U-labels are also allowed here.
+ */
+function domainpart(text: string, fail: (what: string) => never): string {
   if (text === "") fail("empty domainpart");
   if (text.startsWith("[")) {
-    if (!text.endsWith("]") || !isIPv6(text.slice(1, -1))) fail(`invalid IPv6 domainpart '${text}'`);
+    const host = parseHost(text, DOMAINPART);
+    if ("problem" in host) fail(`invalid IPv6 domainpart '${text}'`);
     return text.toLowerCase();
   }
   // §3.2: a trailing dot is removed before any other processing.
   const name = (text.endsWith(".") ? text.slice(0, -1) : text).normalize("NFC").toLowerCase();
   if (name === "") fail("empty domainpart");
-  if (isIPv4(name)) return name;
   if (name.includes(":")) fail("port or ':' in domainpart");
   if (octets(name) > MAX_OCTETS) fail("domainpart longer than 1023 bytes");
-  for (const label of name.split(".")) {
-    if (label === "") fail("empty label in domainpart");
-    // ASCII labels must be LDH (RFC 5890 §2.3.1); other labels are IDNA U-labels, approximated by
-    // letters, marks and digits.
-    for (const c of label) {
-      if (!(/[a-z0-9-]/.test(c) || c.charCodeAt(0) > 0x7f) || /[\s\p{Cc}\p{Cf}\p{Z}]/u.test(c)) {
-        fail(c === " " ? "space in domainpart" : `invalid character '${c}' in domainpart`);
-      }
-    }
-    if (label.startsWith("-") || label.endsWith("-")) fail(`domain label '${label}' starts or ends with '-'`);
-    if (octets(label) > 63) fail(`domain label '${label.slice(0, 20)}…' longer than 63 bytes`);
-  }
+  const host = parseHost(name, DOMAINPART);
+  if ("problem" in host) fail(host.problem);
   return name;
+}
+
+/** The resourcepart rules (§3.4), on the part alone: case and spaces are kept. */
+function resourcepart(text: string, fail: (what: string) => never): string {
+  if (text === "") fail("empty resourcepart");
+  const resource = text.normalize("NFC");
+  if (/[\p{Cc}]/u.test(resource)) fail("control character in resourcepart");
+  if (octets(resource) > MAX_OCTETS) fail("resourcepart longer than 1023 bytes");
+  return resource;
 }
 
 /** Formats a JID (`local@domain/resource`). */
@@ -94,11 +94,23 @@ export function bareJid(jid: Jid): Jid {
   return { local: jid.local, domain: jid.domain, resource: null };
 }
 
-/** Builds a validated, normalized JID from parts (the localpart must already be XEP-0106 escaped). */
+/**
+ * Builds a validated, normalized JID from parts (the localpart must already be XEP-0106 escaped). Each
+ * part is checked on its own, so a delimiter inside a part is an error naming that part, never a
+ * different JID: `{ local: "a", domain: "b/c" }` is refused, not read as `a@b` with resource `c`.
+ */
 export function makeJid(parts: { local?: string | null; domain: string; resource?: string | null }): Jid {
-  return parseJid(
-    formatJid({ local: parts.local ?? null, domain: parts.domain, resource: parts.resource ?? null }),
-  );
+  const local = parts.local ?? null;
+  const resource = parts.resource ?? null;
+  const input = formatJid({ local, domain: parts.domain, resource });
+  const fail = (what: string): never => {
+    throw new AddressError(input, `${what} in JID ${quote(input)}`);
+  };
+  return {
+    local: local === null ? null : localpart(local, fail),
+    domain: domainpart(parts.domain, fail),
+    resource: resource === null ? null : resourcepart(resource, fail),
+  };
 }
 
 /** Compares two JIDs (all three parts; use bareJid() first to compare bare JIDs). */

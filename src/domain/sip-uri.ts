@@ -68,34 +68,9 @@ export function parseSipUri(input: string): SipUri {
   const hostport = semi >= 0 ? beforeHeaders.slice(0, semi) : beforeHeaders;
   const paramText = semi >= 0 ? beforeHeaders.slice(semi + 1) : null;
 
-  let hostText = hostport;
-  let portText: string | null = null;
-  if (hostport.startsWith("[")) {
-    const close = hostport.indexOf("]");
-    if (close < 0) fail("unterminated IPv6 reference");
-    hostText = hostport.slice(0, close + 1);
-    const tail = hostport.slice(close + 1);
-    if (tail !== "") {
-      if (!tail.startsWith(":")) fail(`unexpected '${tail}' after IPv6 reference`);
-      portText = tail.slice(1);
-    }
-  } else {
-    const colon = hostport.indexOf(":");
-    if (colon >= 0) {
-      hostText = hostport.slice(0, colon);
-      portText = hostport.slice(colon + 1);
-    }
-  }
-  const host = parseHost(hostText);
-  if ("problem" in host) return fail(host.problem);
-  let port: number | null = null;
-  if (portText !== null) {
-    if (portText === "") fail("empty port");
-    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-      fail(`invalid port '${portText}'`);
-    }
-    port = Number(portText);
-  }
+  const hp = parseHostPort(hostport);
+  if ("problem" in hp) return fail(hp.problem);
+  const { host, port } = hp;
 
   const params = new Map<string, string | null>();
   if (paramText !== null) {
@@ -137,7 +112,44 @@ export function parseSipUri(input: string): SipUri {
     }
   }
 
-  return { scheme: schemeName, user, host: host.value, port, params, headers };
+  return { scheme: schemeName, user, host, port, params, headers };
+}
+
+/**
+ * hostport = host [ ":" port ] (RFC 3261 §25.1): the host validated and lowercased (host.ts), the port
+ * 1 to 65535. Also reads the `host:port` that a gateway JID carries after its last `\40`.
+ */
+export function parseHostPort(text: string): { host: string; port: number | null } | { problem: string } {
+  let hostText = text;
+  let portText: string | null = null;
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close < 0) return { problem: "unterminated IPv6 reference" };
+    hostText = text.slice(0, close + 1);
+    const tail = text.slice(close + 1);
+    if (tail !== "") {
+      if (!tail.startsWith(":")) return { problem: `unexpected '${tail}' after IPv6 reference` };
+      portText = tail.slice(1);
+    }
+  } else {
+    const colon = text.indexOf(":");
+    if (colon >= 0) {
+      hostText = text.slice(0, colon);
+      portText = text.slice(colon + 1);
+    }
+  }
+  const host = parseHost(hostText);
+  if ("problem" in host) return host;
+  if (portText === null) return { host: host.value, port: null };
+  if (portText === "") return { problem: "empty port" };
+  if (!/^[0-9]{1,5}$/.test(portText) || !isPort(Number(portText))) {
+    return { problem: `invalid port '${portText}'` };
+  }
+  return { host: host.value, port: Number(portText) };
+}
+
+function isPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 1 && port <= 65535;
 }
 
 /** Formats a SipUri with the escaping of RFC 3261 §19.1.2. */
@@ -157,8 +169,11 @@ export function formatSipUri(uri: SipUri): string {
 }
 
 /**
- * Builds a validated SipUri from parts (formats, then parses), so a value built in code obeys the
- * same rules as one read from the wire.
+ * Builds a validated SipUri from parts, so a value built in code obeys the same rules as one read from
+ * the wire. The host and port are checked on their own first: formatting does not escape the host, so
+ * `{ host: "a;x=y" }` would otherwise come back as host `a` with a parameter. User, parameters and
+ * headers are percent-encoded when formatted; the formatted URI is parsed again and must give back the
+ * same parts.
  */
 export function makeSipUri(parts: {
   scheme?: "sip" | "sips";
@@ -168,16 +183,34 @@ export function makeSipUri(parts: {
   params?: Iterable<readonly [string, string | null]>;
   headers?: readonly SipUriHeader[];
 }): SipUri {
-  return parseSipUri(
-    formatSipUri({
-      scheme: parts.scheme ?? "sip",
-      user: parts.user ?? null,
-      host: parts.host,
-      port: parts.port ?? null,
-      params: new Map(parts.params ?? []),
-      headers: parts.headers ?? [],
-    }),
-  );
+  const wanted: SipUri = {
+    scheme: parts.scheme ?? "sip",
+    user: parts.user ?? null,
+    host: parts.host,
+    port: parts.port ?? null,
+    params: new Map(parts.params ?? []),
+    headers: parts.headers ?? [],
+  };
+  const input = formatSipUri(wanted);
+  const fail = (what: string): never => {
+    throw new AddressError(input, `${what} in SIP URI ${quote(input)}`);
+  };
+  if (wanted.scheme !== "sip" && wanted.scheme !== "sips") fail(`invalid scheme '${String(wanted.scheme)}'`);
+  const host = parseHost(wanted.host);
+  if ("problem" in host) return fail(`${host.problem} (host ${quote(wanted.host)})`);
+  if (wanted.port !== null && !isPort(wanted.port)) fail(`invalid port '${wanted.port}'`);
+  const uri = parseSipUri(input);
+  const same =
+    uri.scheme === wanted.scheme &&
+    uri.user === wanted.user &&
+    uri.host === host.value &&
+    uri.port === wanted.port &&
+    uri.params.size === wanted.params.size &&
+    [...wanted.params].every(([name, value]) => uri.params.get(name.toLowerCase()) === value) &&
+    uri.headers.length === wanted.headers.length &&
+    uri.headers.every((h, i) => h.name === wanted.headers[i]?.name && h.value === wanted.headers[i]?.value);
+  if (!same) fail("parts do not survive formatting (not valid Unicode?)");
+  return uri;
 }
 
 function checkChars(

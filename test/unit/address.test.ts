@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 
-import { formatAddress, parseAddress, type Address } from "../../src/domain/address.js";
+import { AddressError, formatAddress, parseAddress, type Address } from "../../src/domain/address.js";
 import { assertAddressError } from "./assert-error.js";
 
 describe("parseAddress / formatAddress", () => {
@@ -58,6 +58,41 @@ describe("parseAddress / formatAddress", () => {
   for (const [input, problem] of invalid) {
     it(`rejects ${JSON.stringify(input)}: ${problem}`, () => {
       assertAddressError(() => parseAddress(input), input, problem);
+    });
+  }
+});
+
+describe("one host syntax for SIP hosts and JID domainparts (host.ts)", () => {
+  // [host, accepted]: an all-numeric dotted name must be a valid IPv4 address in both.
+  const hosts: ReadonlyArray<[string, boolean]> = [
+    ["example.org", true],
+    ["example.org.", true],
+    ["192.0.2.1", true],
+    ["255.255.255.255", true],
+    ["[2001:db8::1]", true],
+    ["123.example", true],
+    ["1.2.3", false],
+    ["999.1.1.1", false],
+    ["1.2.3.4.5", false],
+    ["256.1.1.1", false],
+    ["example.123", false],
+    ["exa_mple.org", false],
+    ["-example.org", false],
+    ["example..org", false],
+    ["[1::2::3]", false],
+  ];
+
+  for (const [host, accepted] of hosts) {
+    it(`${host} is ${accepted ? "accepted" : "refused"} by both`, () => {
+      const sip = (): unknown => parseAddress(`sip:alice@${host}`);
+      const jid = (): unknown => parseAddress(`alice@${host}`);
+      if (accepted) {
+        assert.doesNotThrow(sip);
+        assert.doesNotThrow(jid);
+      } else {
+        assert.throws(sip, AddressError);
+        assert.throws(jid, AddressError);
+      }
     });
   }
 });

@@ -50,7 +50,6 @@ describe("gateway mapping (DESIGN.md Addressing)", () => {
   const projections: ReadonlyArray<[string, string]> = [
     ["sip:Bob@example.org", "bob@sip.example.org"],
     ["sip:Bob@EXAMPLE.ORG;transport=tcp", "bob@sip.example.org"],
-    ["sips:bob@example.org", "bob@sip.example.org"],
     ["sip:bob@example.org?subject=hi", "bob@sip.example.org"],
     ["sip:Carol@Example.COM", "carol\\40example.com@sip.example.org"],
     ["sip:+442071234567@example.org", "+442071234567@sip.example.org"],
@@ -60,6 +59,9 @@ describe("gateway mapping (DESIGN.md Addressing)", () => {
     ["tel:+44-20-7123-4567", "+442071234567@sip.example.org"],
     ["sip:8001@example.org", "8001@sip.example.org"],
     ["tel:8001;phone-context=example.org", "8001@sip.example.org"],
+    // A trailing dot names the same DNS host.
+    ["sip:bob@example.org.", "bob@sip.example.org"],
+    ["sip:carol@example.com.", "carol\\40example.com@sip.example.org"],
   ];
 
   for (const [from, jid] of projections) {
@@ -73,7 +75,6 @@ describe("gateway mapping (DESIGN.md Addressing)", () => {
     ["8001@sip.example.org", "8001"],
     ["+442071234567@sip.example.org", "+442071234567"],
     ["+442071234567@sip.example.org/phone", "+442071234567"],
-    ["8001\\40example.org@sip.example.org", "8001"],
   ];
 
   for (const [jid, number] of numbers) {
@@ -126,6 +127,10 @@ describe("gateway mapping (DESIGN.md Addressing)", () => {
       "local number in phone-context 'example.com' outside 'example.org'",
     ],
     ["sip:%20bob@example.org", "leading or trailing space"],
+    // sips: asks for TLS to the party on every hop; the bridge cannot promise that to an XMPP user.
+    ["sips:bob@example.org", "a sips: URI requires TLS end to end"],
+    ["sips:carol@example.com;transport=tls", "a sips: URI requires TLS end to end"],
+    ["sips:+442071234567@example.org", "a sips: URI requires TLS end to end"],
   ];
 
   for (const [input, problem] of badSip) {
@@ -144,6 +149,10 @@ describe("gateway mapping (DESIGN.md Addressing)", () => {
     ["carol\\40exa_mple.com@sip.example.org", "invalid host 'exa_mple.com'"],
     ["carol\\40-example.com@sip.example.org", "starts or ends with '-'"],
     ["carol\\40example.com\\3a99999@sip.example.org", "invalid port '99999'"],
+    ["carol\\401.2.3@sip.example.org", "invalid IPv4 address '1.2.3'"],
+    // Valid JIDs that are the escaped form of no name (XEP-0106: nothing escapes to a leading \\20).
+    ["\\20bob@sip.example.org", "starts or ends with \\20"],
+    ["bob\\20@sip.example.org", "starts or ends with \\20"],
   ];
 
   for (const [input, problem] of badJid) {
@@ -151,6 +160,53 @@ describe("gateway mapping (DESIGN.md Addressing)", () => {
       assertAddressError(() => gatewayJidToSip(parseJid(input), domains), input, problem);
     });
   }
+
+  // One party, one JID: a gateway JID that is not the canonical form (sipToGatewayJid of the party it
+  // names) would give the party a second roster entry and subscription key, so it is refused.
+  const aliases: ReadonlyArray<[string, string]> = [
+    ["bob\\40example.org@sip.example.org", "bob@sip.example.org"],
+    ["bob\\40example.org.@sip.example.org", "bob@sip.example.org"],
+    ["8001\\40example.org@sip.example.org", "8001@sip.example.org"],
+    ["+442071234567\\40example.com@sip.example.org", "+442071234567@sip.example.org"],
+    ["+442071234567\\40example.org@sip.example.org", "+442071234567@sip.example.org"],
+    ["carol\\40example.com.@sip.example.org", "carol\\40example.com@sip.example.org"],
+    ["carol\\40example.com\\3a05070@sip.example.org", "carol\\40example.com\\3a5070@sip.example.org"],
+    ["a\\5cb@sip.example.org", "a\\b@sip.example.org"],
+  ];
+
+  for (const [alias, canonical] of aliases) {
+    it(`refuses the alias ${alias} and names ${canonical}`, () => {
+      assertAddressError(
+        () => gatewayJidToSip(parseJid(alias), domains),
+        alias,
+        `is another spelling of '${canonical}': use '${canonical}'`,
+      );
+      // The canonical JID itself is accepted.
+      gatewayJidToSip(parseJid(canonical), domains);
+    });
+  }
+
+  it("refuses a JID built with upper case parts (JIDs are lowercased)", () => {
+    for (const local of ["Bob", "Carol\\40Example.com", "o\\27Brien"]) {
+      const jid = { local, domain: "sip.example.org", resource: null };
+      const canonical = `${local.toLowerCase()}@sip.example.org`;
+      assertAddressError(
+        () => gatewayJidToSip(jid, domains),
+        `${local}@sip.example.org`,
+        `use '${canonical}'`,
+      );
+      assert.equal(formatJid(parseJid(`${local}@sip.example.org`)), canonical);
+    }
+  });
+
+  it("every JID sipToGatewayJid gives maps back to a party with that same JID", () => {
+    for (const [from] of [...reversible, ...projections]) {
+      const jid = sipToGatewayJid(sipOrTel(from), domains);
+      const back = gatewayJidToSip(jid, domains);
+      if (back.kind === "sip") assert.deepEqual(sipToGatewayJid(back.uri, domains), jid, from);
+      else assert.equal(back.number, jid.local, from);
+    }
+  });
 
   it("isNumber accepts digits with an optional leading +", () => {
     const table: ReadonlyArray<[string, boolean]> = [
@@ -206,6 +262,11 @@ describe("same person (one identity, two protocols)", () => {
     ["sip:8001@example.org", null],
     ["8001@example.org", null],
     ["tel:+442071234567", null],
+    ["sip:alice@example.org.", "alice"],
+    // Valid JIDs whose localpart is the escaped form of no name: nobody, not an error.
+    ["\\20bob@example.org", null],
+    ["bob\\20@example.org", null],
+    ["xmpp:\\20bob@example.org", null],
   ];
 
   for (const [input, identity] of identities) {
@@ -220,6 +281,16 @@ describe("same person (one identity, two protocols)", () => {
     assert.ok(!isSamePerson(a("sip:alice@example.org"), a("bob@example.org"), "example.org"));
     assert.ok(!isSamePerson(a("sip:alice@example.org"), a("alice@sip.example.org"), "example.org"));
     assert.ok(!isSamePerson(a("sip:alice@example.com"), a("alice@example.com"), "example.org"));
+  });
+
+  it("isSamePerson is false, not an error, for a localpart that starts or ends with \\20", () => {
+    assert.ok(!isSamePerson(a("\\20bob@example.org"), a("\\20bob@example.org"), "example.org"));
+    assert.ok(!isSamePerson(a("sip:bob@example.org"), a("bob\\20@example.org"), "example.org"));
+    assertAddressError(
+      () => homeJidToSip(parseJid("\\20bob@example.org"), "example.org"),
+      "\\20bob@example.org",
+      "does not name a user of the home domain",
+    );
   });
 
   it("sipToHomeJid / homeJidToSip map a person between protocols", () => {

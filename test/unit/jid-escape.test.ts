@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 
-import { escapeLocal, unescapeLocal } from "../../src/domain/jid-escape.js";
+import { escapeLocal, tryUnescapeLocal, unescapeLocal } from "../../src/domain/jid-escape.js";
 import { parseJid } from "../../src/domain/jid.js";
 import { assertAddressError } from "./assert-error.js";
 
@@ -70,5 +70,14 @@ describe("XEP-0106 escapeLocal / unescapeLocal", () => {
     assertAddressError(() => unescapeLocal("\\20alice"), "\\20alice", "starts or ends with \\20");
     assertAddressError(() => unescapeLocal("alice\\20"), "alice\\20", "starts or ends with \\20");
     assertAddressError(() => escapeLocal(""), "", "nothing to escape");
+  });
+
+  it("tryUnescapeLocal gives null where unescapeLocal throws, for JIDs that parseJid accepts", () => {
+    for (const local of ["\\20alice", "alice\\20", "\\20", "\\20A"]) {
+      assert.equal(parseJid(`${local}@example.org`).local, local.toLowerCase());
+      assert.equal(tryUnescapeLocal(local), null);
+    }
+    assert.equal(tryUnescapeLocal("o\\27brien"), "o'brien");
+    assert.equal(tryUnescapeLocal("a\\20b"), "a b");
   });
 });

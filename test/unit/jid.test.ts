@@ -79,6 +79,11 @@ describe("parseJid / formatJid (RFC 7622)", () => {
     [`${"é".repeat(512)}@example.org`, "localpart longer than 1023 bytes"],
     [`alice@example.org/${"r".repeat(1024)}`, "resourcepart longer than 1023 bytes"],
     [`alice@${"a".repeat(64)}.org`, "longer than 63 bytes"],
+    // An all-numeric dotted name is an IPv4 address or nothing, as for SIP hosts (host.ts).
+    ["alice@1.2.3", "invalid IPv4 address '1.2.3'"],
+    ["alice@999.1.1.1", "invalid IPv4 address '999.1.1.1'"],
+    ["alice@1.2.3.4.5", "invalid IPv4 address"],
+    ["alice@example.123", "top-level label must start with a letter"],
   ];
 
   for (const [input, problem] of invalid) {
@@ -98,6 +103,35 @@ describe("parseJid / formatJid (RFC 7622)", () => {
       "b b@example.org",
       "space in localpart",
     );
+  });
+
+  // Each part is checked on its own: a delimiter inside a part is an error naming that part, never a
+  // different JID (formatting "a" + "b/c" and parsing it again would give a@b with resource c).
+  const badParts: ReadonlyArray<[Parameters<typeof makeJid>[0], string, string]> = [
+    [{ local: "a", domain: "b/c" }, "a@b/c", "invalid character '/' in domainpart"],
+    [{ local: null, domain: "x@y" }, "x@y", "invalid character '@' in domainpart"],
+    [{ local: "a/b", domain: "y" }, "a/b@y", "forbidden character '/' in localpart"],
+    [{ local: "a@b", domain: "y" }, "a@b@y", "forbidden character '@' in localpart"],
+    [{ local: "", domain: "y" }, "@y", "empty localpart"],
+    [{ local: "a", domain: "" }, "a@", "empty domainpart"],
+    [{ local: "a", domain: "y", resource: "" }, "a@y/", "empty resourcepart"],
+    [{ local: "a", domain: "y:5222" }, "a@y:5222", "port or ':' in domainpart"],
+    [{ local: "a", domain: "1.2.3" }, "a@1.2.3", "invalid IPv4 address"],
+  ];
+
+  for (const [parts, input, problem] of badParts) {
+    it(`makeJid refuses ${JSON.stringify(parts)}: ${problem}`, () => {
+      assertAddressError(() => makeJid(parts), input, problem);
+    });
+  }
+
+  it("makeJid keeps delimiters that a resourcepart may hold", () => {
+    assert.deepEqual(
+      makeJid({ local: "a", domain: "Y.example", resource: "x/y@z" }),
+      jid("a", "y.example", "x/y@z"),
+    );
+    assert.deepEqual(makeJid({ domain: "[::1]" }), jid(null, "[::1]"));
+    assert.deepEqual(makeJid({ local: "a", domain: "192.0.2.1" }), jid("a", "192.0.2.1"));
   });
 });
 

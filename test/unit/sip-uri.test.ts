@@ -130,6 +130,8 @@ describe("parseSipUri / formatSipUri (RFC 3261 §19.1)", () => {
     ["sip:alice@-example.org", "starts or ends with '-'"],
     ["sip:alice@example..org", "empty label in host name"],
     ["sip:alice@256.1.1.1", "invalid IPv4 address"],
+    ["sip:alice@1.2.3", "invalid IPv4 address '1.2.3'"],
+    ["sip:alice@999.1.1.1", "invalid IPv4 address '999.1.1.1'"],
     ["sip:alice@example.123", "top-level label must start with a letter"],
     ["sip:alice@exämple.org", "invalid character 'ä' in host name"],
     ["sip:alice@example.org;", "empty URI parameter"],
@@ -172,5 +174,39 @@ describe("parseSipUri / formatSipUri (RFC 3261 §19.1)", () => {
       uri({ user: "bob", host: "example.org", params: new Map([["user", "phone"]]) }),
     );
     assertAddressError(() => makeSipUri({ user: "bob", host: "" }), "sip:bob@", "empty host");
+  });
+
+  // The host is not escaped when formatted, so it is checked on its own: "a;x=y" must not come back
+  // as host "a" with a parameter x=y.
+  const badParts: ReadonlyArray<[Parameters<typeof makeSipUri>[0], string, string]> = [
+    [{ host: "a;x=y" }, "sip:a;x=y", "invalid character ';' in host name"],
+    [
+      { user: "bob", host: "example.org?subject=x" },
+      "sip:bob@example.org?subject=x",
+      "invalid character '?'",
+    ],
+    [{ user: "bob", host: "example.org:5060" }, "sip:bob@example.org:5060", "invalid character ':'"],
+    [{ user: "bob", host: "carol@example.org" }, "sip:bob@carol@example.org", "invalid character '@'"],
+    [{ user: "bob", host: "1.2.3" }, "sip:bob@1.2.3", "invalid IPv4 address"],
+    [{ user: "bob", host: "example.org", port: 0 }, "sip:bob@example.org:0", "invalid port '0'"],
+    [{ user: "bob", host: "example.org", port: 5.5 }, "sip:bob@example.org:5.5", "invalid port '5.5'"],
+  ];
+
+  for (const [parts, input, problem] of badParts) {
+    it(`makeSipUri refuses ${JSON.stringify(parts)}: ${problem}`, () => {
+      assertAddressError(() => makeSipUri(parts), input, problem);
+    });
+  }
+
+  it("makeSipUri carries what the encoding allows", () => {
+    assert.deepEqual(
+      makeSipUri({
+        user: "a@b;c",
+        host: "[2001:DB8::1]",
+        port: 5070,
+        headers: [{ name: "s", value: "a&b" }],
+      }),
+      uri({ user: "a@b;c", host: "[2001:db8::1]", port: 5070, headers: [{ name: "s", value: "a&b" }] }),
+    );
   });
 });
