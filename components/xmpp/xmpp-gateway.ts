@@ -1,22 +1,35 @@
 // The XMPP side of the bridge as one object: the component connection plus the handlers for what
-// arrives on it. Grows with each capability (presence, messages); today it answers IQs.
+// arrives on it (IQs, presence, the XEP-0356 advertisement), and the fan-out of presence changes to
+// chat users. Messages, vCards and rosters come with the next steps.
 import type { Element } from "@xmpp/component";
+import type { Logger } from "../../src/ports/logger.js";
+import { silentLogger } from "../../src/ports/logger.js";
+import type { PresenceService } from "../../src/presence/presence-service.js";
 import { ComponentConnection, type ComponentConnectionOptions } from "./component-connection.js";
 import { handleIq, type GatewayIdentity } from "./iq-handler.js";
+import { XmppPresenceHandler } from "./presence-handler.js";
 
 export interface XmppGatewayOptions {
   connection: ComponentConnectionOptions;
   homeDomain: string;
   version: string;
-  /** Receives handled problems (socket errors, refused connections) for logging. */
-  onProblem?: (error: Error) => void;
+  presence: PresenceService;
+  /** Domains other than the home domain whose users may subscribe (xmpp.allowedDomains). */
+  allowedDomains?: readonly string[];
+  log?: Logger;
+  /** How long to wait for the XEP-0356 advertisement after connecting before assuming none. */
+  privilegeWaitMs?: number;
 }
 
 export class XmppGateway {
   readonly connection: ComponentConnection;
+  readonly presence: XmppPresenceHandler;
   private readonly identity: GatewayIdentity;
+  private readonly log: Logger;
+  private privilegeTimer: NodeJS.Timeout | undefined;
 
   constructor(options: XmppGatewayOptions) {
+    this.log = (options.log ?? silentLogger).child({ component: "xmpp" });
     this.identity = {
       gatewayDomain: options.connection.jid,
       homeDomain: options.homeDomain,
@@ -24,25 +37,50 @@ export class XmppGateway {
       version: options.version,
     };
     this.connection = new ComponentConnection(options.connection);
-    this.connection.on("problem", options.onProblem ?? (() => undefined));
+    this.presence = new XmppPresenceHandler({
+      domains: { homeDomain: options.homeDomain, gatewayDomain: options.connection.jid },
+      allowedDomains: options.allowedDomains ?? [],
+      presence: options.presence,
+      send: (stanza) => this.connection.send(stanza),
+      log: this.log,
+    });
+    this.connection.on("problem", (err) => this.log.warn({ err: err.message }, "xmpp component problem"));
+    this.connection.on("offline", (reason) => this.log.warn({ reason }, "xmpp component offline"));
     this.connection.on("stanza", (stanza) => this.onStanza(stanza));
+    this.connection.on("online", () => {
+      this.log.info({ jid: options.connection.jid }, "xmpp component online");
+      clearTimeout(this.privilegeTimer);
+      this.privilegeTimer = setTimeout(() => this.presence.noPrivilege(), options.privilegeWaitMs ?? 3_000);
+      // Subscribers may have missed changes while the component was away: tell them again.
+      this.guard(this.presence.reannounce(), "re-announcing presence");
+    });
+    options.presence.on("change", (person, aggregate) =>
+      this.guard(this.presence.announce(person, aggregate), "announcing presence"),
+    );
   }
 
   start(): void {
     this.connection.start();
   }
 
-  stop(): Promise<void> {
-    return this.connection.stop();
+  async stop(): Promise<void> {
+    clearTimeout(this.privilegeTimer);
+    await this.connection.stop();
+  }
+
+  /** Runs a flow without letting its failure escape: logged with context, other flows go on. */
+  private guard(flow: Promise<unknown>, what: string): void {
+    flow.catch((err: unknown) => this.log.error({ err: String(err) }, `failed ${what}`));
   }
 
   private onStanza(stanza: Element): void {
-    if (!stanza.is("iq")) return;
-    const reply = handleIq(stanza, this.identity);
-    if (reply) {
-      this.connection.send(reply).catch((err: unknown) => {
-        this.connection.emit("problem", err instanceof Error ? err : new Error(String(err)));
-      });
+    if (stanza.is("iq")) {
+      const reply = handleIq(stanza, this.identity);
+      if (reply) this.guard(this.connection.send(reply), "answering an iq");
+    } else if (stanza.is("presence")) {
+      this.guard(this.presence.onPresence(stanza), "handling presence");
+    } else if (stanza.is("message") && this.presence.onPrivilege(stanza)) {
+      clearTimeout(this.privilegeTimer);
     }
   }
 }

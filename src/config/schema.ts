@@ -102,6 +102,12 @@ export const configSchema = z
     xmpp: z
       .strictObject({
         component: componentSchema("The"),
+        allowedDomains: z
+          .array(hostname)
+          .default([])
+          .describe(
+            "Domains besides the home domain whose users may subscribe to gateway contacts (e.g. federated partners); others are refused.",
+          ),
       })
       .describe("XMPP side."),
     sip: z

@@ -13,6 +13,8 @@ const run = promisify(execFile);
 export interface ProsodyOptions {
   /** The users' home domain (VirtualHost). */
   domain?: string;
+  /** A second VirtualHost on the same server: its users are "another domain" to the bridge. */
+  otherDomain?: string;
   /** How many components to configure; each test takes one with `takeComponent()`. */
   components?: number;
 }
@@ -48,6 +50,7 @@ export class Prosody {
 
   static async start(options: ProsodyOptions = {}): Promise<Prosody> {
     const domain = options.domain ?? "example.org";
+    const otherDomain = options.otherDomain ?? "example.net";
     const dir = tempDir("prosody");
     const [c2sPort, componentPort, s2sPort] = [await freePort(), await freePort(), await freePort()];
     const components: ComponentGrant[] = [];
@@ -100,6 +103,8 @@ VirtualHost ${luaString(domain)}
   privileged_entities = {
 ${grants}
   }
+
+VirtualHost ${luaString(otherDomain)}
 
 ${componentSections}
 `,
@@ -164,15 +169,15 @@ ${componentSections}
   }
 
   /** Creates an account with prosodyctl (internal storage, read by the running server). */
-  async register(user: string, password: string): Promise<string> {
+  async register(user: string, password: string, host = this.domain): Promise<string> {
     try {
-      await run("prosodyctl", ["--config", this.configFile, "register", user, this.domain, password], {
+      await run("prosodyctl", ["--config", this.configFile, "register", user, host, password], {
         timeout: 15_000,
       });
     } catch (err) {
-      throw this.process.fail(`prosodyctl register ${user}@${this.domain} failed: ${String(err)}`);
+      throw this.process.fail(`prosodyctl register ${user}@${host} failed: ${String(err)}`);
     }
-    return `${user}@${this.domain}`;
+    return `${user}@${host}`;
   }
 
   async stop(): Promise<void> {

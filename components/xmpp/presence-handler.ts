@@ -1,0 +1,230 @@
+// Presence on the XMPP side (RFC 6121 §3, §4): subscriptions of chat users to gateway contacts,
+// probes, and the presence of home-domain users as a source of the presence model — received through
+// XEP-0356 (`presence = "managed_entity"`) where the server grants it, otherwise through a
+// subscription from the gateway domain that each user approves once (XEP-0100 §5 style).
+import { xml, type Element } from "@xmpp/component";
+import type { AggregatePresence } from "../../src/domain/presence.js";
+import { AddressError } from "../../src/domain/errors.js";
+import type { GatewayDomains } from "../../src/domain/gateway-mapping.js";
+import { bareJid, formatJid, parseJid, type Jid } from "../../src/domain/jid.js";
+import { presenceToXmpp, xmppToPresence } from "../../src/domain/mapping/xmpp-show.js";
+import type { Logger } from "../../src/ports/logger.js";
+import { contactForPerson, personForContact, personForHomeJid } from "../../src/presence/person.js";
+import type { PresenceService } from "../../src/presence/presence-service.js";
+import { errorReply } from "./stanza-error.js";
+
+export const NS_PRIVILEGE = "urn:xmpp:privilege:2";
+
+/** How the bridge learns home users' presence (DESIGN.md "How the bridge learns..."). */
+export type PresenceMode = "privileged" | "subscription";
+
+export interface PresenceHandlerOptions {
+  domains: GatewayDomains;
+  /** Domains other than the home domain whose users may subscribe to gateway contacts. */
+  allowedDomains: readonly string[];
+  presence: PresenceService;
+  send: (stanza: Element) => Promise<void>;
+  log: Logger;
+}
+
+/** A presence stanza carrying an aggregate, from a gateway contact to one subscriber. */
+export function presenceStanza(from: string, to: string, aggregate: AggregatePresence): Element {
+  const value = presenceToXmpp(aggregate.state, aggregate.note);
+  return xml(
+    "presence",
+    { from, to, type: value.type },
+    value.show ? xml("show", {}, value.show) : null,
+    value.status ? xml("status", {}, value.status) : null,
+  );
+}
+
+export class XmppPresenceHandler {
+  private _mode: PresenceMode = "subscription";
+  /** Home users the gateway domain has asked to subscribe to, in subscription mode (once each). */
+  private readonly asked = new Set<string>();
+
+  constructor(private readonly options: PresenceHandlerOptions) {}
+
+  get mode(): PresenceMode {
+    return this._mode;
+  }
+
+  /**
+   * The server's XEP-0356 §5 advertisement, sent when the component connects. Presence
+   * `managed_entity` (or `roster`) means users' presence reaches the component without asking them.
+   * Returns true when `message` was an advertisement.
+   */
+  onPrivilege(message: Element): boolean {
+    const privilege = message.getChild("privilege", NS_PRIVILEGE);
+    if (!privilege) return false;
+    const presence = privilege.getChildren("perm").find((p) => p.attrs.access === "presence")?.attrs.type;
+    this._mode = presence === "managed_entity" || presence === "roster" ? "privileged" : "subscription";
+    this.options.log.info(
+      { mode: this._mode, presencePermission: presence ?? "none" },
+      this._mode === "privileged"
+        ? `XEP-0356 presence permission '${presence}': users' presence arrives without subscriptions`
+        : "no XEP-0356 presence permission: users approve a subscription from the gateway once",
+    );
+    return true;
+  }
+
+  /** No advertisement came after connecting: say which mode is active. */
+  noPrivilege(): void {
+    this._mode = "subscription";
+    this.options.log.info(
+      { mode: this._mode },
+      "no XEP-0356 privilege advertised: users approve a subscription from the gateway once",
+    );
+  }
+
+  async onPresence(stanza: Element): Promise<void> {
+    let from: Jid;
+    let to: Jid;
+    try {
+      from = parseJid(stanza.attrs.from ?? "");
+      to = parseJid(stanza.attrs.to ?? "");
+    } catch (err) {
+      this.options.log.warn(
+        { err: String(err), stanza: stanza.toString().slice(0, 500) },
+        "presence with a bad address ignored",
+      );
+      return;
+    }
+    if (to.domain !== this.options.domains.gatewayDomain) return;
+    if (to.local === null) await this.fromUser(stanza, from);
+    else await this.toContact(stanza, from, bareJid(to));
+  }
+
+  /** Presence addressed to the gateway domain: a home user's own presence, or a subscription to the gateway. */
+  private async fromUser(stanza: Element, from: Jid): Promise<void> {
+    const type = stanza.attrs.type;
+    const person = personForHomeJid(bareJid(from), this.options.domains);
+    const { log, presence } = this.options;
+    if (type === undefined || type === "unavailable") {
+      if (person === null || from.resource === null) return; // only home users' own resources count
+      const source = { kind: "xmpp" as const, resource: from.resource };
+      try {
+        const value = xmppToPresence({
+          type,
+          show: stanza.getChildText("show"),
+          status: stanza.getChildText("status"),
+        });
+        if (value.state === "unavailable") await presence.withdraw(person, source);
+        else {
+          await presence.report(person, {
+            source,
+            state: value.state,
+            note: value.note,
+            updatedAt: presence.now(),
+            expiresAt: null,
+          });
+        }
+        log.debug({ jid: formatJid(from), state: value.state }, "xmpp presence source updated");
+      } catch (err) {
+        log.warn({ jid: formatJid(from), err: String(err) }, "presence not understood, ignored");
+      }
+      return;
+    }
+    if (type === "subscribe") {
+      // Subscribing to the gateway itself (XEP-0100 §4.1.1): approved for those allowed to use it.
+      await this.options.send(
+        xml("presence", {
+          from: this.options.domains.gatewayDomain,
+          to: formatJid(bareJid(from)),
+          type: this.allowed(from) ? "subscribed" : "unsubscribed",
+        }),
+      );
+    }
+  }
+
+  private allowed(jid: Jid): boolean {
+    return jid.domain === this.options.domains.homeDomain || this.options.allowedDomains.includes(jid.domain);
+  }
+
+  private async toContact(stanza: Element, from: Jid, contact: Jid): Promise<void> {
+    const type = stanza.attrs.type;
+    const contactJid = formatJid(contact);
+    const subscriber = formatJid(bareJid(from));
+    const { domains, log, presence, send } = this.options;
+    const reply = (replyType: string): Promise<void> =>
+      send(xml("presence", { from: contactJid, to: subscriber, type: replyType }));
+
+    if (type !== "subscribe" && type !== "unsubscribe" && type !== "probe") return;
+    let person: string;
+    try {
+      person = personForContact(contact, domains);
+    } catch (err) {
+      if (!(err instanceof AddressError)) throw err;
+      await send(errorReply(stanza, err.condition, err.message));
+      return;
+    }
+    const flow = log.child({ jid: subscriber, contact: contactJid });
+    switch (type) {
+      case "subscribe": {
+        if (!this.allowed(from)) {
+          // RFC 6121 §3.1.4 (refusal) — DESIGN.md: other domains only when allowed in config.
+          flow.info(
+            { domain: from.domain },
+            "subscription refused: domain not allowed (xmpp.allowedDomains)",
+          );
+          await reply("unsubscribed");
+          return;
+        }
+        await presence.store.addXmppSubscriber(contactJid, subscriber);
+        await reply("subscribed");
+        await send(presenceStanza(contactJid, subscriber, await presence.current(person)));
+        flow.info({}, "subscription approved");
+        await this.askForPresence(from);
+        return;
+      }
+      case "unsubscribe":
+        await presence.store.removeXmppSubscriber(contactJid, subscriber);
+        await reply("unsubscribed");
+        await reply("unavailable");
+        flow.info({}, "subscription removed");
+        return;
+      case "probe": {
+        // RFC 6121 §4.3.2: current presence to a subscriber; `unsubscribed` to anyone else.
+        const subscribers = await presence.store.xmppSubscribers(contactJid);
+        if (!subscribers.includes(subscriber)) await reply("unsubscribed");
+        else await send(presenceStanza(contactJid, subscriber, await presence.current(person)));
+        return;
+      }
+    }
+  }
+
+  /** Subscription mode: the gateway domain asks a home user once to share their presence. */
+  private async askForPresence(user: Jid): Promise<void> {
+    const bare = formatJid(bareJid(user));
+    if (
+      this._mode !== "subscription" ||
+      user.domain !== this.options.domains.homeDomain ||
+      this.asked.has(bare)
+    )
+      return;
+    this.asked.add(bare);
+    await this.options.send(
+      xml("presence", { from: this.options.domains.gatewayDomain, to: bare, type: "subscribe" }),
+    );
+  }
+
+  /** Sends a person's aggregate to every XMPP subscriber of their gateway contact. */
+  async announce(person: string, aggregate: AggregatePresence): Promise<void> {
+    const contact = contactForPerson(person, this.options.domains);
+    await this.announceContact(contact, aggregate);
+  }
+
+  private async announceContact(contact: string, aggregate: AggregatePresence): Promise<void> {
+    const subscribers = await this.options.presence.store.xmppSubscribers(contact);
+    await Promise.all(subscribers.map((to) => this.options.send(presenceStanza(contact, to, aggregate))));
+  }
+
+  /** After a (re)connect: every subscribed contact's current presence to its subscribers. */
+  async reannounce(): Promise<void> {
+    const { presence, domains } = this.options;
+    for (const contact of await presence.store.xmppSubscribedContacts()) {
+      const person = personForContact(parseJid(contact), domains);
+      await this.announceContact(contact, await presence.current(person));
+    }
+  }
+}

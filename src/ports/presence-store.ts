@@ -1,0 +1,32 @@
+// The store port: per person, each presence source's latest record and the aggregate computed from
+// them; and who subscribes to which gateway contact. The in-memory adapter (src/presence/
+// memory-store.ts) is the embedded default; the Redis adapter comes with the end-to-end issue and
+// must pass the same contract tests.
+import type { AggregatePresence, PresenceRecord, PresenceSource } from "../domain/presence.js";
+
+export interface PresenceSnapshot {
+  records: PresenceRecord[];
+  aggregate: AggregatePresence;
+}
+
+export interface PresenceUpdate {
+  aggregate: AggregatePresence;
+  /** The aggregate's state or note differs from before this write. */
+  changed: boolean;
+}
+
+export interface PresenceStore {
+  /** Writes one source's record (replacing that source's previous one) and recomputes the aggregate. */
+  putRecord(person: string, record: PresenceRecord, now: number): Promise<PresenceUpdate>;
+  /** Removes one source's record (an XMPP resource went offline, a PUBLISH was withdrawn). */
+  removeRecord(person: string, source: PresenceSource, now: number): Promise<PresenceUpdate>;
+  presence(person: string, now: number): Promise<PresenceSnapshot>;
+
+  /** An XMPP user (bare JID) subscribed to a gateway contact (bare JID). */
+  addXmppSubscriber(contact: string, subscriber: string): Promise<void>;
+  /** Returns whether there was such a subscription. */
+  removeXmppSubscriber(contact: string, subscriber: string): Promise<boolean>;
+  xmppSubscribers(contact: string): Promise<string[]>;
+  /** Every gateway contact with at least one XMPP subscriber (for re-announcing after a reconnect). */
+  xmppSubscribedContacts(): Promise<string[]>;
+}

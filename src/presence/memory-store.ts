@@ -1,0 +1,55 @@
+// The embedded store used when `store.url` is absent: everything in this process's memory, lost on
+// restart, one bridge instance only. For trying Switchboard out and for tests of the use cases.
+import { aggregate, type PresenceRecord, type PresenceSource } from "../domain/presence.js";
+import type { PresenceSnapshot, PresenceStore, PresenceUpdate } from "../ports/presence-store.js";
+import { sameSource } from "./source.js";
+
+export class MemoryPresenceStore implements PresenceStore {
+  private readonly records = new Map<string, PresenceRecord[]>();
+  private readonly subscribers = new Map<string, Set<string>>();
+
+  private write(person: string, records: PresenceRecord[], now: number): PresenceUpdate {
+    const before = aggregate(this.records.get(person) ?? [], now);
+    if (records.length === 0) this.records.delete(person);
+    else this.records.set(person, records);
+    const after = aggregate(records, now);
+    return { aggregate: after, changed: before.state !== after.state || before.note !== after.note };
+  }
+
+  putRecord(person: string, record: PresenceRecord, now: number): Promise<PresenceUpdate> {
+    const others = (this.records.get(person) ?? []).filter((r) => !sameSource(r.source, record.source));
+    return Promise.resolve(this.write(person, [...others, record], now));
+  }
+
+  removeRecord(person: string, source: PresenceSource, now: number): Promise<PresenceUpdate> {
+    const others = (this.records.get(person) ?? []).filter((r) => !sameSource(r.source, source));
+    return Promise.resolve(this.write(person, others, now));
+  }
+
+  presence(person: string, now: number): Promise<PresenceSnapshot> {
+    const records = [...(this.records.get(person) ?? [])];
+    return Promise.resolve({ records, aggregate: aggregate(records, now) });
+  }
+
+  addXmppSubscriber(contact: string, subscriber: string): Promise<void> {
+    const set = this.subscribers.get(contact) ?? new Set<string>();
+    set.add(subscriber);
+    this.subscribers.set(contact, set);
+    return Promise.resolve();
+  }
+
+  removeXmppSubscriber(contact: string, subscriber: string): Promise<boolean> {
+    const set = this.subscribers.get(contact);
+    const had = set?.delete(subscriber) ?? false;
+    if (set?.size === 0) this.subscribers.delete(contact);
+    return Promise.resolve(had);
+  }
+
+  xmppSubscribers(contact: string): Promise<string[]> {
+    return Promise.resolve([...(this.subscribers.get(contact) ?? [])]);
+  }
+
+  xmppSubscribedContacts(): Promise<string[]> {
+    return Promise.resolve([...this.subscribers.keys()]);
+  }
+}

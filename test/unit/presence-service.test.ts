@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import type { AggregatePresence } from "../../src/domain/presence.js";
+import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
+import { PresenceService } from "../../src/presence/presence-service.js";
+
+describe("PresenceService with the in-memory store", function () {
+  let now = 1_000;
+  let service: PresenceService;
+  let changes: [string, AggregatePresence][];
+
+  beforeEach(function () {
+    now = 1_000;
+    service = new PresenceService(new MemoryPresenceStore(), () => now);
+    changes = [];
+    service.on("change", (person, aggregate) => changes.push([person, aggregate]));
+  });
+
+  const xmpp = (resource: string, state: "away" | "dnd" | "available", note: string | null = null) => ({
+    source: { kind: "xmpp" as const, resource },
+    state,
+    note,
+    updatedAt: now,
+    expiresAt: null,
+  });
+
+  it("announces a change once, and not a write that changes nothing", async function () {
+    await service.report("alice@example.org", xmpp("laptop", "away", "Lunch"));
+    now += 10;
+    await service.report("alice@example.org", xmpp("laptop", "away", "Lunch"));
+    assert.deepEqual(
+      changes.map(([p, a]) => [p, a.state, a.note]),
+      [["alice@example.org", "away", "Lunch"]],
+    );
+  });
+
+  it("replaces a source's record and keeps the others", async function () {
+    await service.report("alice@example.org", xmpp("laptop", "away"));
+    now += 10;
+    await service.report("alice@example.org", xmpp("phone", "dnd"));
+    now += 10;
+    await service.report("alice@example.org", xmpp("laptop", "available"));
+    const { records, aggregate } = await service.snapshot("alice@example.org");
+    assert.equal(records.length, 2);
+    assert.equal(aggregate.state, "available");
+  });
+
+  it("announces unavailable when the last source is withdrawn", async function () {
+    await service.report("alice@example.org", xmpp("laptop", "dnd"));
+    await service.withdraw("alice@example.org", { kind: "xmpp", resource: "laptop" });
+    assert.deepEqual(
+      changes.map(([, a]) => a.state),
+      ["dnd", "unavailable"],
+    );
+    assert.deepEqual((await service.snapshot("alice@example.org")).records, []);
+  });
+
+  it("keeps XMPP subscribers per contact", async function () {
+    const store = service.store;
+    await store.addXmppSubscriber("alice@sip.example.org", "bob@example.org");
+    await store.addXmppSubscriber("alice@sip.example.org", "bob@example.org");
+    await store.addXmppSubscriber("alice@sip.example.org", "carol@example.org");
+    assert.deepEqual((await store.xmppSubscribers("alice@sip.example.org")).sort(), [
+      "bob@example.org",
+      "carol@example.org",
+    ]);
+    assert.deepEqual(await store.xmppSubscribedContacts(), ["alice@sip.example.org"]);
+    assert.equal(await store.removeXmppSubscriber("alice@sip.example.org", "bob@example.org"), true);
+    assert.equal(await store.removeXmppSubscriber("alice@sip.example.org", "bob@example.org"), false);
+    await store.removeXmppSubscriber("alice@sip.example.org", "carol@example.org");
+    assert.deepEqual(await store.xmppSubscribedContacts(), []);
+  });
+});
