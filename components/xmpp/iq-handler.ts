@@ -14,6 +14,10 @@ export const NS = {
   ping: "urn:xmpp:ping",
   version: "jabber:iq:version",
   gateway: "jabber:iq:gateway",
+  receipts: "urn:xmpp:receipts",
+  chatStates: "http://jabber.org/protocol/chatstates",
+  privilege: "urn:xmpp:privilege:2",
+  vcard: "vcard-temp",
 } as const;
 
 export interface GatewayIdentity {
@@ -27,7 +31,7 @@ export interface GatewayIdentity {
 /** Features the gateway domain itself answers; only what is implemented is listed. */
 export const GATEWAY_FEATURES = [NS.discoInfo, NS.discoItems, NS.ping, NS.version, NS.gateway] as const;
 /** Features of a gateway contact (a SIP party). */
-export const CONTACT_FEATURES = [NS.discoInfo, NS.ping] as const;
+export const CONTACT_FEATURES = [NS.discoInfo, NS.ping, NS.receipts, NS.chatStates] as const;
 
 const PROMPT_DESC = "Enter the phone number or SIP address of the person you want to add.";
 

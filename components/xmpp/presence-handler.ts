@@ -11,9 +11,10 @@ import { presenceToXmpp, xmppToPresence } from "../../src/domain/mapping/xmpp-sh
 import type { Logger } from "../../src/ports/logger.js";
 import { contactForPerson, personForContact, personForHomeJid } from "../../src/presence/person.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
+import { NS } from "./iq-handler.js";
 import { errorReply } from "./stanza-error.js";
 
-export const NS_PRIVILEGE = "urn:xmpp:privilege:2";
+const NS_PRIVILEGE = NS.privilege;
 
 /** How the bridge learns home users' presence (DESIGN.md "How the bridge learns..."). */
 export type PresenceMode = "privileged" | "subscription";

@@ -7,7 +7,9 @@ import { silentLogger } from "../../src/ports/logger.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { ComponentConnection, type ComponentConnectionOptions } from "./component-connection.js";
 import { handleIq, type GatewayIdentity } from "./iq-handler.js";
+import { XmppMessageHandler } from "./message-handler.js";
 import { XmppPresenceHandler } from "./presence-handler.js";
+import type { ChatMessage, MessageSink } from "../../src/ports/message-port.js";
 
 export interface XmppGatewayOptions {
   connection: ComponentConnectionOptions;
@@ -16,6 +18,10 @@ export interface XmppGatewayOptions {
   presence: PresenceService;
   /** Domains other than the home domain whose users may subscribe (xmpp.allowedDomains). */
   allowedDomains?: readonly string[];
+  /** Where chat users' messages to gateway contacts go (the SIP side). */
+  messages?: MessageSink;
+  /** Largest message body relayed either way, in bytes (xmpp.maxMessageBytes). */
+  maxMessageBytes?: number;
   log?: Logger;
   /** How long to wait for the XEP-0356 advertisement after connecting before assuming none. */
   privilegeWaitMs?: number;
@@ -24,6 +30,7 @@ export interface XmppGatewayOptions {
 export class XmppGateway {
   readonly connection: ComponentConnection;
   readonly presence: XmppPresenceHandler;
+  readonly messages: XmppMessageHandler;
   private readonly identity: GatewayIdentity;
   private readonly log: Logger;
   private privilegeTimer: NodeJS.Timeout | undefined;
@@ -44,6 +51,13 @@ export class XmppGateway {
       send: (stanza) => this.connection.send(stanza),
       log: this.log,
     });
+    this.messages = new XmppMessageHandler({
+      domains: { homeDomain: options.homeDomain, gatewayDomain: options.connection.jid },
+      sink: options.messages,
+      send: (stanza) => this.connection.send(stanza),
+      log: this.log,
+      maxBodyBytes: options.maxMessageBytes,
+    });
     this.connection.on("problem", (err) => this.log.warn({ err: err.message }, "xmpp component problem"));
     this.connection.on("offline", (reason) => this.log.warn({ reason }, "xmpp component offline"));
     this.connection.on("stanza", (stanza) => this.onStanza(stanza));
@@ -57,6 +71,11 @@ export class XmppGateway {
     options.presence.on("change", (person, aggregate) =>
       this.guard(this.presence.announce(person, aggregate), "announcing presence"),
     );
+  }
+
+  /** A message from a SIP party to a chat user; rejects with a SwitchboardError the SIP side answers. */
+  deliverToXmpp(message: ChatMessage): Promise<void> {
+    return this.messages.deliver(message);
   }
 
   start(): void {
@@ -79,8 +98,9 @@ export class XmppGateway {
       if (reply) this.guard(this.connection.send(reply), "answering an iq");
     } else if (stanza.is("presence")) {
       this.guard(this.presence.onPresence(stanza), "handling presence");
-    } else if (stanza.is("message") && this.presence.onPrivilege(stanza)) {
-      clearTimeout(this.privilegeTimer);
+    } else if (stanza.is("message")) {
+      if (this.presence.onPrivilege(stanza)) clearTimeout(this.privilegeTimer);
+      else this.guard(this.messages.onMessage(stanza), "handling a message");
     }
   }
 }

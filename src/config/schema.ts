@@ -102,6 +102,15 @@ export const configSchema = z
     xmpp: z
       .strictObject({
         component: componentSchema("The"),
+        maxMessageBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(1024 * 1024)
+          .default(64 * 1024)
+          .describe(
+            "Largest message body relayed either way, in UTF-8 bytes; larger ones are refused (policy-violation, SIP 513).",
+          ),
         allowedDomains: z
           .array(hostname)
           .default([])

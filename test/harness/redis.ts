@@ -36,7 +36,7 @@ export class RedisServer {
         "--appendonly",
         "yes",
         "--appendfsync",
-        "everysec",
+        "always", // so a kill -9 loses nothing that Redis acknowledged
         "--save",
         "",
         "--daemonize",

@@ -16,6 +16,8 @@ import threading
 
 import slixmpp
 from slixmpp.xmlstream import ET
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 
 def emit(obj):
@@ -32,7 +34,9 @@ class Client(slixmpp.ClientXMPP):
         self.add_event_handler("session_start", self.on_start)
         self.add_event_handler("failed_auth", lambda _: emit({"event": "failed", "reason": "auth"}))
         self.add_event_handler("disconnected", lambda _: emit({"event": "disconnected"}))
-        self.add_event_handler("message", self.on_message)
+        # Every message, not just those with a body (slixmpp's "message" event needs one): receipts
+        # and chat-state notifications have none.
+        self.register_handler(Callback("any message", MatchXPath("{jabber:client}message"), self.on_message))
         self.add_event_handler("presence", self.on_presence)
         # Subscription requests are reported, never auto-answered: tests decide.
         self.roster.auto_authorize = False

@@ -1,0 +1,161 @@
+// Messages on the XMPP side (RFC 6121 §5): chat users' messages to gateway contacts go to the
+// message sink (the SIP side); messages from SIP parties arrive from their gateway contact. XEP-0184
+// receipts only when the far end confirmed delivery, XEP-0085 chat states both ways, and every
+// failure answered with a message error whose condition says why.
+import { xml, type Element } from "@xmpp/component";
+import { SwitchboardError } from "../../src/domain/errors.js";
+import type { GatewayDomains } from "../../src/domain/gateway-mapping.js";
+import { bareJid, formatJid, parseJid, type Jid } from "../../src/domain/jid.js";
+import type { Logger } from "../../src/ports/logger.js";
+import {
+  CHAT_STATES,
+  type ChatMessage,
+  type ChatState,
+  type MessageSink,
+} from "../../src/ports/message-port.js";
+import { contactForPerson, personForContact } from "../../src/presence/person.js";
+import { xmlSafeText } from "../../src/util/xml-text.js";
+import { NS } from "./iq-handler.js";
+import { errorReply } from "./stanza-error.js";
+
+const NS_RECEIPTS = NS.receipts;
+const NS_CHATSTATES = NS.chatStates;
+
+export interface MessageHandlerOptions {
+  domains: GatewayDomains;
+  /** Where chat users' messages to gateway contacts go; absent until the SIP side is wired. */
+  sink: MessageSink | undefined;
+  send: (stanza: Element) => Promise<void>;
+  log: Logger;
+  /** Largest body accepted, in UTF-8 bytes, either way (default 64 KiB). */
+  maxBodyBytes?: number;
+}
+
+const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+function chatStateOf(stanza: Element): ChatState | undefined {
+  return CHAT_STATES.find((state) => stanza.getChild(state, NS_CHATSTATES) !== undefined);
+}
+
+export class XmppMessageHandler {
+  private readonly maxBodyBytes: number;
+
+  constructor(private readonly options: MessageHandlerOptions) {
+    this.maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  }
+
+  /** A message from a chat user to a gateway contact (or to the gateway domain itself). */
+  async onMessage(stanza: Element): Promise<void> {
+    const type = stanza.attrs.type ?? "normal";
+    if (type === "error") {
+      this.options.log.info({ from: stanza.attrs.from, to: stanza.attrs.to }, "message error from XMPP");
+      return;
+    }
+    const refuse = (condition: SwitchboardError["condition"], text: string): Promise<void> =>
+      this.options.send(errorReply(stanza, condition, text));
+    if (type !== "chat" && type !== "normal") {
+      await refuse("not-acceptable", `message type '${type}' is not relayed; send a chat message`);
+      return;
+    }
+    let from: Jid;
+    let to: Jid;
+    try {
+      from = parseJid(stanza.attrs.from ?? "");
+      to = parseJid(stanza.attrs.to ?? "");
+    } catch (err) {
+      this.options.log.warn({ err: String(err) }, "message with a bad address ignored");
+      return;
+    }
+    if (to.local === null) {
+      if (stanza.getChild("body"))
+        await refuse("service-unavailable", "the gateway itself takes no messages");
+      return;
+    }
+    const rawBody = stanza.getChildText("body");
+    const chatState = chatStateOf(stanza);
+    if (rawBody === null && chatState === undefined) return; // nothing to relay (e.g. a bare receipt)
+    if (rawBody !== null && Buffer.byteLength(rawBody) > this.maxBodyBytes) {
+      await refuse("policy-violation", `message body larger than ${this.maxBodyBytes} bytes`);
+      return;
+    }
+    let person: string;
+    try {
+      person = personForContact(bareJid(to), this.options.domains);
+    } catch (err) {
+      if (err instanceof SwitchboardError) return refuse(err.condition, err.message);
+      throw err;
+    }
+    const sink = this.options.sink;
+    if (!sink) {
+      await refuse("service-unavailable", "the SIP side is not connected");
+      return;
+    }
+    const message: ChatMessage = {
+      id: stanza.attrs.id ?? "",
+      from: formatJid(bareJid(from)),
+      to: person,
+      ...(rawBody !== null ? { body: xmlSafeText(rawBody) } : {}),
+      ...(stanza.getChildText("thread") ? { thread: stanza.getChildText("thread") ?? "" } : {}),
+      ...(stanza.attrs["xml:lang"] ? { lang: stanza.attrs["xml:lang"] } : {}),
+      ...(chatState ? { chatState } : {}),
+    };
+    const flow = this.options.log.child({
+      jid: message.from,
+      contact: formatJid(bareJid(to)),
+      id: message.id,
+    });
+    try {
+      const outcome = await sink.deliver(message);
+      flow.info({ outcome }, "message to SIP");
+      // XEP-0184 §5.1: a receipt means the recipient's device has the message, so only on `delivered`.
+      if (
+        outcome === "delivered" &&
+        rawBody !== null &&
+        stanza.getChild("request", NS_RECEIPTS) &&
+        stanza.attrs.id
+      ) {
+        await this.options.send(
+          xml(
+            "message",
+            { from: stanza.attrs.to, to: stanza.attrs.from, id: `receipt-${stanza.attrs.id}` },
+            xml("received", { xmlns: NS_RECEIPTS, id: stanza.attrs.id }),
+          ),
+        );
+      }
+    } catch (err) {
+      const known = err instanceof SwitchboardError;
+      flow.warn({ err: String(err) }, "message to SIP failed");
+      if (rawBody !== null) {
+        await refuse(
+          known ? err.condition : "internal-server-error",
+          known ? err.message : "delivery failed",
+        );
+      }
+    }
+  }
+
+  /**
+   * A message from a SIP party (`message.from` is its person key) to a chat user: sent from the
+   * party's gateway contact. Forbidden XML characters are removed; an oversize body is refused with
+   * `policy-violation` for the SIP side to answer (513).
+   */
+  async deliver(message: ChatMessage): Promise<void> {
+    const body = message.body === undefined ? undefined : xmlSafeText(message.body);
+    if (body !== undefined && Buffer.byteLength(body) > this.maxBodyBytes) {
+      throw new SwitchboardError("policy-violation", `message body larger than ${this.maxBodyBytes} bytes`);
+    }
+    if (body === undefined && message.chatState === undefined) {
+      throw new SwitchboardError("bad-request", "a message needs a body or a chat state");
+    }
+    const from = contactForPerson(message.from, this.options.domains);
+    await this.options.send(
+      xml(
+        "message",
+        { type: "chat", from, to: message.to, id: message.id || undefined, "xml:lang": message.lang },
+        body !== undefined ? xml("body", {}, body) : null,
+        message.thread ? xml("thread", {}, xmlSafeText(message.thread)) : null,
+        message.chatState ? xml(message.chatState, { xmlns: NS_CHATSTATES }) : null,
+      ),
+    );
+  }
+}
