@@ -64,6 +64,18 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     return this.buffer.length;
   }
 
+  /**
+   * Answers IQ get/set through the library's IQ callee: it frames exactly one reply per query
+   * (RFC 6120 §8.2.3) from what `answer` returns (see IqAnswer), `bad-request` for a query without
+   * exactly one payload, and `service-unavailable` when `answer` returns undefined.
+   */
+  answerIqs(answer: (iq: Element, payload: Element) => Promise<Element | true | undefined>): void {
+    this.entity.middleware.use((ctx, next) => {
+      if (!ctx.stanza.is("iq") || ctx.element === undefined) return next();
+      return answer(ctx.stanza, ctx.element);
+    });
+  }
+
   /** Starts connecting; resolves at once. `online` is emitted when the handshake succeeds. */
   start(): void {
     if (this._state !== "stopped") return;

@@ -1,12 +1,14 @@
 // IQs addressed to the gateway domain or to a gateway contact: service discovery (XEP-0030), ping
-// (XEP-0199), software version (XEP-0092) and gateway interaction (XEP-0100 §6.3). Every get/set
-// gets exactly one answer (RFC 6120 §8.2.3): a result, or an error naming the condition.
+// (XEP-0199), software version (XEP-0092) and gateway interaction (XEP-0100 §6.3). The library's IQ
+// callee (@xmpp/iq) frames the answer — exactly one per get/set (RFC 6120 §8.2.3), `bad-request` for
+// a query without exactly one payload, `service-unavailable` when we return nothing — so this only
+// says what to answer: a payload for the result, `true` for an empty result, or an `<error/>`.
 import { xml, type Element } from "@xmpp/component";
 import { parseSipUri } from "../../src/domain/address.js";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { formatJid, makeJid } from "../../src/domain/jid.js";
 import { sipToGatewayJid } from "../../src/domain/gateway-mapping.js";
-import { errorReply } from "./stanza-error.js";
+import { errorElement } from "./stanza-error.js";
 
 export const NS = {
   discoInfo: "http://jabber.org/protocol/disco#info",
@@ -31,13 +33,13 @@ export interface GatewayIdentity {
 /** Features the gateway domain itself answers; only what is implemented is listed. */
 export const GATEWAY_FEATURES = [NS.discoInfo, NS.discoItems, NS.ping, NS.version, NS.gateway] as const;
 /** Features of a gateway contact (a SIP party). */
-export const CONTACT_FEATURES = [NS.discoInfo, NS.ping, NS.receipts, NS.chatStates] as const;
+export const CONTACT_FEATURES = [NS.discoInfo, NS.ping, NS.receipts, NS.chatStates, NS.vcard] as const;
 
 const PROMPT_DESC = "Enter the phone number or SIP address of the person you want to add.";
 
-function result(iq: Element, ...children: Element[]): Element {
-  return xml("iq", { type: "result", id: iq.attrs.id, from: iq.attrs.to, to: iq.attrs.from }, ...children);
-}
+/** What to answer: the result's payload, `true` for an empty result, an `<error/>` element, or
+ * undefined when the IQ is not ours (the callee then answers `service-unavailable`). */
+export type IqAnswer = Element | true | undefined;
 
 /** What a chat user types at the XEP-0100 prompt → the gateway JID (pure mapping for now). */
 export function promptToJid(prompt: string, identity: GatewayIdentity): string {
@@ -55,15 +57,9 @@ export function promptToJid(prompt: string, identity: GatewayIdentity): string {
   return formatJid(sipToGatewayJid(parseSipUri(uri), domains));
 }
 
-/** Answers one IQ; returns null for result/error IQs (nothing to answer, RFC 6120 §8.2.3). */
-export function handleIq(iq: Element, identity: GatewayIdentity): Element | null {
+/** The answer to a get/set `iq` whose single payload is `payload`. */
+export function answerIq(iq: Element, payload: Element, identity: GatewayIdentity): IqAnswer {
   const type = iq.attrs.type;
-  if (type !== "get" && type !== "set") return null;
-  const payloads = iq.getChildElements();
-  const [payload] = payloads;
-  if (payloads.length !== 1 || !payload) {
-    return errorReply(iq, "bad-request", "an IQ get/set carries exactly one payload element");
-  }
   const to = iq.attrs.to ?? identity.gatewayDomain;
   const toGateway = to === identity.gatewayDomain;
   const ns = payload.attrs.xmlns;
@@ -72,60 +68,51 @@ export function handleIq(iq: Element, identity: GatewayIdentity): Element | null
   try {
     switch (key) {
       case `get ${NS.discoInfo} query`: {
-        if (payload.attrs.node) return errorReply(iq, "item-not-found", `no node '${payload.attrs.node}'`);
+        if (payload.attrs.node) return errorElement("item-not-found", `no node '${payload.attrs.node}'`);
         const identityEl = toGateway
           ? xml("identity", { category: "gateway", type: "sip", name: identity.name })
           : xml("identity", { category: "client", type: "phone" });
         const features = toGateway ? GATEWAY_FEATURES : CONTACT_FEATURES;
-        return result(
-          iq,
-          xml(
-            "query",
-            { xmlns: NS.discoInfo },
-            identityEl,
-            ...features.map((f) => xml("feature", { var: f })),
-          ),
+        return xml(
+          "query",
+          { xmlns: NS.discoInfo },
+          identityEl,
+          ...features.map((f) => xml("feature", { var: f })),
         );
       }
       case `get ${NS.discoItems} query`:
-        return result(iq, xml("query", { xmlns: NS.discoItems }));
+        return xml("query", { xmlns: NS.discoItems });
       case `get ${NS.ping} ping`:
-        return result(iq);
+        return true;
       case `get ${NS.version} query`:
         if (!toGateway) break;
-        return result(
-          iq,
-          xml(
-            "query",
-            { xmlns: NS.version },
-            xml("name", {}, identity.name),
-            xml("version", {}, identity.version),
-          ),
+        return xml(
+          "query",
+          { xmlns: NS.version },
+          xml("name", {}, identity.name),
+          xml("version", {}, identity.version),
         );
       case `get ${NS.gateway} query`:
         if (!toGateway) break;
-        return result(
-          iq,
-          xml(
-            "query",
-            { xmlns: NS.gateway },
-            xml("desc", {}, PROMPT_DESC),
-            xml("prompt", {}, "Phone number or SIP address"),
-          ),
+        return xml(
+          "query",
+          { xmlns: NS.gateway },
+          xml("desc", {}, PROMPT_DESC),
+          xml("prompt", {}, "Phone number or SIP address"),
         );
       case `set ${NS.gateway} query`: {
         if (!toGateway) break;
         const prompt = payload.getChildText("prompt");
-        if (!prompt?.trim()) return errorReply(iq, "bad-request", "missing <prompt/>");
+        if (!prompt?.trim()) return errorElement("bad-request", "missing <prompt/>");
         const jid = promptToJid(prompt, identity);
         // XEP-0100 §6.3.2: the answer carries <jid/>; <prompt/> too, for older clients.
-        return result(iq, xml("query", { xmlns: NS.gateway }, xml("jid", {}, jid), xml("prompt", {}, jid)));
+        return xml("query", { xmlns: NS.gateway }, xml("jid", {}, jid), xml("prompt", {}, jid));
       }
     }
   } catch (err) {
-    if (err instanceof SwitchboardError) return errorReply(iq, err.condition, err.message);
+    if (err instanceof SwitchboardError) return errorElement(err.condition, err.message);
     throw err;
   }
   // RFC 6120 §8.4: an IQ for a namespace the entity does not understand gets service-unavailable.
-  return errorReply(iq, "service-unavailable");
+  return undefined;
 }

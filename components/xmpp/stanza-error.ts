@@ -30,17 +30,22 @@ export function stanzaErrorFor(condition: Condition): { condition: string; type:
   return { condition: name, type };
 }
 
+/** The `<error/>` element for a condition (RFC 6120 §8.3.2), with an explaining text. */
+export function errorElement(condition: Condition, text?: string): Element {
+  const { condition: name, type } = stanzaErrorFor(condition);
+  return xml(
+    "error",
+    { type },
+    xml(name, { xmlns: NS_STANZAS }),
+    text ? xml("text", { xmlns: NS_STANZAS, "xml:lang": "en" }, text) : null,
+  );
+}
+
 /** An error reply to `stanza` (RFC 6120 §8.3.1): addresses swapped, same id, the condition and a text. */
 export function errorReply(stanza: Element, condition: Condition, text?: string): Element {
-  const { condition: name, type } = stanzaErrorFor(condition);
   return xml(
     stanza.name,
     { type: "error", id: stanza.attrs.id, from: stanza.attrs.to, to: stanza.attrs.from },
-    xml(
-      "error",
-      { type },
-      xml(name, { xmlns: NS_STANZAS }),
-      text ? xml("text", { xmlns: NS_STANZAS, "xml:lang": "en" }, text) : null,
-    ),
+    errorElement(condition, text),
   );
 }

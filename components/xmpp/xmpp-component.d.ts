@@ -49,7 +49,16 @@ declare module "@xmpp/component" {
     disconnect: [info: { clean: boolean; reason?: unknown }];
   }
 
+  /** @xmpp/middleware's incoming context; `element` is the IQ payload once @xmpp/iq's callee ran. */
+  export interface IncomingContext {
+    stanza: Element;
+    element?: Element;
+  }
+
   export interface Component extends EventEmitter {
+    middleware: {
+      use(fn: (ctx: IncomingContext, next: () => Promise<unknown>) => unknown): void;
+    };
     jid: Jid | null;
     status: string;
     start(): Promise<Jid>;

@@ -6,10 +6,14 @@ import type { Logger } from "../../src/ports/logger.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { ComponentConnection, type ComponentConnectionOptions } from "./component-connection.js";
-import { handleIq, type GatewayIdentity } from "./iq-handler.js";
+import { answerIq, type GatewayIdentity, type IqAnswer } from "./iq-handler.js";
 import { XmppMessageHandler } from "./message-handler.js";
 import { XmppPresenceHandler } from "./presence-handler.js";
 import type { ChatMessage, MessageSink } from "../../src/ports/message-port.js";
+import type { Directory } from "../../src/ports/directory.js";
+import { SwitchboardError } from "../../src/domain/errors.js";
+import { answerVcard, isVcardGet } from "./vcard.js";
+import { errorElement } from "./stanza-error.js";
 
 export interface XmppGatewayOptions {
   connection: ComponentConnectionOptions;
@@ -18,6 +22,8 @@ export interface XmppGatewayOptions {
   presence: PresenceService;
   /** Domains other than the home domain whose users may subscribe (xmpp.allowedDomains). */
   allowedDomains?: readonly string[];
+  /** Names and numbers of gateway contacts, for vCards. */
+  directory?: Directory;
   /** Where chat users' messages to gateway contacts go (the SIP side). */
   messages?: MessageSink;
   /** Largest message body relayed either way, in bytes (xmpp.maxMessageBytes). */
@@ -33,6 +39,7 @@ export class XmppGateway {
   readonly messages: XmppMessageHandler;
   private readonly identity: GatewayIdentity;
   private readonly log: Logger;
+  private readonly directory: Directory | undefined;
   private privilegeTimer: NodeJS.Timeout | undefined;
 
   constructor(options: XmppGatewayOptions) {
@@ -43,6 +50,7 @@ export class XmppGateway {
       name: "Switchboard",
       version: options.version,
     };
+    this.directory = options.directory;
     this.connection = new ComponentConnection(options.connection);
     this.presence = new XmppPresenceHandler({
       domains: { homeDomain: options.homeDomain, gatewayDomain: options.connection.jid },
@@ -61,6 +69,7 @@ export class XmppGateway {
     this.connection.on("problem", (err) => this.log.warn({ err: err.message }, "xmpp component problem"));
     this.connection.on("offline", (reason) => this.log.warn({ reason }, "xmpp component offline"));
     this.connection.on("stanza", (stanza) => this.onStanza(stanza));
+    this.connection.answerIqs((iq, payload) => this.answer(iq, payload));
     this.connection.on("online", () => {
       this.log.info({ jid: options.connection.jid }, "xmpp component online");
       clearTimeout(this.privilegeTimer);
@@ -92,11 +101,21 @@ export class XmppGateway {
     flow.catch((err: unknown) => this.log.error({ err: String(err) }, `failed ${what}`));
   }
 
+  private async answer(iq: Element, payload: Element): Promise<IqAnswer> {
+    try {
+      if (isVcardGet(iq, payload)) {
+        const domains = { homeDomain: this.identity.homeDomain, gatewayDomain: this.identity.gatewayDomain };
+        return await answerVcard(iq, domains, this.directory);
+      }
+      return answerIq(iq, payload, this.identity);
+    } catch (err) {
+      if (!(err instanceof SwitchboardError)) throw err; // the callee answers internal-server-error
+      return errorElement(err.condition, err.message);
+    }
+  }
+
   private onStanza(stanza: Element): void {
-    if (stanza.is("iq")) {
-      const reply = handleIq(stanza, this.identity);
-      if (reply) this.guard(this.connection.send(reply), "answering an iq");
-    } else if (stanza.is("presence")) {
+    if (stanza.is("presence")) {
       this.guard(this.presence.onPresence(stanza), "handling presence");
     } else if (stanza.is("message")) {
       if (this.presence.onPrivilege(stanza)) clearTimeout(this.privilegeTimer);

@@ -239,6 +239,31 @@ export const configSchema = z
       })
       .optional()
       .describe("LDAP directory for names, extensions and numbers. Absent: no directory."),
+    directory: z
+      .strictObject({
+        users: z
+          .array(
+            z.strictObject({
+              uid: z.string().min(1).describe("User name: alice for alice@example.org."),
+              displayName: z.string().min(1).describe("Name shown to chat users (vCard FN)."),
+              extension: z
+                .string()
+                .regex(/^[0-9*#]+$/, { message: "expected digits, * or #" })
+                .optional()
+                .describe("PBX extension."),
+              numbers: z
+                .array(z.string().regex(/^\+?[0-9\s().-]+$/, { message: "expected a phone number" }))
+                .default([])
+                .describe("Phone numbers, E.164 preferred."),
+            }),
+          )
+          .default([])
+          .describe("People listed here, for sites without LDAP."),
+      })
+      .optional()
+      .describe(
+        "A directory in this file: names and numbers of gateway contacts (vCards). LDAP, when configured, comes first.",
+      ),
     enum: z
       .strictObject({
         suffixes: z

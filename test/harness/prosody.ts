@@ -2,7 +2,7 @@
 // external components (XEP-0114) each granted XEP-0356 presence by mod_privilege, on free ports.
 // Prosody accepts one connection per component domain, so every test takes its own component.
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { promisify } from "node:util";
 import { freePort, LOOPBACK, tempDir, type TempDir } from "./net.js";
@@ -145,6 +145,11 @@ ${componentSections}
           ),
       ),
     );
+  }
+
+  /** Prosody's own debug log so far (every stanza it received and sent). */
+  log(): string {
+    return readFileSync(this.dir.file("prosody.log"), "utf8");
   }
 
   /** Stops the server (accounts and data kept), for outage tests; `start()` brings it back. */

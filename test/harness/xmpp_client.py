@@ -85,7 +85,8 @@ class Client(slixmpp.ClientXMPP):
                 iq = self.Iq()
                 iq["to"] = cmd["to"]
                 iq["type"] = cmd.get("type", "get")
-                iq.append(ET.fromstring(cmd["payload"]))
+                if cmd.get("payload"):
+                    iq.append(ET.fromstring(cmd["payload"]))
                 res = await iq.send(timeout=5)
             emit({"event": "iq", "tag": tag, "type": res["type"], "xml": str(res)})
         except slixmpp.exceptions.IqError as err:

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { xml } from "@xmpp/component";
 import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
+import { ConfigDirectory } from "../../src/directory/config-directory.js";
 import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
 import { PresenceService } from "../../src/presence/presence-service.js";
 import { memoryLogger } from "../harness/memory-logger.js";
@@ -40,6 +41,10 @@ describe("XMPP component: discovery, ping, version, gateway prompt (Prosody + sl
       homeDomain: prosody.domain,
       version: "0.1.0",
       presence: new PresenceService(new MemoryPresenceStore()),
+      directory: new ConfigDirectory(
+        [{ uid: "bob", displayName: "Bob Baker", extension: "8002", numbers: ["+44 20 7123 4568"] }],
+        "example.org",
+      ),
       log,
     });
     gateway.start();
@@ -74,6 +79,27 @@ describe("XMPP component: discovery, ping, version, gateway prompt (Prosody + sl
     assert.equal(answer.type, "result");
     assert.match(answer.xml ?? "", /category="client"/);
     assert.doesNotMatch(answer.xml ?? "", /jabber:iq:gateway/);
+    for (const feature of ["urn:xmpp:receipts", "http://jabber.org/protocol/chatstates", "vcard-temp"]) {
+      assert.ok(answer.xml?.includes(`var="${feature}"`), `feature ${feature} missing in ${answer.xml}`);
+    }
+  });
+
+  it("answers a gateway contact's vCard (XEP-0054) from the directory, by name or by number", async function () {
+    for (const contact of [`bob@${grant.jid}`, `+442071234568@${grant.jid}`, `8002@${grant.jid}`]) {
+      const answer = await alice.query({ op: "iq", to: contact, payload: "<vCard xmlns='vcard-temp'/>" });
+      assert.equal(answer.type, "result", `${contact}: ${answer.xml}`);
+      assert.match(answer.xml ?? "", /<FN>Bob Baker<\/FN>/);
+      assert.match(answer.xml ?? "", /<NUMBER>\+44 20 7123 4568<\/NUMBER>/);
+      assert.match(answer.xml ?? "", /<NUMBER>8002<\/NUMBER>/);
+      assert.match(answer.xml ?? "", /<JABBERID>bob@example.org<\/JABBERID>/);
+    }
+    const unknown = await alice.query({
+      op: "iq",
+      to: `nobody@${grant.jid}`,
+      payload: "<vCard xmlns='vcard-temp'/>",
+    });
+    assert.equal(unknown.type, "error");
+    assert.equal(unknown.condition, "item-not-found");
   });
 
   it("answers XEP-0199 ping and XEP-0092 version", async function () {
@@ -120,6 +146,12 @@ describe("XMPP component: discovery, ping, version, gateway prompt (Prosody + sl
     assert.equal(answer.condition, "jid-malformed");
   });
 
+  it("answers an IQ without a payload with bad-request, once", async function () {
+    const answer = await alice.query({ op: "iq", to: grant.jid, payload: "" });
+    assert.equal(answer.type, "error");
+    assert.equal(answer.condition, "bad-request");
+  });
+
   it("answers an IQ in an unknown namespace with service-unavailable", async function () {
     const answer = await alice.query({
       op: "iq",
@@ -128,6 +160,15 @@ describe("XMPP component: discovery, ping, version, gateway prompt (Prosody + sl
     });
     assert.equal(answer.type, "error");
     assert.equal(answer.condition, "service-unavailable");
+    // Exactly one answer left the component (RFC 6120 §8.2.3), as Prosody's own log shows.
+    const id = /id="([^"]+)"/.exec(answer.xml ?? "")?.[1];
+    assert.ok(id);
+    await sleep(200);
+    const answers = prosody
+      .log()
+      .split("\n")
+      .filter((l) => l.includes("Received[component]: <iq") && l.includes(`id='${id}'`));
+    assert.equal(answers.length, 1, answers.join("\n"));
   });
 
   it("reconnects after Prosody restarts and sends what was buffered while offline", async function () {

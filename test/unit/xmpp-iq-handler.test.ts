@@ -1,8 +1,9 @@
-// The IQ handler at the port: what Prosody would not let a client send (several payloads) and the
-// answers' structure, compared structurally.
+// The IQ answers at the port, compared structurally. Framing (one reply per query, addresses
+// swapped, bad-request for a query without exactly one payload) is the library's IQ callee, tested
+// end to end against Prosody in test/integration/xmpp-basics.test.ts.
 import assert from "node:assert/strict";
 import { xml, type Element } from "@xmpp/component";
-import { handleIq, promptToJid } from "../../components/xmpp/iq-handler.js";
+import { answerIq, promptToJid, type IqAnswer } from "../../components/xmpp/iq-handler.js";
 
 const identity = {
   gatewayDomain: "sip.example.org",
@@ -11,50 +12,41 @@ const identity = {
   version: "1.2.3",
 };
 
-function iq(type: string, ...children: Element[]): Element {
-  return xml("iq", { type, id: "q1", from: "alice@example.org/phone", to: "sip.example.org" }, ...children);
+function ask(type: string, payload: Element, to = "sip.example.org"): IqAnswer {
+  const iq = xml("iq", { type, id: "q1", from: "alice@example.org/phone", to }, payload);
+  return answerIq(iq, payload, identity);
 }
 
-function condition(reply: Element | null): string | undefined {
-  return reply?.getChild("error")?.getChildElements()[0]?.name;
+function condition(answer: IqAnswer): string | undefined {
+  return typeof answer === "object" && answer.is("error") ? answer.getChildElements()[0]?.name : undefined;
 }
 
-describe("XMPP IQ handler", function () {
-  it("answers bad-request to a get with no payload or two payloads", function () {
-    assert.equal(condition(handleIq(iq("get"), identity)), "bad-request");
-    const two = iq("get", xml("ping", { xmlns: "urn:xmpp:ping" }), xml("ping", { xmlns: "urn:xmpp:ping" }));
-    const reply = handleIq(two, identity);
-    assert.equal(reply?.attrs.type, "error");
-    assert.equal(reply?.getChild("error")?.attrs.type, "modify");
-    assert.equal(condition(reply), "bad-request");
-  });
-
-  it("does not answer result or error IQs", function () {
-    assert.equal(handleIq(iq("result"), identity), null);
-    assert.equal(handleIq(iq("error"), identity), null);
-  });
-
-  it("swaps the addresses and keeps the id", function () {
-    const reply = handleIq(iq("get", xml("ping", { xmlns: "urn:xmpp:ping" })), identity);
-    assert.deepEqual(reply?.attrs, {
-      type: "result",
-      id: "q1",
-      from: "sip.example.org",
-      to: "alice@example.org/phone",
-    });
+describe("XMPP IQ answers", function () {
+  it("answers ping with an empty result", function () {
+    assert.equal(ask("get", xml("ping", { xmlns: "urn:xmpp:ping" })), true);
   });
 
   it("answers item-not-found for a disco node it does not have", function () {
-    const reply = handleIq(
-      iq("get", xml("query", { xmlns: "http://jabber.org/protocol/disco#info", node: "x" })),
-      identity,
-    );
-    assert.equal(condition(reply), "item-not-found");
+    const answer = ask("get", xml("query", { xmlns: "http://jabber.org/protocol/disco#info", node: "x" }));
+    assert.equal(condition(answer), "item-not-found");
   });
 
-  it("answers service-unavailable for a set in a get-only namespace", function () {
-    const reply = handleIq(iq("set", xml("query", { xmlns: "jabber:iq:version" })), identity);
-    assert.equal(condition(reply), "service-unavailable");
+  it("leaves a set in a get-only namespace, and version or gateway on a contact, unanswered (service-unavailable)", function () {
+    assert.equal(ask("set", xml("query", { xmlns: "jabber:iq:version" })), undefined);
+    assert.equal(ask("get", xml("query", { xmlns: "jabber:iq:version" }), "bob@sip.example.org"), undefined);
+    assert.equal(ask("get", xml("query", { xmlns: "jabber:iq:gateway" }), "bob@sip.example.org"), undefined);
+    assert.equal(ask("get", xml("query", { xmlns: "urn:example:unknown" })), undefined);
+  });
+
+  it("refuses a gateway set without a prompt with bad-request", function () {
+    assert.equal(condition(ask("set", xml("query", { xmlns: "jabber:iq:gateway" }))), "bad-request");
+  });
+
+  it("answers the version with name and version", function () {
+    const answer = ask("get", xml("query", { xmlns: "jabber:iq:version" }));
+    assert.ok(typeof answer === "object");
+    assert.equal(answer.getChildText("name"), "Switchboard");
+    assert.equal(answer.getChildText("version"), "1.2.3");
   });
 
   const prompts: [string, string][] = [
@@ -71,5 +63,14 @@ describe("XMPP IQ handler", function () {
 
   it("refuses a number that is too long with not-acceptable", function () {
     assert.throws(() => promptToJid("+1234567890123456", identity), { condition: "not-acceptable" });
+  });
+
+  it("refuses a sips: prompt (TLS end to end cannot be promised)", function () {
+    assert.equal(
+      condition(
+        ask("set", xml("query", { xmlns: "jabber:iq:gateway" }, xml("prompt", {}, "sips:bob@example.org"))),
+      ),
+      "jid-malformed",
+    );
   });
 });
