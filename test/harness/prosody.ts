@@ -15,8 +15,10 @@ export interface ProsodyOptions {
   domain?: string;
   /** A second VirtualHost on the same server: its users are "another domain" to the bridge. */
   otherDomain?: string;
-  /** How many components to configure; each test takes one with `takeComponent()`. */
+  /** How many privileged components to configure; each test takes one with `takeComponent()`. */
   components?: number;
+  /** How many components without any XEP-0356 privilege (for the subscription fallback). */
+  plainComponents?: number;
 }
 
 export interface ComponentGrant {
@@ -25,6 +27,8 @@ export interface ComponentGrant {
   secret: string;
   host: string;
   port: number;
+  /** Granted XEP-0356 presence `managed_entity`, roster `both`, message `outgoing`. */
+  privileged: boolean;
 }
 
 function streamHeader(ns: string, to: string): string {
@@ -36,7 +40,7 @@ function luaString(value: string): string {
 }
 
 export class Prosody {
-  private nextComponent = 0;
+  private readonly taken = new Set<string>();
 
   private constructor(
     readonly domain: string,
@@ -60,12 +64,23 @@ export class Prosody {
         secret: `secret-${i}`,
         host: LOOPBACK,
         port: componentPort,
+        privileged: true,
+      });
+    }
+    for (let i = 1; i <= (options.plainComponents ?? 2); i++) {
+      components.push({
+        jid: `plain${i}.${domain}`,
+        secret: `plain-${i}`,
+        host: LOOPBACK,
+        port: componentPort,
+        privileged: false,
       });
     }
     const grants = components
+      .filter((c) => c.privileged)
       .map(
         (c) =>
-          `    [${luaString(c.jid)}] = { presence = "managed_entity"; roster = "get"; message = "outgoing" };`,
+          `    [${luaString(c.jid)}] = { presence = "managed_entity"; roster = "both"; message = "outgoing" };`,
       )
       .join("\n");
     const componentSections = components
@@ -164,12 +179,16 @@ ${componentSections}
     await this.waitReady();
   }
 
-  /** A component nobody else in this Prosody has used. */
-  takeComponent(): ComponentGrant {
-    const component = this.components[this.nextComponent++];
+  /** A component nobody else in this Prosody has used, privileged (XEP-0356) unless asked otherwise. */
+  takeComponent(options: { privileged?: boolean } = {}): ComponentGrant {
+    const privileged = options.privileged ?? true;
+    const component = this.components.find((c) => c.privileged === privileged && !this.taken.has(c.jid));
     if (!component) {
-      throw new HarnessError(`prosody: all ${this.components.length} components are taken; start with more`);
+      throw new HarnessError(
+        `prosody: all ${privileged ? "privileged" : "plain"} components are taken; start with more`,
+      );
     }
+    this.taken.add(component.jid);
     return component;
   }
 

@@ -39,7 +39,7 @@ class Client(slixmpp.ClientXMPP):
         self.register_handler(Callback("any message", MatchXPath("{jabber:client}message"), self.on_message))
         self.add_event_handler("presence", self.on_presence)
         # Subscription requests are reported, never auto-answered: tests decide.
-        self.roster.auto_authorize = False
+        self.roster.auto_authorize = None  # None: neither accept nor reject (False would reject)
         self.roster.auto_subscribe = False
 
     async def on_start(self, _event):

@@ -221,3 +221,78 @@ describe("XMPP presence (Prosody with mod_privilege + slixmpp)", function () {
     assert.ok(!bob.events.slice(before).some(from(contact, (e) => e.show === "chat")));
   });
 });
+
+describe("XMPP presence without XEP-0356 (subscription fallback)", function () {
+  let prosody: Prosody;
+  let grant: ComponentGrant;
+  let gateway: XmppGateway;
+  let service: PresenceService;
+  const log = memoryLogger();
+  const clients: SlixmppClient[] = [];
+
+  before(async function () {
+    prosody = await Prosody.start();
+    grant = prosody.takeComponent({ privileged: false });
+    for (const user of ["alice", "bob"]) await prosody.register(user, `${user}-pw`);
+    service = new PresenceService(new MemoryPresenceStore());
+    gateway = new XmppGateway({
+      connection: grant,
+      homeDomain: prosody.domain,
+      version: "0.1.0",
+      presence: service,
+      log,
+      privilegeWaitMs: 300,
+    });
+    gateway.start();
+    await eventually(
+      () => (gateway.connection.state === "online" ? true : undefined),
+      10_000,
+      "component online",
+    );
+  });
+  after(async function () {
+    for (const client of clients) await client.close();
+    await gateway?.stop();
+    await prosody?.stop();
+  });
+
+  it("logs subscription mode, asks a subscribing user once for their presence, and uses it once approved", async function () {
+    const line = await eventually(
+      () => log.lines.find((l) => l.fields.mode !== undefined),
+      5_000,
+      "a log line naming the presence mode",
+    );
+    assert.equal(line.fields.mode, "subscription");
+
+    const bob = await SlixmppClient.connect("bob@example.org", "bob-pw", "127.0.0.1", prosody.c2sPort);
+    clients.push(bob);
+    bob.send({ op: "presence", show: "away", status: "Coffee" });
+    bob.send({ op: "presence", to: `alice@${grant.jid}`, type: "subscribe" });
+    await bob.waitFor(
+      (e) => e.event === "presence" && e.from === `alice@${grant.jid}` && e.type === "subscribed",
+    );
+    // The gateway domain asks bob to share his presence (XEP-0100 style); bob approves once.
+    await bob.waitFor((e) => e.event === "presence" && e.from === grant.jid && e.type === "subscribe");
+    assert.equal(
+      (await service.snapshot("bob@example.org")).records.length,
+      0,
+      "nothing before bob approves",
+    );
+    bob.send({ op: "presence", to: grant.jid, type: "subscribed" });
+    const record = await eventually(
+      async () => (await service.snapshot("bob@example.org")).records[0],
+      2_000,
+      "bob's presence in the model after approval",
+    );
+    assert.equal("state" in record ? record.state : undefined, "away");
+    assert.equal("note" in record ? record.note : undefined, "Coffee");
+
+    // A second subscription does not ask again.
+    bob.send({ op: "presence", to: `carol@${grant.jid}`, type: "subscribe" });
+    await bob.waitFor(
+      (e) => e.event === "presence" && e.from === `carol@${grant.jid}` && e.type === "subscribed",
+    );
+    await sleep(200);
+    assert.equal(bob.events.filter((e) => e.from === grant.jid && e.type === "subscribe").length, 1);
+  });
+});
