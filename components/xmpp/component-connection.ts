@@ -76,6 +76,17 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     });
   }
 
+  /**
+   * Sends an IQ and resolves with the result (the library matches the response and bounds the
+   * wait); an error answer rejects with the library's StanzaError. Only while online.
+   */
+  async request(iq: Element, timeoutMs = 10_000): Promise<Element> {
+    if (this._state !== "online") {
+      throw new SwitchboardError("service-unavailable", "XMPP component offline");
+    }
+    return this.entity.iqCaller.request(iq, timeoutMs);
+  }
+
   /** Starts connecting; resolves at once. `online` is emitted when the handshake succeeds. */
   start(): void {
     if (this._state !== "stopped") return;

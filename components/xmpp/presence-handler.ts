@@ -26,6 +26,8 @@ export interface PresenceHandlerOptions {
   presence: PresenceService;
   send: (stanza: Element) => Promise<void>;
   log: Logger;
+  /** Called with a home user's bare JID each time one of their resources reports presence. */
+  userOnline?: (user: string) => Promise<void>;
 }
 
 /** A presence stanza carrying an aggregate, from a gateway contact to one subscriber. */
@@ -121,6 +123,7 @@ export class XmppPresenceHandler {
           });
         }
         log.debug({ jid: formatJid(from), state: value.state }, "xmpp presence source updated");
+        if (value.state !== "unavailable") await this.homeUserSeen(from);
       } catch (err) {
         log.warn({ jid: formatJid(from), err: String(err) }, "presence not understood, ignored");
       }
@@ -135,7 +138,17 @@ export class XmppPresenceHandler {
           type: this.allowed(from) ? "subscribed" : "unsubscribed",
         }),
       );
+      await this.homeUserSeen(from);
     }
+  }
+
+  /**
+   * A home user showed up: their presence reached us, or (in subscription mode, where presence
+   * comes only after they approve) they subscribed to the gateway or one of its contacts.
+   */
+  private async homeUserSeen(user: Jid): Promise<void> {
+    if (personForHomeJid(bareJid(user), this.options.domains) === null) return;
+    await this.options.userOnline?.(formatJid(bareJid(user)));
   }
 
   private allowed(jid: Jid): boolean {
@@ -175,6 +188,7 @@ export class XmppPresenceHandler {
         await reply("subscribed");
         await send(presenceStanza(contactJid, subscriber, await presence.current(person)));
         flow.info({}, "subscription approved");
+        await this.homeUserSeen(from);
         await this.askForPresence(from);
         return;
       }

@@ -56,6 +56,10 @@ declare module "@xmpp/component" {
   }
 
   export interface Component extends EventEmitter {
+    /** IQ requests with response matching and a timeout (@xmpp/iq caller). */
+    iqCaller: {
+      request(iq: Element, timeoutMs?: number): Promise<Element>;
+    };
     middleware: {
       use(fn: (ctx: IncomingContext, next: () => Promise<unknown>) => unknown): void;
     };

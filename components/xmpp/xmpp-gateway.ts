@@ -2,6 +2,7 @@
 // arrives on it (IQs, presence, the XEP-0356 advertisement), and the fan-out of presence changes to
 // chat users. Messages, vCards and rosters come with the next steps.
 import type { Element } from "@xmpp/component";
+import type { GatewayDomains } from "../../src/domain/gateway-mapping.js";
 import type { Logger } from "../../src/ports/logger.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
@@ -9,6 +10,7 @@ import { ComponentConnection, type ComponentConnectionOptions } from "./componen
 import { answerIq, type GatewayIdentity, type IqAnswer } from "./iq-handler.js";
 import { XmppMessageHandler } from "./message-handler.js";
 import { XmppPresenceHandler } from "./presence-handler.js";
+import { canWriteRosters, RosterPhones } from "./roster-phones.js";
 import type { ChatMessage, MessageSink } from "../../src/ports/message-port.js";
 import type { Directory } from "../../src/ports/directory.js";
 import { SwitchboardError } from "../../src/domain/errors.js";
@@ -24,6 +26,8 @@ export interface XmppGatewayOptions {
   allowedDomains?: readonly string[];
   /** Names and numbers of gateway contacts, for vCards. */
   directory?: Directory;
+  /** Offer colleagues' phones (from `directory`) to home users (xmpp.rosterPhones). */
+  rosterPhones?: { enabled: boolean; group: string };
   /** Where chat users' messages to gateway contacts go (the SIP side). */
   messages?: MessageSink;
   /** Largest message body relayed either way, in bytes (xmpp.maxMessageBytes). */
@@ -37,6 +41,8 @@ export class XmppGateway {
   readonly connection: ComponentConnection;
   readonly presence: XmppPresenceHandler;
   readonly messages: XmppMessageHandler;
+  private readonly rosterPhones: RosterPhones | undefined;
+  private readonly domains: GatewayDomains;
   private readonly identity: GatewayIdentity;
   private readonly log: Logger;
   private readonly directory: Directory | undefined;
@@ -52,15 +58,31 @@ export class XmppGateway {
     };
     this.directory = options.directory;
     this.connection = new ComponentConnection(options.connection);
+    const domains = { homeDomain: options.homeDomain, gatewayDomain: options.connection.jid };
+    this.domains = domains;
+    const rosterPhones =
+      options.rosterPhones?.enabled && options.directory
+        ? new RosterPhones({
+            domains,
+            directory: options.directory,
+            presence: options.presence,
+            group: options.rosterPhones.group,
+            send: (stanza) => this.connection.send(stanza),
+            request: (iq) => this.connection.request(iq),
+            log: this.log,
+          })
+        : undefined;
+    this.rosterPhones = rosterPhones;
     this.presence = new XmppPresenceHandler({
-      domains: { homeDomain: options.homeDomain, gatewayDomain: options.connection.jid },
+      domains,
       allowedDomains: options.allowedDomains ?? [],
       presence: options.presence,
       send: (stanza) => this.connection.send(stanza),
       log: this.log,
+      userOnline: rosterPhones ? (user) => rosterPhones.userOnline(user) : undefined,
     });
     this.messages = new XmppMessageHandler({
-      domains: { homeDomain: options.homeDomain, gatewayDomain: options.connection.jid },
+      domains,
       sink: options.messages,
       send: (stanza) => this.connection.send(stanza),
       log: this.log,
@@ -104,8 +126,7 @@ export class XmppGateway {
   private async answer(iq: Element, payload: Element): Promise<IqAnswer> {
     try {
       if (isVcardGet(iq, payload)) {
-        const domains = { homeDomain: this.identity.homeDomain, gatewayDomain: this.identity.gatewayDomain };
-        return await answerVcard(iq, domains, this.directory);
+        return await answerVcard(iq, this.domains, this.directory);
       }
       return answerIq(iq, payload, this.identity);
     } catch (err) {
@@ -118,8 +139,10 @@ export class XmppGateway {
     if (stanza.is("presence")) {
       this.guard(this.presence.onPresence(stanza), "handling presence");
     } else if (stanza.is("message")) {
-      if (this.presence.onPrivilege(stanza)) clearTimeout(this.privilegeTimer);
-      else this.guard(this.messages.onMessage(stanza), "handling a message");
+      if (this.presence.onPrivilege(stanza)) {
+        clearTimeout(this.privilegeTimer);
+        if (this.rosterPhones) this.rosterPhones.writeRosters = canWriteRosters(stanza);
+      } else this.guard(this.messages.onMessage(stanza), "handling a message");
     }
   }
 }

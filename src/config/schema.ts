@@ -102,6 +102,18 @@ export const configSchema = z
     xmpp: z
       .strictObject({
         component: componentSchema("The"),
+        rosterPhones: z
+          .strictObject({
+            enabled: z
+              .boolean()
+              .default(false)
+              .describe("Offer colleagues' phones (from the directory) to home users."),
+            group: z.string().min(1).default("Phones").describe("Roster group of the offered phones."),
+          })
+          .default({ enabled: false, group: "Phones" })
+          .describe(
+            "Colleagues' phones in rosters: written directly where XEP-0356 grants roster set/both, else offered with XEP-0144.",
+          ),
         maxMessageBytes: z
           .number()
           .int()

@@ -26,10 +26,13 @@ export interface XmppEvent {
   tag?: string;
   condition?: string;
   text?: string;
+  /** The roster, for the `roster` query: bare JID → item. */
+  items?: Record<string, { name: string; subscription: string; groups: string[] }>;
 }
 
 export type XmppQuery =
   | { op: "disco_info" | "ping" | "version"; to: string; tag?: string }
+  | { op: "roster"; to?: undefined; tag?: string }
   | { op: "iq"; to: string; type?: "get" | "set"; payload: string; tag?: string };
 
 export type XmppCommand =

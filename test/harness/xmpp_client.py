@@ -73,6 +73,14 @@ class Client(slixmpp.ClientXMPP):
         """IQ requests made the way slixmpp's own plugins make them; the answer is reported."""
         tag = cmd.get("tag", cmd["op"])
         try:
+            if cmd["op"] == "roster":
+                await self.get_roster()
+                items = {}
+                for jid in self.client_roster:
+                    item = self.client_roster[jid]
+                    items[jid] = {"name": item["name"], "subscription": item["subscription"], "groups": list(item["groups"])}
+                emit({"event": "iq", "tag": tag, "type": "result", "items": items})
+                return
             if cmd["op"] == "disco_info":
                 res = await self["xep_0030"].get_info(jid=cmd["to"], timeout=5)
             elif cmd["op"] == "ping":
@@ -116,7 +124,7 @@ class Client(slixmpp.ClientXMPP):
             self.send_presence(**kwargs)
         elif op == "raw":
             self.send_raw(cmd["xml"])
-        elif op in ("disco_info", "ping", "version", "iq"):
+        elif op in ("disco_info", "ping", "version", "iq", "roster"):
             asyncio.ensure_future(self.query(cmd))
         elif op == "disconnect":
             self.disconnect()
