@@ -220,6 +220,22 @@ describe("XMPP presence (Prosody with mod_privilege + slixmpp)", function () {
     await sleep(300);
     assert.ok(!bob.events.slice(before).some(from(contact, (e) => e.show === "chat")));
   });
+  it("is back after Prosody restarts: subscribers get presence again within 10 s", async function () {
+    const carol = clients.find((c) => c.jid === "carol@example.org");
+    assert.ok(carol);
+    carol.send({ op: "presence", to: contact, type: "subscribe" });
+    await carol.waitFor(
+      from(contact, (e) => e.type === "subscribed"),
+      2_000,
+    );
+    await prosody.halt();
+    await prosody.resume();
+    // Carol's client logs in again; her server probes her contacts (RFC 6121 §4.3) and the bridge,
+    // reconnected on its own, answers with the phone's presence.
+    const again = await login("carol");
+    await again.waitFor(from(contact), 10_000);
+    assert.equal(gateway.connection.state, "online");
+  });
 });
 
 describe("XMPP presence without XEP-0356 (subscription fallback)", function () {
