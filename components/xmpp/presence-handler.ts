@@ -139,6 +139,15 @@ export class XmppPresenceHandler {
         }),
       );
       await this.homeUserSeen(from);
+    } else if (type === "unsubscribed" && person !== null) {
+      // The user revoked the gateway's subscription (RFC 6121 §3.2): their presence stops coming,
+      // so what we hold from their XMPP resources is stale — drop it rather than show it forever.
+      const { records } = await presence.snapshot(person);
+      for (const record of records) {
+        if (record.source.kind === "xmpp") await presence.withdraw(person, record.source);
+      }
+      this.asked.delete(formatJid(bareJid(from)));
+      log.info({ jid: formatJid(bareJid(from)) }, "user revoked the gateway's presence subscription");
     }
   }
 

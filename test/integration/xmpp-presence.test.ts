@@ -310,5 +310,13 @@ describe("XMPP presence without XEP-0356 (subscription fallback)", function () {
     );
     await sleep(200);
     assert.equal(bob.events.filter((e) => e.from === grant.jid && e.type === "subscribe").length, 1);
+
+    // Bob revokes the gateway's subscription: what the bridge held from his client is dropped.
+    bob.send({ op: "presence", to: grant.jid, type: "unsubscribed" });
+    await eventually(
+      async () => ((await service.snapshot("bob@example.org")).records.length === 0 ? true : undefined),
+      2_000,
+      "bob's XMPP source dropped after he revoked the subscription",
+    );
   });
 });
