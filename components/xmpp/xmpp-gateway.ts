@@ -3,6 +3,7 @@
 // chat users. Messages, vCards and rosters come with the next steps.
 import type { Element } from "@xmpp/component";
 import type { GatewayDomains } from "../../src/domain/gateway-mapping.js";
+import type { AggregatePresence } from "../../src/domain/presence.js";
 import type { Logger } from "../../src/ports/logger.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
@@ -47,6 +48,7 @@ export class XmppGateway {
   private readonly log: Logger;
   private readonly directory: Directory | undefined;
   private privilegeTimer: NodeJS.Timeout | undefined;
+  private readonly presenceService: PresenceService;
 
   constructor(options: XmppGatewayOptions) {
     this.log = (options.log ?? silentLogger).child({ component: "xmpp" });
@@ -99,10 +101,18 @@ export class XmppGateway {
       // Subscribers may have missed changes while the component was away: tell them again.
       this.guard(this.presence.reannounce(), "re-announcing presence");
     });
-    options.presence.on("change", (person, aggregate) =>
-      this.guard(this.presence.announce(person, aggregate), "announcing presence"),
-    );
+    this.presenceService = options.presence;
   }
+
+  /**
+   * Fans a change out to XMPP subscribers. While offline nothing is queued: presence goes stale,
+   * and every subscriber gets the current state again on reconnect, so the send buffer stays free
+   * for messages.
+   */
+  private readonly onPresenceChange = (person: string, aggregate: AggregatePresence): void => {
+    if (this.connection.state !== "online") return;
+    this.guard(this.presence.announce(person, aggregate), "announcing presence");
+  };
 
   /** A message from a SIP party to a chat user; rejects with a SwitchboardError the SIP side answers. */
   deliverToXmpp(message: ChatMessage): Promise<void> {
@@ -110,11 +120,14 @@ export class XmppGateway {
   }
 
   start(): void {
+    this.presenceService.off("change", this.onPresenceChange); // once, however often started
+    this.presenceService.on("change", this.onPresenceChange);
     this.connection.start();
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.privilegeTimer);
+    this.presenceService.off("change", this.onPresenceChange);
     await this.connection.stop();
   }
 

@@ -174,6 +174,20 @@ describe("XMPP presence (Prosody with mod_privilege + slixmpp)", function () {
       (e) => bob.events.indexOf(e) >= before && from(contact, (p) => p.show === "dnd")(e),
       10_000,
     );
+    // And changes after the restart still reach him.
+    const alice = clients.findLast((c) => c.jid === "alice@example.org");
+    assert.ok(alice);
+    alice.send({ op: "presence", show: "xa", status: "Gone home" });
+    const xa = await bob.waitFor(
+      from(contact, (p) => p.show === "xa"),
+      2_000,
+    );
+    assert.equal(xa.status, "Gone home");
+    alice.send({ op: "presence", show: "dnd", status: "In a meeting" }); // as the next tests expect
+    await bob.waitFor(
+      (e) => bob.events.indexOf(e) > bob.events.indexOf(xa) && from(contact, (p) => p.show === "dnd")(e),
+      2_000,
+    );
   });
 
   it("refuses a subscription from another domain unless it is allowed", async function () {
