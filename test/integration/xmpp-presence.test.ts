@@ -244,11 +244,27 @@ describe("XMPP presence (Prosody with mod_privilege + slixmpp)", function () {
     );
     await prosody.halt();
     await prosody.resume();
-    // Carol's client logs in again; her server probes her contacts (RFC 6121 §4.3) and the bridge,
-    // reconnected on its own, answers with the phone's presence.
+    // The component comes back on its own (backoff capped at 1 s here).
+    await eventually(
+      () => (gateway.connection.state === "online" ? true : undefined),
+      10_000,
+      "component back",
+    );
+    // Alice is back on chat; Carol's client logs in again, her server probes her contacts
+    // (RFC 6121 §4.3) and the bridge answers with the current presence of Alice's phone.
+    const alice = await login("alice");
+    alice.send({ op: "presence", show: "away", status: "Back soon" });
+    await eventually(
+      async () => ((await service.current("alice@example.org")).state === "away" ? true : undefined),
+      2_000,
+      "alice away in the model",
+    );
     const again = await login("carol");
-    await again.waitFor(from(contact), 10_000);
-    assert.equal(gateway.connection.state, "online");
+    const seen = await again.waitFor(
+      from(contact, (e) => e.show === "away"),
+      10_000,
+    );
+    assert.equal(seen.status, "Back soon");
   });
 });
 
