@@ -1,9 +1,11 @@
 // The XEP-0114 component connection: @xmpp/component underneath, with what the library lacks for
-// a bridge — reconnect with exponential backoff and jitter and a cap (the library retries every
-// second forever), a bounded buffer for stanzas sent while offline, and error listeners on every
-// emitter so a socket error (EPIPE, ECONNRESET) is logged, never thrown at the process.
+// a bridge — reconnect with exponential backoff, jitter and a cap (the library retries every second
+// forever); a time limit on each attempt (a handshake that never completes must not leave it
+// "connecting" forever); a keepalive ping that notices a dead TCP connection; a bounded buffer for
+// stanzas sent while offline, flushed in order; and error listeners, so a socket error (EPIPE,
+// ECONNRESET) is reported, never thrown at the process.
 import { EventEmitter } from "node:events";
-import type { Component, Element } from "@xmpp/component";
+import { xml, type Component, type Element } from "@xmpp/component";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { backoffDelay, type BackoffOptions } from "../../src/util/backoff.js";
 import { createComponent, type ComponentEndpoint } from "./create-component.js";
@@ -12,6 +14,10 @@ export interface ComponentConnectionOptions extends ComponentEndpoint {
   /** Stanzas kept while offline; one more is refused with `resource-constraint`. */
   bufferLimit?: number;
   backoff?: BackoffOptions;
+  /** Longest time one connection attempt (TCP, stream, handshake) may take. */
+  attemptTimeoutMs?: number;
+  /** Ping `keepalive.to` (the XMPP server's domain) this often while online (XEP-0199 §4.2). */
+  keepalive?: { to: string; intervalMs?: number; timeoutMs?: number };
 }
 
 export type ConnectionState = "stopped" | "connecting" | "online" | "waiting";
@@ -31,6 +37,9 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
   private readonly backoff: BackoffOptions;
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private attemptTimer: NodeJS.Timeout | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private flushing = false;
   private _state: ConnectionState = "stopped";
 
   constructor(readonly options: ComponentConnectionOptions) {
@@ -41,10 +50,13 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     this.entity.on("error", (err) => this.emit("problem", err));
     this.entity.on("stanza", (stanza) => this.emit("stanza", stanza));
     this.entity.on("online", () => {
+      clearTimeout(this.attemptTimer);
+      if (this._state === "stopped") return; // a handshake that completed after stop()
       this.attempt = 0;
       this._state = "online";
-      this.flush();
+      this.startKeepalive();
       this.emit("online");
+      void this.flush();
     });
     this.entity.on("disconnect", ({ reason }) => {
       // While waiting, a retry is already scheduled (a failed attempt may both reject and disconnect).
@@ -102,10 +114,20 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
       if (this._state === "connecting") this.schedule();
       if (!(err instanceof Error)) this.emit("problem", new Error(String(err)));
     });
+    const limit = this.options.attemptTimeoutMs ?? 10_000;
+    clearTimeout(this.attemptTimer);
+    this.attemptTimer = setTimeout(() => {
+      if (this._state !== "connecting") return;
+      this.emit("problem", new Error(`no handshake within ${limit} ms`));
+      this.entity.disconnect().catch(() => undefined);
+      this.schedule();
+    }, limit);
   }
 
   private schedule(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.attemptTimer);
+    clearInterval(this.keepaliveTimer);
     this._state = "waiting";
     const delay = backoffDelay(this.attempt++, this.backoff);
     this.timer = setTimeout(() => {
@@ -113,12 +135,31 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     }, delay);
   }
 
+  private startKeepalive(): void {
+    const keepalive = this.options.keepalive;
+    if (!keepalive) return;
+    clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = setInterval(() => {
+      const ping = xml("iq", { type: "get", to: keepalive.to }, xml("ping", { xmlns: "urn:xmpp:ping" }));
+      this.entity.iqCaller.request(ping, keepalive.timeoutMs ?? 10_000).catch((err: unknown) => {
+        // An error answer proves the connection is alive; silence does not.
+        if (err instanceof Error && err.name === "StanzaError") return;
+        if (this._state !== "online") return;
+        this.emit("problem", new Error(`keepalive ping unanswered: ${String(err)}`));
+        this.entity.disconnect().catch(() => undefined);
+        this.schedule();
+        this.emit("offline", "keepalive ping unanswered");
+      });
+    }, keepalive.intervalMs ?? 60_000);
+  }
+
   /**
-   * Sends now when online; otherwise keeps the stanza for the next connection. Rejects with
-   * `resource-constraint` when the buffer is full, so the caller can answer its sender.
+   * Sends now when online and nothing is waiting; otherwise keeps the stanza (in order) for the
+   * next connection. Rejects with `resource-constraint` when the buffer is full, so the caller can
+   * answer its sender.
    */
   async send(stanza: Element): Promise<void> {
-    if (this._state === "online") {
+    if (this._state === "online" && this.buffer.length === 0) {
       try {
         await this.entity.send(stanza);
         return;
@@ -133,18 +174,34 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
       );
     }
     this.buffer.push(stanza);
+    if (this._state === "online") void this.flush();
   }
 
-  private flush(): void {
-    const pending = this.buffer.splice(0);
-    for (const stanza of pending) {
-      this.entity.send(stanza).catch(() => this.buffer.push(stanza));
+  /** Sends the buffer in order; stops at the first failure, leaving the rest for the next connection. */
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this._state === "online" && this.buffer.length > 0) {
+        const next = this.buffer[0];
+        if (next === undefined) break;
+        try {
+          await this.entity.send(next);
+        } catch {
+          return;
+        }
+        this.buffer.shift();
+      }
+    } finally {
+      this.flushing = false;
     }
   }
 
   async stop(): Promise<void> {
     this._state = "stopped";
     clearTimeout(this.timer);
+    clearTimeout(this.attemptTimer);
+    clearInterval(this.keepaliveTimer);
     await this.entity.stop().catch(() => undefined);
   }
 }

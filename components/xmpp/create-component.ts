@@ -1,13 +1,27 @@
 // One place that builds the @xmpp/component entity for a configured component, so the bridge's
 // connection and `check`'s probe connect the same way. The library's own reconnect (a fixed one
-// second, forever) is switched off: callers decide whether and when to try again.
-import { component, type Component } from "@xmpp/component";
+// second, forever) is switched off: callers decide whether and when to try again. Every stanza
+// leaving the entity — ours and the replies the library frames — has the characters XML forbids
+// removed first: one of them would make the server close the component's stream.
+import { component, type Component, type Element } from "@xmpp/component";
+import { xmlSafeText } from "../../src/util/xml-text.js";
 
 export interface ComponentEndpoint {
   jid: string;
   host: string;
   port: number;
   secret: string;
+}
+
+/** Removes XML-forbidden characters from every text node and attribute value, in place. */
+export function sanitizeElement(element: Element): Element {
+  for (const [name, value] of Object.entries(element.attrs)) {
+    if (typeof value === "string") element.attrs[name] = xmlSafeText(value);
+  }
+  element.children = element.children.map((child) =>
+    typeof child === "string" ? xmlSafeText(child) : sanitizeElement(child),
+  );
+  return element;
 }
 
 export function createComponent(endpoint: ComponentEndpoint): Component {
@@ -18,5 +32,7 @@ export function createComponent(endpoint: ComponentEndpoint): Component {
     password: endpoint.secret,
   });
   entity.reconnect.stop();
+  const send = entity.send.bind(entity);
+  entity.send = (...elements: Element[]) => send(...elements.map(sanitizeElement));
   return entity;
 }

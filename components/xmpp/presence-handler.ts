@@ -55,11 +55,19 @@ export class XmppPresenceHandler {
   /**
    * The server's XEP-0356 §5 advertisement, sent when the component connects. Presence
    * `managed_entity` (or `roster`) means users' presence reaches the component without asking them.
-   * Returns true when `message` was an advertisement.
+   * Returns true when `message` was an advertisement from the home server (XEP-0356 §5: the
+   * server's own domain sends it); one from anywhere else is not trusted and changes nothing.
    */
   onPrivilege(message: Element): boolean {
     const privilege = message.getChild("privilege", NS_PRIVILEGE);
     if (!privilege) return false;
+    if (message.attrs.from !== this.options.domains.homeDomain) {
+      this.options.log.warn(
+        { from: message.attrs.from },
+        "privilege advertisement not from the home server, ignored",
+      );
+      return false;
+    }
     const presence = privilege.getChildren("perm").find((p) => p.attrs.access === "presence")?.attrs.type;
     this._mode = presence === "managed_entity" || presence === "roster" ? "privileged" : "subscription";
     this.options.log.info(
@@ -129,16 +137,25 @@ export class XmppPresenceHandler {
       }
       return;
     }
+    const gateway = this.options.domains.gatewayDomain;
+    const user = formatJid(bareJid(from));
+    const reply = (replyType?: string): Promise<void> =>
+      this.options.send(xml("presence", { from: gateway, to: user, type: replyType }));
     if (type === "subscribe") {
-      // Subscribing to the gateway itself (XEP-0100 §4.1.1): approved for those allowed to use it.
-      await this.options.send(
-        xml("presence", {
-          from: this.options.domains.gatewayDomain,
-          to: formatJid(bareJid(from)),
-          type: this.allowed(from) ? "subscribed" : "unsubscribed",
-        }),
-      );
+      // Subscribing to the gateway itself (XEP-0100 §4.1.1): approved for those allowed to use it,
+      // followed by the gateway's own presence and, in subscription mode, its request for theirs.
+      if (!this.allowed(from)) {
+        await reply("unsubscribed");
+        return;
+      }
+      await reply("subscribed");
+      await reply(); // the gateway is available
+      await this.askForPresence(from);
       await this.homeUserSeen(from);
+    } else if (type === "probe") {
+      await reply(this.allowed(from) ? undefined : "unsubscribed");
+    } else if (type === "unsubscribe") {
+      await reply("unsubscribed");
     } else if (type === "unsubscribed" && person !== null) {
       // The user revoked the gateway's subscription (RFC 6121 §3.2): their presence stops coming,
       // so what we hold from their XMPP resources is stale — drop it rather than show it forever.

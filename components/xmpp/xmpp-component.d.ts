@@ -67,6 +67,7 @@ declare module "@xmpp/component" {
     status: string;
     start(): Promise<Jid>;
     stop(): Promise<void>;
+    disconnect(timeoutMs?: number): Promise<void>;
     send(...elements: Element[]): Promise<void>;
     on<K extends keyof ComponentEvents>(event: K, listener: (...args: ComponentEvents[K]) => void): this;
     once<K extends keyof ComponentEvents>(event: K, listener: (...args: ComponentEvents[K]) => void): this;

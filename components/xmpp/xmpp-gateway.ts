@@ -48,6 +48,8 @@ export class XmppGateway {
   private readonly log: Logger;
   private readonly directory: Directory | undefined;
   private privilegeTimer: NodeJS.Timeout | undefined;
+  /** The current connection's XEP-0356 advertisement has arrived. */
+  private advertised = false;
   private readonly presenceService: PresenceService;
 
   constructor(options: XmppGatewayOptions) {
@@ -59,7 +61,11 @@ export class XmppGateway {
       version: options.version,
     };
     this.directory = options.directory;
-    this.connection = new ComponentConnection(options.connection);
+    // Keepalive: ping the home server; an unanswered ping means a dead connection (XEP-0199 §4.2).
+    this.connection = new ComponentConnection({
+      keepalive: { to: options.homeDomain },
+      ...options.connection,
+    });
     const domains = { homeDomain: options.homeDomain, gatewayDomain: options.connection.jid };
     this.domains = domains;
     const rosterPhones =
@@ -91,13 +97,20 @@ export class XmppGateway {
       maxBodyBytes: options.maxMessageBytes,
     });
     this.connection.on("problem", (err) => this.log.warn({ err: err.message }, "xmpp component problem"));
-    this.connection.on("offline", (reason) => this.log.warn({ reason }, "xmpp component offline"));
+    this.connection.on("offline", (reason) => {
+      this.advertised = false;
+      this.log.warn({ reason }, "xmpp component offline");
+    });
     this.connection.on("stanza", (stanza) => this.onStanza(stanza));
     this.connection.answerIqs((iq, payload) => this.answer(iq, payload));
     this.connection.on("online", () => {
       this.log.info({ jid: options.connection.jid }, "xmpp component online");
+      // The server sends the XEP-0356 advertisement right after the handshake, often in the same
+      // read as the handshake answer, so it may already be here; if not, wait for it a little.
       clearTimeout(this.privilegeTimer);
-      this.privilegeTimer = setTimeout(() => this.presence.noPrivilege(), options.privilegeWaitMs ?? 3_000);
+      if (!this.advertised) {
+        this.privilegeTimer = setTimeout(() => this.presence.noPrivilege(), options.privilegeWaitMs ?? 3_000);
+      }
       // Subscribers may have missed changes while the component was away: tell them again.
       this.guard(this.presence.reannounce(), "re-announcing presence");
     });
@@ -122,6 +135,7 @@ export class XmppGateway {
   start(): void {
     this.presenceService.off("change", this.onPresenceChange); // once, however often started
     this.presenceService.on("change", this.onPresenceChange);
+    this.advertised = false;
     this.connection.start();
   }
 
@@ -153,6 +167,7 @@ export class XmppGateway {
       this.guard(this.presence.onPresence(stanza), "handling presence");
     } else if (stanza.is("message")) {
       if (this.presence.onPrivilege(stanza)) {
+        this.advertised = true;
         clearTimeout(this.privilegeTimer);
         if (this.rosterPhones) this.rosterPhones.writeRosters = canWriteRosters(stanza);
       } else this.guard(this.messages.onMessage(stanza), "handling a message");

@@ -1,6 +1,7 @@
 // The XMPP side against a real Prosody and an independent client (slixmpp): service discovery,
 // ping, version, XEP-0100 gateway prompt, unknown IQs, and reconnecting after Prosody restarts.
 import assert from "node:assert/strict";
+import { createServer, type AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { xml } from "@xmpp/component";
 import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
@@ -222,6 +223,70 @@ describe("XMPP component: discovery, ping, version, gateway prompt (Prosody + sl
       assert.equal(small.connection.buffered, 2);
     } finally {
       await small.stop();
+    }
+  });
+
+  it("notices a server that stops answering (keepalive ping) and reconnects when it answers again", async function () {
+    const log = memoryLogger();
+    const watched = new XmppGateway({
+      connection: {
+        ...prosody.takeComponent(),
+        backoff: { baseMs: 100, capMs: 500 },
+        keepalive: { to: prosody.domain, intervalMs: 200, timeoutMs: 400 },
+      },
+      homeDomain: prosody.domain,
+      version: "0.1.0",
+      presence: new PresenceService(new MemoryPresenceStore()),
+      log,
+    });
+    watched.start();
+    try {
+      await waitOnline(watched, 10_000);
+      const offline = new Promise<string>((resolve) => watched.connection.once("offline", resolve));
+      const pid = prosody.process.pid;
+      assert.ok(pid);
+      process.kill(pid, "SIGSTOP"); // the TCP connection stays open, nothing answers
+      try {
+        assert.equal(
+          await Promise.race([offline, sleep(5_000).then(() => "still online")]),
+          "keepalive ping unanswered",
+        );
+      } finally {
+        process.kill(pid, "SIGCONT");
+      }
+      await waitOnline(watched, 10_000);
+      assert.ok(log.lines.some((l) => String(l.fields.err).includes("keepalive ping unanswered")));
+    } finally {
+      await watched.stop();
+    }
+  });
+
+  it("gives up on a connection attempt whose handshake never comes, and tries again", async function () {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const log = memoryLogger();
+    const stuck = new XmppGateway({
+      connection: {
+        jid: "stuck.example.org",
+        secret: "x",
+        host: "127.0.0.1",
+        port: (silent.address() as AddressInfo).port,
+        attemptTimeoutMs: 300,
+        backoff: { baseMs: 5_000, capMs: 5_000 },
+      },
+      homeDomain: prosody.domain,
+      version: "0.1.0",
+      presence: new PresenceService(new MemoryPresenceStore()),
+      log,
+    });
+    stuck.start();
+    try {
+      for (let i = 0; i < 40 && stuck.connection.state !== "waiting"; i++) await sleep(50);
+      assert.equal(stuck.connection.state, "waiting");
+      assert.ok(log.lines.some((l) => String(l.fields.err).includes("no handshake within 300 ms")));
+    } finally {
+      await stuck.stop();
+      silent.close();
     }
   });
 });

@@ -62,6 +62,7 @@ describe("XMPP presence (Prosody with mod_privilege + slixmpp)", function () {
       version: "0.1.0",
       presence: service,
       log,
+      privilegeWaitMs: 300,
     });
     gateway.start();
     await eventually(
@@ -84,7 +85,10 @@ describe("XMPP presence (Prosody with mod_privilege + slixmpp)", function () {
     );
     assert.equal(line.fields.mode, "privileged");
     assert.equal(line.fields.presencePermission, "managed_entity");
+    // Still privileged once the wait for an advertisement is over (it came with the handshake).
+    await sleep(400);
     assert.equal(gateway.presence.mode, "privileged");
+    assert.ok(!log.lines.some((l) => l.fields.mode === "subscription"));
   });
 
   it("holds alice's XMPP resource as a presence source within 1 s, and drops it when she logs out", async function () {
