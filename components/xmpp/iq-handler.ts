@@ -6,21 +6,11 @@
 import { xml, type Element } from "@xmpp/component";
 import { parseSipUri } from "../../src/domain/address.js";
 import { SwitchboardError } from "../../src/domain/errors.js";
-import { formatJid, makeJid } from "../../src/domain/jid.js";
+import { formatJid, makeJid, parseJid } from "../../src/domain/jid.js";
+import { personForContact } from "../../src/presence/person.js";
 import { sipToGatewayJid } from "../../src/domain/gateway-mapping.js";
+import { NS } from "./namespaces.js";
 import { errorElement } from "./stanza-error.js";
-
-export const NS = {
-  discoInfo: "http://jabber.org/protocol/disco#info",
-  discoItems: "http://jabber.org/protocol/disco#items",
-  ping: "urn:xmpp:ping",
-  version: "jabber:iq:version",
-  gateway: "jabber:iq:gateway",
-  receipts: "urn:xmpp:receipts",
-  chatStates: "http://jabber.org/protocol/chatstates",
-  privilege: "urn:xmpp:privilege:2",
-  vcard: "vcard-temp",
-} as const;
 
 export interface GatewayIdentity {
   /** The gateway domain (component JID). */
@@ -66,6 +56,8 @@ export function answerIq(iq: Element, payload: Element, identity: GatewayIdentit
   const key = `${type} ${ns ?? ""} ${payload.name}`;
 
   try {
+    // A contact address must be the canonical one (one JID per party), whatever is asked of it.
+    if (!toGateway) personForContact(parseJid(to), identity);
     switch (key) {
       case `get ${NS.discoInfo} query`: {
         if (payload.attrs.node) return errorElement("item-not-found", `no node '${payload.attrs.node}'`);

@@ -15,11 +15,8 @@ import {
 } from "../../src/ports/message-port.js";
 import { contactForPerson, personForContact } from "../../src/presence/person.js";
 import { xmlSafeText } from "../../src/util/xml-text.js";
-import { NS } from "./iq-handler.js";
+import { NS } from "./namespaces.js";
 import { errorReply } from "./stanza-error.js";
-
-const NS_RECEIPTS = NS.receipts;
-const NS_CHATSTATES = NS.chatStates;
 
 export interface MessageHandlerOptions {
   domains: GatewayDomains;
@@ -34,7 +31,7 @@ export interface MessageHandlerOptions {
 const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
 function chatStateOf(stanza: Element): ChatState | undefined {
-  return CHAT_STATES.find((state) => stanza.getChild(state, NS_CHATSTATES) !== undefined);
+  return CHAT_STATES.find((state) => stanza.getChild(state, NS.chatStates) !== undefined);
 }
 
 export class XmppMessageHandler {
@@ -53,8 +50,10 @@ export class XmppMessageHandler {
     }
     const refuse = (condition: SwitchboardError["condition"], text: string): Promise<void> =>
       this.options.send(errorReply(stanza, condition, text));
+    // RFC 6121 §8.5.2.1: a headline is silently ignored, a groupchat (no room here) refused.
+    if (type === "headline") return;
     if (type !== "chat" && type !== "normal") {
-      await refuse("not-acceptable", `message type '${type}' is not relayed; send a chat message`);
+      await refuse("service-unavailable", `message type '${type}' is not relayed; send a chat message`);
       return;
     }
     let from: Jid;
@@ -111,14 +110,14 @@ export class XmppMessageHandler {
       if (
         outcome === "delivered" &&
         rawBody !== null &&
-        stanza.getChild("request", NS_RECEIPTS) &&
+        stanza.getChild("request", NS.receipts) &&
         stanza.attrs.id
       ) {
         await this.options.send(
           xml(
             "message",
             { from: stanza.attrs.to, to: stanza.attrs.from, id: `receipt-${stanza.attrs.id}` },
-            xml("received", { xmlns: NS_RECEIPTS, id: stanza.attrs.id }),
+            xml("received", { xmlns: NS.receipts, id: stanza.attrs.id }),
           ),
         );
       }
@@ -136,11 +135,25 @@ export class XmppMessageHandler {
 
   /**
    * A message from a SIP party (`message.from` is its person key) to a chat user: sent from the
-   * party's gateway contact. Forbidden XML characters are removed; an oversize body is refused with
-   * `policy-violation` for the SIP side to answer (513).
+   * party's gateway contact (forbidden XML characters are removed as it is sent). An oversize body
+   * is refused with `policy-violation` for the SIP side to answer (513); a recipient on the gateway
+   * domain would loop back into the bridge and is refused with `loop-detected` (482).
    */
   async deliver(message: ChatMessage): Promise<void> {
-    const body = message.body === undefined ? undefined : xmlSafeText(message.body);
+    const body = message.body;
+    let to: Jid;
+    try {
+      to = parseJid(message.to);
+    } catch (err) {
+      if (err instanceof SwitchboardError) throw err;
+      throw new SwitchboardError("malformed-address", `bad recipient '${message.to}'`, { cause: err });
+    }
+    if (to.domain === this.options.domains.gatewayDomain) {
+      throw new SwitchboardError(
+        "loop-detected",
+        `${message.to} is on the gateway domain: it would come back here`,
+      );
+    }
     if (body !== undefined && Buffer.byteLength(body) > this.maxBodyBytes) {
       throw new SwitchboardError("policy-violation", `message body larger than ${this.maxBodyBytes} bytes`);
     }
@@ -153,8 +166,8 @@ export class XmppMessageHandler {
         "message",
         { type: "chat", from, to: message.to, id: message.id || undefined, "xml:lang": message.lang },
         body !== undefined ? xml("body", {}, body) : null,
-        message.thread ? xml("thread", {}, xmlSafeText(message.thread)) : null,
-        message.chatState ? xml(message.chatState, { xmlns: NS_CHATSTATES }) : null,
+        message.thread ? xml("thread", {}, message.thread) : null,
+        message.chatState ? xml(message.chatState, { xmlns: NS.chatStates }) : null,
       ),
     );
   }

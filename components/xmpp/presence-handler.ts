@@ -10,11 +10,10 @@ import { bareJid, formatJid, parseJid, type Jid } from "../../src/domain/jid.js"
 import { presenceToXmpp, xmppToPresence } from "../../src/domain/mapping/xmpp-show.js";
 import type { Logger } from "../../src/ports/logger.js";
 import { contactForPerson, personForContact, personForHomeJid } from "../../src/presence/person.js";
+import { mayWatch } from "../../src/presence/policy.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
-import { NS } from "./iq-handler.js";
+import { NS } from "./namespaces.js";
 import { errorReply } from "./stanza-error.js";
-
-const NS_PRIVILEGE = NS.privilege;
 
 /** How the bridge learns home users' presence (DESIGN.md "How the bridge learns..."). */
 export type PresenceMode = "privileged" | "subscription";
@@ -59,7 +58,7 @@ export class XmppPresenceHandler {
    * server's own domain sends it); one from anywhere else is not trusted and changes nothing.
    */
   onPrivilege(message: Element): boolean {
-    const privilege = message.getChild("privilege", NS_PRIVILEGE);
+    const privilege = message.getChild("privilege", NS.privilege);
     if (!privilege) return false;
     if (message.attrs.from !== this.options.domains.homeDomain) {
       this.options.log.warn(
@@ -178,7 +177,10 @@ export class XmppPresenceHandler {
   }
 
   private allowed(jid: Jid): boolean {
-    return jid.domain === this.options.domains.homeDomain || this.options.allowedDomains.includes(jid.domain);
+    return mayWatch(jid.domain, {
+      homeDomain: this.options.domains.homeDomain,
+      allowedDomains: this.options.allowedDomains,
+    });
   }
 
   private async toContact(stanza: Element, from: Jid, contact: Jid): Promise<void> {
@@ -264,8 +266,13 @@ export class XmppPresenceHandler {
   async reannounce(): Promise<void> {
     const { presence, domains } = this.options;
     for (const contact of await presence.store.xmppSubscribedContacts()) {
-      const person = personForContact(parseJid(contact), domains);
-      await this.announceContact(contact, await presence.current(person));
+      try {
+        const person = personForContact(parseJid(contact), domains);
+        await this.announceContact(contact, await presence.current(person));
+      } catch (err) {
+        // One bad stored contact (e.g. from an older mapping) must not stop the others.
+        this.options.log.warn({ contact, err: String(err) }, "could not re-announce a contact");
+      }
     }
   }
 }

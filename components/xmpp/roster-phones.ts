@@ -9,11 +9,8 @@ import type { Directory } from "../../src/ports/directory.js";
 import type { Logger } from "../../src/ports/logger.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { contactForPerson } from "../../src/presence/person.js";
-import { NS } from "./iq-handler.js";
+import { NS } from "./namespaces.js";
 import { presenceStanza } from "./presence-handler.js";
-
-const NS_ROSTER = "jabber:iq:roster";
-const NS_ROSTERX = "http://jabber.org/protocol/rosterx";
 
 export interface RosterPhonesOptions {
   domains: GatewayDomains;
@@ -36,6 +33,7 @@ export function canWriteRosters(privilege: Element | undefined): boolean {
 
 export class RosterPhones {
   private readonly done = new Set<string>();
+  private readonly inFlight = new Set<string>();
   /** Set from the server's privilege advertisement. */
   writeRosters = false;
 
@@ -43,18 +41,23 @@ export class RosterPhones {
 
   /** A home user (bare JID, their person key) was seen online. */
   async userOnline(user: string): Promise<void> {
-    if (this.done.has(user)) return;
-    this.done.add(user);
-    const { directory, domains } = this.options;
-    const colleagues = (await directory.entries()).filter((e) => `${e.uid}@${domains.homeDomain}` !== user);
-    if (colleagues.length === 0) return;
-    const items = colleagues.map((e) => ({
-      jid: contactForPerson(`${e.uid}@${domains.homeDomain}`, domains),
-      person: `${e.uid}@${domains.homeDomain}`,
-      name: e.displayName,
-    }));
-    if (this.writeRosters) await this.push(user, items);
-    else await this.offer(user, items);
+    // Once per user and bridge run; several resources coming online at once share one attempt.
+    if (this.done.has(user) || this.inFlight.has(user)) return;
+    this.inFlight.add(user);
+    try {
+      const { directory, domains } = this.options;
+      const colleagues = (await directory.entries())
+        .map((e) => ({ person: `${e.uid}@${domains.homeDomain}`, name: e.displayName }))
+        .filter((c) => c.person !== user);
+      const items = colleagues.map((c) => ({ ...c, jid: contactForPerson(c.person, domains) }));
+      if (items.length > 0) {
+        if (this.writeRosters) await this.push(user, items);
+        else await this.offer(user, items);
+      }
+      this.done.add(user); // only after success: a failed push is tried again next time
+    } finally {
+      this.inFlight.delete(user);
+    }
   }
 
   private async push(user: string, items: { jid: string; person: string; name: string }[]): Promise<void> {
@@ -66,7 +69,7 @@ export class RosterPhones {
         { type: "set", to: user, from: this.options.domains.gatewayDomain },
         xml(
           "query",
-          { xmlns: NS_ROSTER },
+          { xmlns: NS.roster },
           ...items.map((i) =>
             xml("item", { jid: i.jid, name: i.name, subscription: "to" }, xml("group", {}, group)),
           ),
@@ -88,7 +91,7 @@ export class RosterPhones {
         { to: user, from: this.options.domains.gatewayDomain },
         xml(
           "x",
-          { xmlns: NS_ROSTERX },
+          { xmlns: NS.rosterx },
           ...items.map((i) =>
             xml("item", { action: "add", jid: i.jid, name: i.name }, xml("group", {}, group)),
           ),

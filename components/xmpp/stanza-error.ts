@@ -2,8 +2,7 @@
 // (RFC 6120 §8.3.3 conditions, §8.3.2 error types).
 import { xml, type Element } from "@xmpp/component";
 import type { Condition } from "../../src/domain/errors.js";
-
-const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+import { NS } from "./namespaces.js";
 
 type ErrorType = "auth" | "cancel" | "continue" | "modify" | "wait";
 
@@ -36,8 +35,8 @@ export function errorElement(condition: Condition, text?: string): Element {
   return xml(
     "error",
     { type },
-    xml(name, { xmlns: NS_STANZAS }),
-    text ? xml("text", { xmlns: NS_STANZAS, "xml:lang": "en" }, text) : null,
+    xml(name, { xmlns: NS.stanzas }),
+    text ? xml("text", { xmlns: NS.stanzas, "xml:lang": "en" }, text) : null,
   );
 }
 

@@ -5,7 +5,7 @@ import type { GatewayDomains } from "../../src/domain/gateway-mapping.js";
 import { parseJid } from "../../src/domain/jid.js";
 import type { Directory } from "../../src/ports/directory.js";
 import { personForContact } from "../../src/presence/person.js";
-import { NS } from "./iq-handler.js";
+import { NS } from "./namespaces.js";
 import { errorElement } from "./stanza-error.js";
 
 export function isVcardGet(iq: Element, payload: Element): boolean {

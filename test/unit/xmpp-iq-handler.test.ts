@@ -38,6 +38,15 @@ describe("XMPP IQ answers", function () {
     assert.equal(ask("get", xml("query", { xmlns: "urn:example:unknown" })), undefined);
   });
 
+  it("answers jid-malformed for a contact address that is not canonical", function () {
+    const answer = ask(
+      "get",
+      xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }),
+      "bob\\40example.org@sip.example.org",
+    );
+    assert.equal(condition(answer), "jid-malformed");
+  });
+
   it("refuses a gateway set without a prompt with bad-request", function () {
     assert.equal(condition(ask("set", xml("query", { xmlns: "jabber:iq:gateway" }))), "bad-request");
   });

@@ -66,7 +66,7 @@ describe("XMPP message handler", function () {
   });
 
   const refusals: [string, Element, MessageSink | null, string][] = [
-    ["a groupchat message", chat("hi", { type: "groupchat" }), delivered, "not-acceptable"],
+    ["a groupchat message", chat("hi", { type: "groupchat" }), delivered, "service-unavailable"],
     ["a message while the SIP side is not connected", chat("hi"), null, "service-unavailable"],
     [
       "a message to the gateway itself",
@@ -94,6 +94,35 @@ describe("XMPP message handler", function () {
       assert.equal(condition(sent[0]), expected);
     });
   }
+
+  it("ignores headlines (RFC 6121 §8.5.2.1)", async function () {
+    const got: ChatMessage[] = [];
+    const { handler, sent } = setup({
+      deliver: (m) => {
+        got.push(m);
+        return Promise.resolve("delivered");
+      },
+    });
+    await handler.onMessage(chat("news", { type: "headline" }));
+    assert.deepEqual([got.length, sent.length], [0, 0]);
+  });
+
+  it("refuses a message from SIP to the gateway domain (a loop) and to no JID", async function () {
+    const { handler, sent } = setup();
+    await assert.rejects(
+      handler.deliver({ id: "1", from: "bob@example.org", to: "carol@sip.example.org", body: "hi" }),
+      {
+        condition: "loop-detected",
+      },
+    );
+    await assert.rejects(
+      handler.deliver({ id: "2", from: "bob@example.org", to: "not a jid@", body: "hi" }),
+      {
+        condition: "malformed-address",
+      },
+    );
+    assert.equal(sent.length, 0);
+  });
 
   it("ignores message errors and messages with nothing to relay", async function () {
     const { handler, sent } = setup();
