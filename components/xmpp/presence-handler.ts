@@ -251,6 +251,37 @@ export class XmppPresenceHandler {
     );
   }
 
+  /**
+   * After (re)connecting: users may have gone offline while the component was away, and nobody
+   * will tell. In privileged mode the server re-sends the presence of everyone online when the
+   * component connects (mod_privilege); in subscription mode the gateway probes the users it holds
+   * (RFC 6121 §4.3). Call `probeHeld()` on connect and `dropUnconfirmed(since)` once the answers
+   * had time to arrive: XMPP sources not reported again since `since` are withdrawn.
+   */
+  async probeHeld(): Promise<void> {
+    if (this._mode !== "subscription") return;
+    const { presence, domains, send } = this.options;
+    for (const person of await presence.store.personsWithSource("xmpp")) {
+      await send(xml("presence", { type: "probe", from: domains.gatewayDomain, to: person }));
+    }
+  }
+
+  async dropUnconfirmed(since: number): Promise<void> {
+    const { presence, log } = this.options;
+    for (const person of await presence.store.personsWithSource("xmpp")) {
+      const { records } = await presence.snapshot(person);
+      for (const record of records) {
+        if (record.source.kind === "xmpp" && record.updatedAt < since) {
+          await presence.withdraw(person, record.source);
+          log.info(
+            { person, resource: record.source.resource },
+            "xmpp source not confirmed after reconnect, dropped",
+          );
+        }
+      }
+    }
+  }
+
   /** Sends a person's aggregate to every XMPP subscriber of their gateway contact. */
   async announce(person: string, aggregate: AggregatePresence): Promise<void> {
     const contact = contactForPerson(person, this.options.domains);

@@ -48,6 +48,9 @@ export class XmppGateway {
   private readonly log: Logger;
   private readonly directory: Directory | undefined;
   private privilegeTimer: NodeJS.Timeout | undefined;
+  private staleTimer: NodeJS.Timeout | undefined;
+  /** When the component last lost (or had not yet) its connection: presence since then is fresh. */
+  private disconnectedAt = 0;
   /** The current connection's XEP-0356 advertisement has arrived. */
   private advertised = false;
   private readonly presenceService: PresenceService;
@@ -99,6 +102,7 @@ export class XmppGateway {
     this.connection.on("problem", (err) => this.log.warn({ err: err.message }, "xmpp component problem"));
     this.connection.on("offline", (reason) => {
       this.advertised = false;
+      this.disconnectedAt = options.presence.now();
       this.log.warn({ reason }, "xmpp component offline");
     });
     this.connection.on("stanza", (stanza) => this.onStanza(stanza));
@@ -107,10 +111,20 @@ export class XmppGateway {
       this.log.info({ jid: options.connection.jid }, "xmpp component online");
       // The server sends the XEP-0356 advertisement right after the handshake, often in the same
       // read as the handshake answer, so it may already be here; if not, wait for it a little.
+      // Then: sources held from before that nobody re-confirmed are stale (see dropUnconfirmed).
+      // Re-sent presence may arrive before this event, so "fresh" means reported since we lost
+      // the previous connection (or started), not since now.
+      const since = this.disconnectedAt;
+      const wait = options.privilegeWaitMs ?? 3_000;
       clearTimeout(this.privilegeTimer);
-      if (!this.advertised) {
-        this.privilegeTimer = setTimeout(() => this.presence.noPrivilege(), options.privilegeWaitMs ?? 3_000);
-      }
+      this.privilegeTimer = setTimeout(() => {
+        if (!this.advertised) this.presence.noPrivilege();
+        this.guard(this.presence.probeHeld(), "probing users");
+        this.staleTimer = setTimeout(
+          () => this.guard(this.presence.dropUnconfirmed(since), "dropping stale presence"),
+          wait,
+        );
+      }, wait);
       // Subscribers may have missed changes while the component was away: tell them again.
       this.guard(this.presence.reannounce(), "re-announcing presence");
     });
@@ -136,11 +150,13 @@ export class XmppGateway {
     this.presenceService.off("change", this.onPresenceChange); // once, however often started
     this.presenceService.on("change", this.onPresenceChange);
     this.advertised = false;
+    this.disconnectedAt = this.presenceService.now();
     this.connection.start();
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.privilegeTimer);
+    clearTimeout(this.staleTimer);
     this.presenceService.off("change", this.onPresenceChange);
     await this.connection.stop();
   }

@@ -21,6 +21,8 @@ export interface PresenceStore {
   /** Removes one source's record (an XMPP resource went offline, a PUBLISH was withdrawn). */
   removeRecord(person: string, source: PresenceSource, now: number): Promise<PresenceUpdate>;
   presence(person: string, now: number): Promise<PresenceSnapshot>;
+  /** Every person holding at least one record of this source kind (to re-check them after an outage). */
+  personsWithSource(kind: PresenceSource["kind"]): Promise<string[]>;
 
   /** An XMPP user (bare JID) subscribed to a gateway contact (bare JID). */
   addXmppSubscriber(contact: string, subscriber: string): Promise<void>;

@@ -31,6 +31,11 @@ export class MemoryPresenceStore implements PresenceStore {
     return Promise.resolve({ records, aggregate: aggregate(records, now) });
   }
 
+  personsWithSource(kind: PresenceSource["kind"]): Promise<string[]> {
+    const persons = [...this.records].filter(([, records]) => records.some((r) => r.source.kind === kind));
+    return Promise.resolve(persons.map(([person]) => person));
+  }
+
   addXmppSubscriber(contact: string, subscriber: string): Promise<void> {
     const set = this.subscribers.get(contact) ?? new Set<string>();
     set.add(subscriber);

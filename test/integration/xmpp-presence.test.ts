@@ -270,6 +270,27 @@ describe("XMPP presence (Prosody with mod_privilege + slixmpp)", function () {
     );
     assert.equal(seen.status, "Back soon");
   });
+
+  it("drops the presence of a user who went offline while the component was away, keeps the others", async function () {
+    const alice = clients.findLast((c) => c.jid === "alice@example.org");
+    assert.ok(alice);
+    await eventually(
+      async () => ((await service.snapshot("alice@example.org")).records.length > 0 ? true : undefined),
+      2_000,
+      "alice held",
+    );
+    await gateway.stop();
+    await alice.close(); // her unavailable presence has nowhere to go
+    gateway.start();
+    await eventually(
+      async () => ((await service.snapshot("alice@example.org")).records.length === 0 ? true : undefined),
+      3_000,
+      "alice's stale source dropped",
+    );
+    // Carol is still online (she logged in again after the restart): mod_privilege re-sent her
+    // presence when the component connected, so she stays.
+    assert.equal((await service.current("carol@example.org")).state, "available");
+  });
 });
 
 describe("XMPP presence without XEP-0356 (subscription fallback)", function () {
@@ -351,6 +372,34 @@ describe("XMPP presence without XEP-0356 (subscription fallback)", function () {
       async () => ((await service.snapshot("bob@example.org")).records.length === 0 ? true : undefined),
       2_000,
       "bob's XMPP source dropped after he revoked the subscription",
+    );
+  });
+
+  it("probes the users it holds after reconnecting: keeps those online, drops those gone", async function () {
+    const alice = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
+    clients.push(alice);
+    alice.send({ op: "presence", to: `bob@${grant.jid}`, type: "subscribe" });
+    await alice.waitFor((e) => e.event === "presence" && e.from === grant.jid && e.type === "subscribe");
+    alice.send({ op: "presence", to: grant.jid, type: "subscribed" });
+    alice.send({ op: "presence", show: "chat" });
+    await eventually(
+      async () => ((await service.current("alice@example.org")).state === "chat" ? true : undefined),
+      2_000,
+      "alice held",
+    );
+
+    await gateway.stop();
+    gateway.start();
+    await sleep(1_000); // more than twice the privilege wait: probe answered, stale ones dropped
+    assert.equal((await service.current("alice@example.org")).state, "chat", "still online: kept");
+
+    await gateway.stop();
+    await alice.close();
+    gateway.start();
+    await eventually(
+      async () => ((await service.snapshot("alice@example.org")).records.length === 0 ? true : undefined),
+      3_000,
+      "alice dropped after she went offline unseen",
     );
   });
 });

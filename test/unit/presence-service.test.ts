@@ -54,6 +54,20 @@ describe("PresenceService with the in-memory store", function () {
     assert.deepEqual((await service.snapshot("alice@example.org")).records, []);
   });
 
+  it("lists the persons holding a source kind", async function () {
+    await service.report("alice@example.org", xmpp("laptop", "away"));
+    await service.report("bob@example.org", {
+      source: { kind: "pbx-device" },
+      device: "idle",
+      updatedAt: now,
+      expiresAt: null,
+    });
+    assert.deepEqual(await service.store.personsWithSource("xmpp"), ["alice@example.org"]);
+    assert.deepEqual(await service.store.personsWithSource("pbx-device"), ["bob@example.org"]);
+    await service.withdraw("alice@example.org", { kind: "xmpp", resource: "laptop" });
+    assert.deepEqual(await service.store.personsWithSource("xmpp"), []);
+  });
+
   it("keeps XMPP subscribers per contact", async function () {
     const store = service.store;
     await store.addXmppSubscriber("alice@sip.example.org", "bob@example.org");
