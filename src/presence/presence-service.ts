@@ -10,6 +10,8 @@ export interface PresenceServiceEvents {
 }
 
 export class PresenceService extends EventEmitter<PresenceServiceEvents> {
+  private readonly queues = new Map<string, Promise<unknown>>();
+
   constructor(
     readonly store: PresenceStore,
     private readonly clock: () => number = Date.now,
@@ -26,12 +28,27 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
     return update;
   }
 
-  async report(person: string, record: PresenceRecord): Promise<PresenceUpdate> {
-    return this.announce(person, await this.store.putRecord(person, record, this.clock()));
+  /**
+   * Runs one person's updates one after another, so that the aggregate announced last is the one
+   * the store holds last, whatever the store's latency (another person's updates are not held up).
+   */
+  private inTurn(person: string, update: () => Promise<PresenceUpdate>): Promise<PresenceUpdate> {
+    const previous = this.queues.get(person) ?? Promise.resolve();
+    const next = previous.then(update, update).then((result) => this.announce(person, result));
+    const settled = next.catch(() => undefined);
+    this.queues.set(person, settled);
+    void settled.then(() => {
+      if (this.queues.get(person) === settled) this.queues.delete(person);
+    });
+    return next;
   }
 
-  async withdraw(person: string, source: PresenceSource): Promise<PresenceUpdate> {
-    return this.announce(person, await this.store.removeRecord(person, source, this.clock()));
+  report(person: string, record: PresenceRecord): Promise<PresenceUpdate> {
+    return this.inTurn(person, () => this.store.putRecord(person, record, this.clock()));
+  }
+
+  withdraw(person: string, source: PresenceSource): Promise<PresenceUpdate> {
+    return this.inTurn(person, () => this.store.removeRecord(person, source, this.clock()));
   }
 
   snapshot(person: string): Promise<PresenceSnapshot> {

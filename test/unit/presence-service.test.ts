@@ -68,6 +68,30 @@ describe("PresenceService with the in-memory store", function () {
     assert.deepEqual(await service.store.personsWithSource("xmpp"), []);
   });
 
+  it("applies one person's updates in order even when the store answers out of order", async function () {
+    // A store whose first write is slow: without ordering, the later write would land first and
+    // the earlier (stale) one would be announced last.
+    const inner = new MemoryPresenceStore();
+    let delay = 50;
+    const slowFirst: typeof inner = Object.assign(Object.create(inner) as typeof inner, {
+      putRecord: async (...args: Parameters<typeof inner.putRecord>) => {
+        const wait = delay;
+        delay = 0;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+        return inner.putRecord(...args);
+      },
+    });
+    const ordered = new PresenceService(slowFirst, () => now);
+    const seen: string[] = [];
+    ordered.on("change", (_, a) => seen.push(a.state));
+    const first = ordered.report("alice@example.org", xmpp("laptop", "away"));
+    now += 1;
+    const second = ordered.report("alice@example.org", xmpp("laptop", "dnd"));
+    await Promise.all([first, second]);
+    assert.deepEqual(seen, ["away", "dnd"]);
+    assert.equal((await ordered.current("alice@example.org")).state, "dnd");
+  });
+
   it("keeps XMPP subscribers per contact", async function () {
     const store = service.store;
     await store.addXmppSubscriber("alice@sip.example.org", "bob@example.org");
