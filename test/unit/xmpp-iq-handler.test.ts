@@ -1,6 +1,6 @@
 // The IQ answers at the port, compared structurally. Framing (one reply per query, addresses
 // swapped, bad-request for a query without exactly one payload) is the library's IQ callee, tested
-// end to end against Prosody in test/integration/xmpp-basics.test.ts.
+// end to end against Prosody in test/components/xmpp-basics.test.ts.
 import assert from "node:assert/strict";
 import { xml, type Element } from "@xmpp/component";
 import { answerIq, promptToJid, type IqAnswer } from "../../components/xmpp/iq-handler.js";
