@@ -16,6 +16,7 @@ import {
 import { contactForPerson, personForContact } from "../../src/presence/person.js";
 import { xmlSafeText } from "../../src/util/xml-text.js";
 import { NS } from "./namespaces.js";
+import { stanzaAddresses } from "./stanza-addresses.js";
 import { errorReply } from "./stanza-error.js";
 
 export interface MessageHandlerOptions {
@@ -56,15 +57,9 @@ export class XmppMessageHandler {
       await refuse("service-unavailable", `message type '${type}' is not relayed; send a chat message`);
       return;
     }
-    let from: Jid;
-    let to: Jid;
-    try {
-      from = parseJid(stanza.attrs.from ?? "");
-      to = parseJid(stanza.attrs.to ?? "");
-    } catch (err) {
-      this.options.log.warn({ err: String(err) }, "message with a bad address ignored");
-      return;
-    }
+    const addresses = stanzaAddresses(stanza, this.options.log);
+    if (!addresses) return;
+    const { from, to } = addresses;
     if (to.local === null) {
       if (stanza.getChild("body"))
         await refuse("service-unavailable", "the gateway itself takes no messages");

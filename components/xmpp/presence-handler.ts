@@ -13,6 +13,7 @@ import { contactForPerson, personForContact, personForHomeJid } from "../../src/
 import { mayWatch } from "../../src/presence/policy.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { NS } from "./namespaces.js";
+import { stanzaAddresses } from "./stanza-addresses.js";
 import { errorReply } from "./stanza-error.js";
 
 /** How the bridge learns home users' presence (DESIGN.md "How the bridge learns..."). */
@@ -88,18 +89,9 @@ export class XmppPresenceHandler {
   }
 
   async onPresence(stanza: Element): Promise<void> {
-    let from: Jid;
-    let to: Jid;
-    try {
-      from = parseJid(stanza.attrs.from ?? "");
-      to = parseJid(stanza.attrs.to ?? "");
-    } catch (err) {
-      this.options.log.warn(
-        { err: String(err), stanza: stanza.toString().slice(0, 500) },
-        "presence with a bad address ignored",
-      );
-      return;
-    }
+    const addresses = stanzaAddresses(stanza, this.options.log);
+    if (!addresses) return;
+    const { from, to } = addresses;
     if (to.domain !== this.options.domains.gatewayDomain) return;
     if (to.local === null) await this.fromUser(stanza, from);
     else await this.toContact(stanza, from, bareJid(to));

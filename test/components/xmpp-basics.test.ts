@@ -8,23 +8,10 @@ import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
 import { ConfigDirectory } from "../../src/directory/config-directory.js";
 import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
 import { PresenceService } from "../../src/presence/presence-service.js";
+import { waitOnline } from "../harness/gateway.js";
 import { memoryLogger } from "../harness/memory-logger.js";
 import { Prosody, type ComponentGrant } from "../harness/prosody.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
-
-function waitOnline(gateway: XmppGateway, timeoutMs: number): Promise<void> {
-  if (gateway.connection.state === "online") return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`component not online within ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    gateway.connection.once("online", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
 describe("XMPP component: discovery, ping, version, gateway prompt (Prosody + slixmpp)", function () {
   let prosody: Prosody;

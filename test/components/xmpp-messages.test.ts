@@ -3,12 +3,10 @@
 // (200 → delivered, 202 → accepted, failures as conditions).
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
+import type { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
+import { startGateway } from "../harness/gateway.js";
 import { SwitchboardError, type Condition } from "../../src/domain/errors.js";
 import type { ChatMessage, DeliveryOutcome, MessageSink } from "../../src/ports/message-port.js";
-import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
-import { PresenceService } from "../../src/presence/presence-service.js";
-import { memoryLogger } from "../harness/memory-logger.js";
 import { Prosody, type ComponentGrant } from "../harness/prosody.js";
 import { SlixmppClient, type XmppEvent } from "../harness/xmpp-client.js";
 
@@ -31,7 +29,6 @@ describe("XMPP messages (Prosody + slixmpp)", function () {
   let gateway: XmppGateway;
   let alice: SlixmppClient;
   const sink = new RecordingSink();
-  const log = memoryLogger();
 
   const message = (id: string) => (e: XmppEvent) => e.event === "message" && e.id === id;
 
@@ -39,17 +36,7 @@ describe("XMPP messages (Prosody + slixmpp)", function () {
     prosody = await Prosody.start();
     grant = prosody.takeComponent();
     await prosody.register("alice", "alice-pw");
-    gateway = new XmppGateway({
-      connection: grant,
-      homeDomain: prosody.domain,
-      version: "0.1.0",
-      presence: new PresenceService(new MemoryPresenceStore()),
-      messages: sink,
-      log,
-    });
-    gateway.start();
-    for (let i = 0; i < 100 && gateway.connection.state !== "online"; i++) await sleep(100);
-    assert.equal(gateway.connection.state, "online");
+    ({ gateway } = await startGateway(prosody, grant, { messages: sink }));
     alice = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
   });
   after(async function () {

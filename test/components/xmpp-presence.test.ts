@@ -2,10 +2,9 @@
 // XEP-0356 presence intake, subscriptions to gateway contacts, probes, refusals and re-announcing.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
-import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
-import { PresenceService } from "../../src/presence/presence-service.js";
-import { memoryLogger } from "../harness/memory-logger.js";
+import type { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
+import type { PresenceService } from "../../src/presence/presence-service.js";
+import { startGateway, type StartedGateway } from "../harness/gateway.js";
 import { Prosody, type ComponentGrant } from "../harness/prosody.js";
 import { SlixmppClient, type XmppEvent } from "../harness/xmpp-client.js";
 
@@ -29,7 +28,7 @@ describe("XMPP presence (Prosody with mod_privilege + slixmpp)", function () {
   let grant: ComponentGrant;
   let gateway: XmppGateway;
   let service: PresenceService;
-  const log = memoryLogger();
+  let log: StartedGateway["log"];
   const clients: SlixmppClient[] = [];
   let contact: string; // Alice's gateway contact ("Alice's phone")
 
@@ -55,21 +54,7 @@ describe("XMPP presence (Prosody with mod_privilege + slixmpp)", function () {
     contact = `alice@${grant.jid}`;
     for (const user of ["alice", "bob", "carol"]) await prosody.register(user, `${user}-pw`);
     await prosody.register("mallory", "mallory-pw", "example.net");
-    service = new PresenceService(new MemoryPresenceStore());
-    gateway = new XmppGateway({
-      connection: { ...grant, backoff: { baseMs: 100, capMs: 1_000 } },
-      homeDomain: prosody.domain,
-      version: "0.1.0",
-      presence: service,
-      log,
-      privilegeWaitMs: 300,
-    });
-    gateway.start();
-    await eventually(
-      () => (gateway.connection.state === "online" ? true : undefined),
-      10_000,
-      "component online",
-    );
+    ({ gateway, service, log } = await startGateway(prosody, grant));
   });
   after(async function () {
     for (const client of clients) await client.close();
@@ -298,28 +283,14 @@ describe("XMPP presence without XEP-0356 (subscription fallback)", function () {
   let grant: ComponentGrant;
   let gateway: XmppGateway;
   let service: PresenceService;
-  const log = memoryLogger();
+  let log: StartedGateway["log"];
   const clients: SlixmppClient[] = [];
 
   before(async function () {
     prosody = await Prosody.start();
     grant = prosody.takeComponent({ privileged: false });
     for (const user of ["alice", "bob"]) await prosody.register(user, `${user}-pw`);
-    service = new PresenceService(new MemoryPresenceStore());
-    gateway = new XmppGateway({
-      connection: grant,
-      homeDomain: prosody.domain,
-      version: "0.1.0",
-      presence: service,
-      log,
-      privilegeWaitMs: 300,
-    });
-    gateway.start();
-    await eventually(
-      () => (gateway.connection.state === "online" ? true : undefined),
-      10_000,
-      "component online",
-    );
+    ({ gateway, service, log } = await startGateway(prosody, grant));
   });
   after(async function () {
     for (const client of clients) await client.close();

@@ -2,11 +2,10 @@
 // without it. Real Prosody, slixmpp clients.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
+import type { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
+import { startGateway } from "../harness/gateway.js";
 import { ConfigDirectory } from "../../src/directory/config-directory.js";
-import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
-import { PresenceService } from "../../src/presence/presence-service.js";
-import { memoryLogger } from "../harness/memory-logger.js";
+import type { PresenceService } from "../../src/presence/presence-service.js";
 import { Prosody } from "../harness/prosody.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
 
@@ -25,21 +24,11 @@ describe("colleagues' phones in rosters (xmpp.rosterPhones)", function () {
     enabled = true,
   ): Promise<{ gateway: XmppGateway; jid: string; service: PresenceService }> {
     const grant = prosody.takeComponent({ privileged });
-    const service = new PresenceService(new MemoryPresenceStore());
-    const gateway = new XmppGateway({
-      connection: grant,
-      homeDomain: prosody.domain,
-      version: "0.1.0",
-      presence: service,
+    const { gateway, service } = await startGateway(prosody, grant, {
       directory: new ConfigDirectory(people, prosody.domain),
       rosterPhones: { enabled, group: "Phones" },
-      log: memoryLogger(),
-      privilegeWaitMs: 300,
     });
     gateways.push(gateway);
-    gateway.start();
-    for (let i = 0; i < 100 && gateway.connection.state !== "online"; i++) await sleep(50);
-    assert.equal(gateway.connection.state, "online");
     await sleep(400); // the privilege advertisement (or its absence) is known
     return { gateway, jid: grant.jid, service };
   }
