@@ -4,6 +4,8 @@ import { formatResult, runProbes } from "../check/probe.js";
 import { ConfigError, configPath, loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { probesFor } from "./probes.js";
+import { createLogger, startBridge, type Bridge } from "../app/bridge.js";
+import { SwitchboardError } from "../domain/errors.js";
 
 export const USAGE = `usage: switchboard <command> [options]
 
@@ -88,7 +90,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       return 0;
     }
-    case "start":
+    case "start": {
+      if (rest.length > 0) return usageError(io, `start takes no arguments (got ${rest.join(" ")})`);
+      const config = load(file, io);
+      if (!config) return 1;
+      return run(config, io);
+    }
     case "lookup":
     case "presence": {
       // Not built yet: say so plainly rather than pretend (see the open issues for each).
@@ -100,6 +107,33 @@ export async function main(argv: string[], io: Io): Promise<number> {
     default:
       return usageError(io, `unknown command '${command}'`);
   }
+}
+
+/**
+ * Runs the bridge until SIGTERM/SIGINT, then stops it and resolves 0. A rejection nobody handled is
+ * logged with its reason and the bridge goes on: one failed flow must not take the others down.
+ */
+async function run(config: Config, io: Io): Promise<number> {
+  const log = createLogger(config);
+  let bridge: Bridge;
+  try {
+    bridge = startBridge(config, log);
+  } catch (err) {
+    if (!(err instanceof SwitchboardError)) throw err;
+    io.err(`switchboard start: ${err.message}`);
+    return 1;
+  }
+  const onRejection = (reason: unknown): void => log.error({ err: String(reason) }, "unhandled rejection");
+  process.on("unhandledRejection", onRejection);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  log.info({ signal }, "stopping");
+  await bridge.stop();
+  process.off("unhandledRejection", onRejection);
+  log.info({}, "stopped");
+  return 0;
 }
 
 function usageError(io: Io, message: string): number {

@@ -1,0 +1,67 @@
+// The composition root of `switchboard start`: builds the parts the configuration asks for and
+// runs them until told to stop. What is not built yet is refused here with the key path, rather
+// than started half-way.
+import { readFileSync } from "node:fs";
+import { pino } from "pino";
+import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
+import type { Config } from "../config/schema.js";
+import { ConfigDirectory } from "../directory/config-directory.js";
+import { SwitchboardError } from "../domain/errors.js";
+import type { Logger } from "../ports/logger.js";
+import { MemoryPresenceStore } from "../presence/memory-store.js";
+import { PresenceService } from "../presence/presence-service.js";
+
+export function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** Parts of the configuration that the bridge cannot run yet, with the reason (key path first). */
+export function notYetSupported(config: Config): string[] {
+  const problems: string[] = [];
+  if (config.store.url)
+    problems.push("store.url: the Redis store is not built yet; leave it out to use the in-memory store");
+  if (config.tenants && config.tenants.length > 0)
+    problems.push("tenants: several tenants in one process are not built yet");
+  return problems;
+}
+
+export interface Bridge {
+  xmpp: XmppGateway;
+  stop(): Promise<void>;
+}
+
+export function createLogger(config: Config): Logger {
+  return pino({ level: config.log.level, base: { service: "switchboard" } });
+}
+
+export function startBridge(config: Config, log: Logger): Bridge {
+  const problems = notYetSupported(config);
+  if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
+  const presence = new PresenceService(new MemoryPresenceStore());
+  const directory = new ConfigDirectory(config.directory?.users ?? [], config.domain);
+  const xmpp = new XmppGateway({
+    connection: config.xmpp.component,
+    homeDomain: config.domain,
+    version: version(),
+    presence,
+    allowedDomains: config.xmpp.allowedDomains,
+    directory,
+    rosterPhones: config.xmpp.rosterPhones,
+    maxMessageBytes: config.xmpp.maxMessageBytes,
+    // The SIP side is not built yet: messages to gateway contacts get service-unavailable.
+    messages: undefined,
+    log,
+  });
+  xmpp.start();
+  log.info(
+    { domain: config.domain, gateway: config.xmpp.component.jid, store: "memory" },
+    "switchboard started (XMPP side; the SIP side is not built yet)",
+  );
+  return {
+    xmpp,
+    stop: () => xmpp.stop(),
+  };
+}

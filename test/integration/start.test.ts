@@ -1,0 +1,121 @@
+// `switchboard start` as a real process against a real Prosody: the XMPP side comes up, survives
+// Prosody restarting under it (the process never exits, subscribers get presence again), and stops
+// cleanly on SIGTERM.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { EventLog } from "../harness/event-log.js";
+import { freePort, tempDir } from "../harness/net.js";
+import { Prosody } from "../harness/prosody.js";
+import { SlixmppClient } from "../harness/xmpp-client.js";
+
+const RUN = fileURLToPath(new URL("../../src/cli/run.ts", import.meta.url));
+
+interface LogLine {
+  msg: string;
+  [field: string]: unknown;
+}
+
+describe("switchboard start (real process, real Prosody)", function () {
+  let prosody: Prosody;
+  const dir = tempDir("start");
+  const clients: SlixmppClient[] = [];
+
+  before(async function () {
+    prosody = await Prosody.start();
+    for (const user of ["alice", "bob"]) await prosody.register(user, `${user}-pw`);
+  });
+  after(async function () {
+    for (const client of clients) await client.close();
+    await prosody?.stop();
+    dir.remove();
+  });
+
+  it("keeps running through a Prosody restart and exits 0 on SIGTERM", async function () {
+    const grant = prosody.takeComponent();
+    const file = dir.file("switchboard.yaml");
+    writeFileSync(
+      file,
+      stringify({
+        domain: prosody.domain,
+        xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
+        sip: { listen: [`udp:127.0.0.1:${await freePort({ udp: true })}`] },
+        http: { listen: `127.0.0.1:${await freePort()}` },
+        directory: { users: [{ uid: "bob", displayName: "Bob Baker", numbers: ["+44 20 7123 4568"] }] },
+      }),
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", RUN, "start", "--config", file], {
+      stdio: "pipe",
+    });
+    const lines = new EventLog<LogLine>("switchboard start", (l) => l.msg);
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    let buffered = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        try {
+          lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          lines.push({ msg: `(not JSON) ${line}` });
+        }
+      }
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      await lines.waitFor((l) => l.msg === "xmpp component online", 15_000);
+      const alice = await SlixmppClient.connect(
+        "alice@example.org",
+        "alice-pw",
+        "127.0.0.1",
+        prosody.c2sPort,
+      );
+      clients.push(alice);
+      alice.send({ op: "presence", to: `bob@${grant.jid}`, type: "subscribe" });
+      await alice.waitFor(
+        (e) => e.event === "presence" && e.from === `bob@${grant.jid}` && e.type === "subscribed",
+      );
+
+      await prosody.halt();
+      await lines.waitFor((l) => l.msg === "xmpp component offline", 5_000);
+      await prosody.resume();
+      const onlineAgain = (l: LogLine): boolean =>
+        l.msg === "xmpp component online" && lines.entries.filter((e) => e.msg === l.msg).length >= 2;
+      await lines.waitFor(onlineAgain, 10_000);
+      assert.equal(child.exitCode, null, `the process is still running (stderr: ${stderr})`);
+
+      // Bob logs in (chat) and sets away; Alice, back too, sees it on Bob's phone contact.
+      const again = await SlixmppClient.connect(
+        "alice@example.org",
+        "alice-pw",
+        "127.0.0.1",
+        prosody.c2sPort,
+      );
+      clients.push(again);
+      const bob = await SlixmppClient.connect("bob@example.org", "bob-pw", "127.0.0.1", prosody.c2sPort);
+      clients.push(bob);
+      bob.send({ op: "presence", show: "away", status: "Lunch" });
+      const seen = await again.waitFor(
+        (e) => e.event === "presence" && e.from === `bob@${grant.jid}` && e.show === "away",
+        10_000,
+      );
+      assert.equal(seen.status, "Lunch");
+      // vCard from the config-file directory, through the running process.
+      const vcard = await again.query({
+        op: "iq",
+        to: `bob@${grant.jid}`,
+        payload: "<vCard xmlns='vcard-temp'/>",
+      });
+      assert.match(vcard.xml ?? "", /<FN>Bob Baker<\/FN>/);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    assert.equal(await exited, 0, `exit code on SIGTERM (stderr: ${stderr})`);
+    assert.ok(lines.entries.some((l) => l.msg === "stopped"));
+  });
+});
