@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
+import { childEnv } from "../harness/cli.js";
 import { EventLog } from "../harness/event-log.js";
 import { freePort, tempDir } from "../harness/net.js";
 import { Prosody } from "../harness/prosody.js";
@@ -48,6 +49,7 @@ describe("switchboard start (real process, real Prosody)", function () {
     );
     const child = spawn(process.execPath, ["--import", "tsx", RUN, "start", "--config", file], {
       stdio: "pipe",
+      env: childEnv(),
     });
     const lines = new EventLog<LogLine>("switchboard start", (l) => l.msg);
     let stderr = "";

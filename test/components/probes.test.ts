@@ -1,0 +1,82 @@
+// Each `check` probe against its real server (or, for Asterisk, the recorded ARI), in process.
+import assert from "node:assert/strict";
+import { ariProbe } from "../../components/asterisk/ari-probe.js";
+import { enumProbe } from "../../components/enum/enum-probe.js";
+import { httpListenProbe } from "../../components/http/listen-probe.js";
+import { ldapProbe } from "../../components/ldap/ldap-probe.js";
+import { redisProbe } from "../../components/redis/redis-probe.js";
+import { sipListenProbe } from "../../components/sip/listen-probe.js";
+import { xmppComponentProbe } from "../../components/xmpp/xmpp-probe.js";
+import { runProbe, formatResult } from "../../src/check/probe.js";
+import { RecordedAri } from "../harness/ari-recorded.js";
+import { freePort } from "../harness/net.js";
+import { Scene } from "../harness/scene.js";
+import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD } from "../harness/slapd.js";
+import { createServer } from "node:net";
+
+describe("check probes (real servers, recorded ARI)", function () {
+  let scene: Scene;
+  let ari: RecordedAri;
+
+  before(async function () {
+    scene = await Scene.start();
+    ari = await RecordedAri.start();
+  });
+  after(async function () {
+    await ari?.stop();
+    await scene?.stop();
+  });
+
+  it("ARI: Asterisk's version from the recorded /asterisk/info", async function () {
+    const result = await runProbe(ariProbe({ url: ari.url, username: "bridge", password: "secret" }), 5_000);
+    assert.deepEqual([result.ok, result.detail], [true, "ARI answered, Asterisk 22.10.1"]);
+    assert.deepEqual(ari.unrecorded, []);
+  });
+
+  it("ARI: a reply it cannot use is a failure naming the status", async function () {
+    const result = await runProbe(
+      ariProbe({ url: ari.url, username: "bridge", password: "not-recorded" }),
+      5_000,
+    );
+    assert.equal(result.ok, false);
+    assert.match(result.detail, /^501 /);
+    assert.deepEqual(ari.unrecorded, ["GET /ari/asterisk/info"]);
+    ari.unrecorded.length = 0;
+  });
+
+  it("Redis, LDAP, ENUM and the XMPP component answer", async function () {
+    const config = await scene.config();
+    const probes = [
+      redisProbe(scene.redis.url),
+      ldapProbe({
+        url: scene.slapd.url,
+        bindDN: LDAP_ADMIN_DN,
+        password: LDAP_ADMIN_PASSWORD,
+        base: "ou=people,dc=example,dc=org",
+      }),
+      enumProbe({ suffixes: ["e164.arpa"], servers: [scene.dns.address] }),
+      xmppComponentProbe({ ...config.xmpp.component, host: "127.0.0.1", port: scene.prosody.componentPort }),
+    ];
+    const results = await Promise.all(probes.map((p) => runProbe(p, 5_000)));
+    for (const result of results) assert.ok(result.ok, formatResult(result));
+    assert.match(results[0]?.detail ?? "", /^PONG, Redis \d+\.\S+, append-only on$/);
+  });
+
+  it("listen probes fail on a taken port and pass on a free one", async function () {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const busy = await runProbe(httpListenProbe(`127.0.0.1:${port}`), 2_000);
+      assert.equal(busy.ok, false);
+      assert.match(busy.detail, /EADDRINUSE/);
+      const free = await freePort({ udp: true });
+      for (const listen of [`udp:127.0.0.1:${free}`, `tcp:127.0.0.1:${free}`, `ws:127.0.0.1:${free}`]) {
+        const result = await runProbe(sipListenProbe(listen, 0), 2_000);
+        assert.ok(result.ok, formatResult(result));
+      }
+    } finally {
+      taken.close();
+    }
+  });
+});
