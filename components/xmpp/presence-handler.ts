@@ -105,27 +105,29 @@ export class XmppPresenceHandler {
     if (type === undefined || type === "unavailable") {
       if (person === null || from.resource === null) return; // only home users' own resources count
       const source = { kind: "xmpp" as const, resource: from.resource };
+      let value: ReturnType<typeof xmppToPresence>;
       try {
-        const value = xmppToPresence({
+        value = xmppToPresence({
           type,
           show: stanza.getChildText("show"),
           status: stanza.getChildText("status"),
         });
-        if (value.state === "unavailable") await presence.withdraw(person, source);
-        else {
-          await presence.report(person, {
-            source,
-            state: value.state,
-            note: value.note,
-            updatedAt: presence.now(),
-            expiresAt: null,
-          });
-        }
-        log.debug({ jid: formatJid(from), state: value.state }, "xmpp presence source updated");
-        if (value.state !== "unavailable") await this.homeUserSeen(from);
       } catch (err) {
         log.warn({ jid: formatJid(from), err: String(err) }, "presence not understood, ignored");
+        return;
       }
+      if (value.state === "unavailable") await presence.withdraw(person, source);
+      else {
+        await presence.report(person, {
+          source,
+          state: value.state,
+          note: value.note,
+          updatedAt: presence.now(),
+          expiresAt: null,
+        });
+      }
+      log.debug({ jid: formatJid(from), state: value.state }, "xmpp presence source updated");
+      if (value.state !== "unavailable") await this.homeUserSeen(from);
       return;
     }
     const gateway = this.options.domains.gatewayDomain;
@@ -154,8 +156,8 @@ export class XmppPresenceHandler {
       for (const record of records) {
         if (record.source.kind === "xmpp") await presence.withdraw(person, record.source);
       }
-      this.asked.delete(formatJid(bareJid(from)));
-      log.info({ jid: formatJid(bareJid(from)) }, "user revoked the gateway's presence subscription");
+      this.asked.delete(user);
+      log.info({ jid: user }, "user revoked the gateway's presence subscription");
     }
   }
 
