@@ -3,6 +3,7 @@
 // error naming its path, never silently ignored. Hosts, ports and SIP URIs inside strings are
 // checked with the same parsers the bridge uses (src/domain), so a value the bridge would refuse
 // at run time is refused here, with its key path.
+import { isIP } from "node:net";
 import { z } from "zod";
 import { parseHost } from "../domain/host.js";
 import { parseSipUri } from "../domain/sip-uri.js";
@@ -140,6 +141,21 @@ export const configSchema = z
           .describe(
             "Listen addresses, one per transport: udp:, tcp:, tls:, ws:, wss: followed by host:port.",
           ),
+        trustedPeers: z
+          .array(
+            z
+              .string()
+              .refine(
+                (cidr) => /^[0-9a-f:.]+(\/\d{1,3})?$/i.test(cidr) && isIP(cidr.split("/")[0] ?? "") !== 0,
+                {
+                  message: "expected an address or CIDR such as 10.0.0.5 or 10.0.0.0/24",
+                },
+              ),
+          )
+          .default(["127.0.0.1/32", "::1/128"])
+          .describe(
+            "Peers (proxy, PBX) whose requests are accepted without digest authentication; others get 403 until digest is built.",
+          ),
         outboundProxy: sipUri
           .optional()
           .describe(
@@ -160,7 +176,10 @@ export const configSchema = z
             "Digest credentials (RFC 8760) for the bridge's own requests when the proxy challenges them.",
           ),
       })
-      .default({ listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"] })
+      .default({
+        listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"],
+        trustedPeers: ["127.0.0.1/32", "::1/128"],
+      })
       .describe("SIP side."),
     store: z
       .strictObject({

@@ -55,6 +55,8 @@ export interface BaresipOptions {
   user: string;
   /** Contacts (SIP URIs); the first is the "current contact" that `message()` sends to. */
   contacts?: string[];
+  /** Send every request through this proxy (account parameter `outbound`), e.g. the bridge. */
+  outbound?: string;
 }
 
 /** baresip 1.0 (Debian baresip-core) on loopback: UDP/TCP listener, no registration, no audio devices. */
@@ -102,7 +104,8 @@ export class Baresip {
         "",
       ].join("\n"),
     );
-    writeFileSync(dir.file("accounts"), `<sip:${options.user}@${LOOPBACK}>;regint=0\n`);
+    const outbound = options.outbound ? `;outbound="${options.outbound}"` : "";
+    writeFileSync(dir.file("accounts"), `<sip:${options.user}@${LOOPBACK}>;regint=0${outbound}\n`);
     writeFileSync(dir.file("contacts"), (options.contacts ?? []).map((c) => `<${c}>\n`).join(""));
     writeFileSync(dir.file("uuid"), "5a3c3c1e-8b59-4c1e-9a55-0c0ffee00001");
     const proc = new ManagedProcess({

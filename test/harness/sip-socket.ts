@@ -218,6 +218,13 @@ export class TcpSipSocket extends Collector {
     );
   }
 
+  /** Exactly these bytes (e.g. half of a multi-byte character), for framing tests. */
+  sendBytes(bytes: Buffer): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.socket.write(bytes, (err) => (err ? reject(err) : resolve())),
+    );
+  }
+
   close(): void {
     this.socket.destroy();
   }
