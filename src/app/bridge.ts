@@ -3,6 +3,7 @@
 // than started half-way.
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
+import { SipEndpoint } from "../../components/sip/sip-endpoint.js";
 import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
 import type { Config } from "../config/schema.js";
 import { ConfigDirectory } from "../directory/config-directory.js";
@@ -30,6 +31,7 @@ export function notYetSupported(config: Config): string[] {
 
 export interface Bridge {
   xmpp: XmppGateway;
+  sip: SipEndpoint;
   stop(): Promise<void>;
 }
 
@@ -37,7 +39,7 @@ export function createLogger(config: Config): Logger {
   return pino({ level: config.log.level, base: { service: "switchboard" } });
 }
 
-export function startBridge(config: Config, log: Logger): Bridge {
+export async function startBridge(config: Config, log: Logger): Promise<Bridge> {
   const problems = notYetSupported(config);
   if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
   const presence = new PresenceService(new MemoryPresenceStore());
@@ -55,13 +57,27 @@ export function startBridge(config: Config, log: Logger): Bridge {
     messages: undefined,
     log,
   });
+  // SIP → XMPP: a MESSAGE accepted by the XMPP side (sent, or held while the component is away).
+  const sip = await SipEndpoint.start({
+    listen: config.sip.listen,
+    domains: { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid },
+    directory,
+    toXmpp: { deliver: (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const) },
+    trustedPeers: config.sip.trustedPeers,
+    maxMessageBytes: config.xmpp.maxMessageBytes,
+    log: log.child({ component: "sip" }),
+  });
   xmpp.start();
   log.info(
-    { domain: config.domain, gateway: config.xmpp.component.jid, store: "memory" },
-    "switchboard started (XMPP side; the SIP side is not built yet)",
+    { domain: config.domain, gateway: config.xmpp.component.jid, store: "memory", sip: config.sip.listen },
+    "switchboard started (messages SIP → XMPP and the XMPP side; SIP → phones is not built yet)",
   );
   return {
     xmpp,
-    stop: () => xmpp.stop(),
+    sip,
+    stop: async () => {
+      await sip.stop();
+      await xmpp.stop();
+    },
   };
 }

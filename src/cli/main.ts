@@ -117,7 +117,7 @@ async function run(config: Config, io: Io): Promise<number> {
   const log = createLogger(config);
   let bridge: Bridge;
   try {
-    bridge = startBridge(config, log);
+    bridge = await startBridge(config, log);
   } catch (err) {
     if (!(err instanceof SwitchboardError)) throw err;
     io.err(`switchboard start: ${err.message}`);

@@ -10,6 +10,7 @@ import { childEnv } from "../harness/cli.js";
 import { EventLog } from "../harness/event-log.js";
 import { freePort, tempDir } from "../harness/net.js";
 import { Prosody } from "../harness/prosody.js";
+import { buildRequest, UdpSipSocket } from "../harness/sip-socket.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
 
 const RUN = fileURLToPath(new URL("../../src/cli/run.ts", import.meta.url));
@@ -36,13 +37,14 @@ describe("switchboard start (real process, real Prosody)", function () {
 
   it("keeps running through a Prosody restart and exits 0 on SIGTERM", async function () {
     const grant = prosody.takeComponent();
+    const sipPort = await freePort({ udp: true });
     const file = dir.file("switchboard.yaml");
     writeFileSync(
       file,
       stringify({
         domain: prosody.domain,
         xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
-        sip: { listen: [`udp:127.0.0.1:${await freePort({ udp: true })}`] },
+        sip: { listen: [`udp:127.0.0.1:${sipPort}`] },
         http: { listen: `127.0.0.1:${await freePort()}` },
         directory: { users: [{ uid: "bob", displayName: "Bob Baker", numbers: ["+44 20 7123 4568"] }] },
       }),
@@ -107,6 +109,27 @@ describe("switchboard start (real process, real Prosody)", function () {
         10_000,
       );
       assert.equal(seen.status, "Lunch");
+      // A desk phone's MESSAGE reaches Alice's chat client from Bob's phone contact.
+      const phone = await UdpSipSocket.open();
+      try {
+        await phone.send(
+          buildRequest({
+            method: "MESSAGE",
+            uri: "sip:alice@example.org",
+            via: `UDP 127.0.0.1:${phone.port}`,
+            from: "<sip:bob@example.org>",
+            to: "<sip:alice@example.org>",
+            headers: { "Content-Type": "text/plain;charset=UTF-8" },
+            body: "Call me back ☎",
+          }),
+          sipPort,
+        );
+        assert.equal((await phone.waitFor((m) => m.status !== undefined)).status, 200);
+      } finally {
+        await phone.close();
+      }
+      const chat = await again.waitFor((e) => e.event === "message" && e.body === "Call me back ☎");
+      assert.equal(chat.from, `bob@${grant.jid}`);
       // vCard from the config-file directory, through the running process.
       const vcard = await again.query({
         op: "iq",
