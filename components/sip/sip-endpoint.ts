@@ -12,7 +12,12 @@ import { formatJid, makeJid } from "../../src/domain/jid.js";
 import { formatSipUri, makeSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
 import type { Directory } from "../../src/ports/directory.js";
 import type { Logger } from "../../src/ports/logger.js";
-import type { MessageSink } from "../../src/ports/message-port.js";
+import type { ChatMessage, DeliveryOutcome, MessageSink } from "../../src/ports/message-port.js";
+import type { Condition } from "../../src/domain/errors.js";
+import { e164Fallback } from "../../src/domain/gateway-mapping.js";
+import { parseJid } from "../../src/domain/jid.js";
+import { unescapeLocal } from "../../src/domain/jid-escape.js";
+import { ClientTransactions } from "./client-transactions.js";
 import { DEFAULT_LIMITS } from "./framing.js";
 import { buildResponse, isRequest, missingHeaders, parseSip, type SipRequest } from "./sip-message.js";
 import { sipStatusFor } from "./sip-status.js";
@@ -32,8 +37,27 @@ export interface SipEndpointOptions {
   /** CIDRs of peers whose requests are accepted without digest (proxy, PBX). */
   trustedPeers: readonly string[];
   maxMessageBytes: number;
+  /** `sip.outboundProxy`: where the bridge's own requests go (loose routing, RFC 3261 §16.12). */
+  outboundProxy?: string;
   timers?: TimerSettings;
   log: Logger;
+}
+
+/** RFC 3261 §18.1.1: a request over ~1300 bytes should not go over UDP. */
+export const UDP_MESSAGE_LIMIT = 1300;
+
+/** The outcome of our MESSAGE as a delivery result or a condition (DESIGN.md "Messages"). */
+export function outcomeFor(status: number): DeliveryOutcome | Condition {
+  if (status === 200) return "delivered";
+  if (status >= 200 && status < 300) return "accepted";
+  if (status === 404 || status === 604 || status === 410) return "item-not-found";
+  if (status === 408) return "remote-server-timeout";
+  if (status === 480 || status === 486 || status === 600 || status === 603) return "recipient-unavailable";
+  if (status === 401 || status === 407 || status === 403) return "forbidden";
+  if (status === 413 || status === 513) return "policy-violation";
+  if (status === 415 || status === 488 || status === 606) return "not-acceptable";
+  if (status === 482 || status === 483) return "loop-detected";
+  return "service-unavailable";
 }
 
 function blockList(cidrs: readonly string[]): BlockList {
@@ -57,6 +81,9 @@ export function personForSipUri(uri: SipUri, domains: GatewayDomains): string {
 export class SipEndpoint {
   private readonly trusted: BlockList;
   private readonly tag = randomBytes(6).toString("hex");
+  /** Every branch we generate starts with this: seeing it in a request's Via means a loop. */
+  private readonly branchPrefix = `z9hG4bK-sb${randomBytes(4).toString("hex")}-`;
+  readonly clients: ClientTransactions;
 
   private constructor(
     readonly transports: SipTransports,
@@ -64,6 +91,7 @@ export class SipEndpoint {
     private readonly options: SipEndpointOptions,
   ) {
     this.trusted = blockList(options.trustedPeers);
+    this.clients = new ClientTransactions(options.timers ?? DEFAULT_TIMERS);
     transports.on("message", (text, flow) => {
       this.onText(text, flow).catch((err: unknown) =>
         options.log.error({ err: String(err), remote: flow.remote }, "sip request failed"),
@@ -90,7 +118,18 @@ export class SipEndpoint {
       return;
     }
     if (!isRequest(message)) {
-      log.debug({ remote, status: message.statusCode }, "sip: response without a client transaction dropped");
+      const known = this.clients.onResponse(
+        message.viaBranch,
+        message.method,
+        message.statusCode ?? 0,
+        message.reasonPhrase ?? "",
+        text,
+      );
+      if (!known)
+        log.debug(
+          { remote, status: message.statusCode },
+          "sip: response without a client transaction dropped",
+        );
       return;
     }
     const request = message;
@@ -107,6 +146,11 @@ export class SipEndpoint {
       return;
     }
     if (this.transactions.receive(request, flow) === "absorbed") return;
+    // Our own branch in a Via: the request went round and came back (RFC 3261 §16.3 item 4).
+    if (request.getHeaders("via").some((via) => via.includes(this.branchPrefix))) {
+      await this.transactions.respond(request, 482, this.response(request, flow, 482));
+      return;
+    }
     const answer = (status: number, extra: Parameters<SipEndpoint["response"]>[3] = {}): Promise<void> =>
       this.transactions.respond(request, status, this.response(request, flow, status, extra));
 
@@ -209,7 +253,88 @@ export class SipEndpoint {
     }
   }
 
+  /** The SIP address of the party a person key stands for (numbers through the directory). */
+  private async targetFor(person: string): Promise<SipUri> {
+    const { domains, directory } = this.options;
+    if (person.startsWith("sip:")) return parseSipUri(person);
+    if (isNumber(person)) {
+      const entry = await directory.findPerson(person);
+      if (entry) return makeSipUri({ user: entry.uid, host: domains.homeDomain });
+      if (person.startsWith("+")) return e164Fallback(person, domains.homeDomain);
+      throw new SwitchboardError("item-not-found", `no one has the number ${person}`);
+    }
+    return makeSipUri({ user: person.slice(0, person.lastIndexOf("@")), host: domains.homeDomain });
+  }
+
+  /**
+   * A chat user's message to a SIP party (`message.to` is a person key): a MESSAGE through the
+   * outbound proxy, or straight to the target when its host is an address. Resolves with how far
+   * it got; rejects with a SwitchboardError the XMPP side turns into a stanza error.
+   */
+  async sendMessage(message: ChatMessage): Promise<DeliveryOutcome> {
+    // A chat state alone has no SIP form yet (RFC 3994 isComposing is not built): nothing to send.
+    if (message.body === undefined) return "accepted";
+    const sender = this.transports.udpSender();
+    if (!sender)
+      throw new SwitchboardError("service-unavailable", "no UDP listener in sip.listen to send from");
+    const target = await this.targetFor(message.to);
+    const proxy = this.options.outboundProxy ? parseSipUri(this.options.outboundProxy) : undefined;
+    const hop = proxy ?? target;
+    if (!/^[0-9.]+$|^\[/.test(hop.host)) {
+      throw new SwitchboardError(
+        "service-unavailable",
+        `no sip.outboundProxy, and locating ${hop.host} by DNS (RFC 3263) is not built yet`,
+      );
+    }
+    if ((hop.params.get("transport") ?? "udp").toLowerCase() !== "udp") {
+      throw new SwitchboardError("feature-not-implemented", "sending over TCP is not built yet");
+    }
+    const fromJid = parseJid(message.from);
+    const from = makeSipUri({ user: unescapeLocal(fromJid.local ?? ""), host: fromJid.domain });
+    const branch = `${this.branchPrefix}${randomBytes(8).toString("hex")}`;
+    const callId = `${randomBytes(10).toString("hex")}@${this.options.domains.gatewayDomain}`;
+    const body = message.body;
+    const lines = [
+      `MESSAGE ${formatSipUri(target)} SIP/2.0`,
+      `Via: SIP/2.0/UDP ${sender.sentBy};branch=${branch};rport`,
+      "Max-Forwards: 70",
+      `From: <${formatSipUri(from)}>;tag=${randomBytes(6).toString("hex")}`,
+      `To: <${formatSipUri(target)}>`,
+      `Call-ID: ${callId}`,
+      "CSeq: 1 MESSAGE",
+      ...(proxy && proxy.params.has("lr") ? [`Route: <${formatSipUri(proxy)}>`] : []),
+      "Content-Type: text/plain;charset=UTF-8",
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      "",
+      body,
+    ];
+    const text = lines.join("\r\n");
+    if (Buffer.byteLength(text) > UDP_MESSAGE_LIMIT) {
+      throw new SwitchboardError(
+        "policy-violation",
+        `message of ${Buffer.byteLength(text)} bytes is too large for UDP (TCP is not built yet)`,
+      );
+    }
+    const port = hop.port ?? 5060;
+    const host = hop.host.replace(/^\[|\]$/g, "");
+    const result = await this.clients.start(
+      branch,
+      "MESSAGE",
+      text,
+      () => sender.send(host, port, text),
+      false,
+    );
+    const outcome = outcomeFor(result.status);
+    this.options.log.info(
+      { sip: formatSipUri(target), jid: message.from, status: result.status },
+      "message to SIP",
+    );
+    if (outcome === "delivered" || outcome === "accepted") return outcome;
+    throw new SwitchboardError(outcome, `SIP ${result.status} ${result.reason}`);
+  }
+
   async stop(): Promise<void> {
+    this.clients.close();
     this.transactions.close();
     await this.transports.close();
   }

@@ -57,6 +57,26 @@ export class SipTransports extends EventEmitter<TransportEvents> {
     return transports;
   }
 
+  /**
+   * Sends from the first UDP listen socket, so that responses (and retransmissions) come back to
+   * the address in our Via; null when there is no UDP listener.
+   */
+  udpSender(): { sentBy: string; send(host: string, port: number, text: string): Promise<void> } | null {
+    const socket = this.udp[0];
+    if (!socket) return null;
+    const local = socket.address();
+    const host = local.address.includes(":") ? `[${local.address}]` : local.address;
+    return {
+      sentBy: `${host}:${local.port}`,
+      send: (targetHost, targetPort, text) =>
+        new Promise((resolve, reject) =>
+          socket.send(Buffer.from(text, "utf8"), targetPort, targetHost, (err) =>
+            err ? reject(err) : resolve(),
+          ),
+        ),
+    };
+  }
+
   /** The bound addresses, e.g. for tests that listened on port 0. */
   addresses(): { transport: "udp" | "tcp"; port: number }[] {
     return [

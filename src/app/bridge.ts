@@ -44,6 +44,19 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
   const presence = new PresenceService(new MemoryPresenceStore());
   const directory = new ConfigDirectory(config.directory?.users ?? [], config.domain);
+  // SIP → XMPP: a MESSAGE is accepted once the XMPP side has it (sent, or held while the
+  // component reconnects).
+  const sip = await SipEndpoint.start({
+    listen: config.sip.listen,
+    domains: { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid },
+    directory,
+    toXmpp: { deliver: (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const) },
+    trustedPeers: config.sip.trustedPeers,
+    maxMessageBytes: config.xmpp.maxMessageBytes,
+    outboundProxy: config.sip.outboundProxy,
+    log: log.child({ component: "sip" }),
+  });
+  // XMPP → SIP: a chat user's message to a gateway contact becomes a MESSAGE.
   const xmpp = new XmppGateway({
     connection: config.xmpp.component,
     homeDomain: config.domain,
@@ -53,24 +66,13 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     directory,
     rosterPhones: config.xmpp.rosterPhones,
     maxMessageBytes: config.xmpp.maxMessageBytes,
-    // The SIP side is not built yet: messages to gateway contacts get service-unavailable.
-    messages: undefined,
+    messages: { deliver: (message) => sip.sendMessage(message) },
     log,
-  });
-  // SIP → XMPP: a MESSAGE accepted by the XMPP side (sent, or held while the component is away).
-  const sip = await SipEndpoint.start({
-    listen: config.sip.listen,
-    domains: { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid },
-    directory,
-    toXmpp: { deliver: (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const) },
-    trustedPeers: config.sip.trustedPeers,
-    maxMessageBytes: config.xmpp.maxMessageBytes,
-    log: log.child({ component: "sip" }),
   });
   xmpp.start();
   log.info(
     { domain: config.domain, gateway: config.xmpp.component.jid, store: "memory", sip: config.sip.listen },
-    "switchboard started (messages SIP → XMPP and the XMPP side; SIP → phones is not built yet)",
+    "switchboard started",
   );
   return {
     xmpp,

@@ -10,11 +10,15 @@ import { memoryLogger } from "../harness/memory-logger.js";
 import { Baresip, sipsak } from "../harness/sip-clients.js";
 import {
   buildRequest,
+  buildResponse,
   header,
   TcpSipSocket,
   UdpSipSocket,
   type RawSipMessage,
 } from "../harness/sip-socket.js";
+
+const harnessResponse = (request: RawSipMessage, status: number): string =>
+  buildResponse(request, status, status < 300 ? "OK" : "Refused");
 
 class XmppSideRecorder implements MessageSink {
   readonly received: ChatMessage[] = [];
@@ -271,6 +275,148 @@ describe("SIP endpoint: MESSAGE in, OPTIONS, final answers (raw sockets, sipsak,
       assert.ok(!xmpp.received.some((m) => m.id === callId));
     } finally {
       await strict.stop();
+    }
+  });
+});
+
+describe("SIP endpoint: MESSAGE out (client transactions, Timers E and F)", function () {
+  let endpoint: SipEndpoint;
+  let proxy: UdpSipSocket;
+  let sipPort: number;
+  const log = memoryLogger();
+
+  before(async function () {
+    proxy = await UdpSipSocket.open();
+    endpoint = await SipEndpoint.start({
+      listen: ["udp:127.0.0.1:0"],
+      domains: { homeDomain: "example.org", gatewayDomain: "sip.example.org" },
+      directory: new ConfigDirectory(
+        [{ uid: "bob", displayName: "Bob", extension: "8002", numbers: [] }],
+        "example.org",
+      ),
+      toXmpp: new XmppSideRecorder(),
+      trustedPeers: ["127.0.0.1/32"],
+      maxMessageBytes: 1024,
+      outboundProxy: `sip:127.0.0.1:${proxy.port};lr`,
+      timers: { t1: T1, t2: 8 * T1, t4: 5 * T1 },
+      log,
+    });
+    sipPort = endpoint.transports.addresses()[0]?.port ?? 0;
+  });
+  after(async function () {
+    await endpoint?.stop();
+    await proxy?.close();
+  });
+
+  let n = 0;
+  async function sendAndAnswer(
+    to: string,
+    status: number | null,
+  ): Promise<{ outcome: Promise<string>; request: RawSipMessage }> {
+    const id = `x${++n}`;
+    const outcome = endpoint.sendMessage({ id, from: "alice@example.org", to, body: `hello ${id} ✓` });
+    outcome.catch(() => undefined); // inspected by the caller
+    const request = await proxy.waitFor((m) => m.method === "MESSAGE" && m.body === `hello ${id} ✓`);
+    if (status !== null)
+      await proxy.send(harnessResponse(request, status), request.from.port, request.from.address);
+    return { outcome, request };
+  }
+
+  it("sends through the outbound proxy with a Route, as UTF-8 text, and a 200 means delivered", async function () {
+    const { outcome, request } = await sendAndAnswer("bob@example.org", 200);
+    assert.equal(await outcome, "delivered");
+    assert.equal(request.startLine, "MESSAGE sip:bob@example.org SIP/2.0");
+    assert.equal(header(request, "route"), `<sip:127.0.0.1:${proxy.port};lr>`);
+    assert.match(header(request, "from") ?? "", /^<sip:alice@example\.org>;tag=/);
+    assert.equal(header(request, "content-type"), "text/plain;charset=UTF-8");
+    assert.match(
+      header(request, "via") ?? "",
+      new RegExp(`^SIP/2\\.0/UDP 127\\.0\\.0\\.1:${sipPort};branch=z9hG4bK`),
+    );
+  });
+
+  it("maps 202 to accepted and failures to conditions", async function () {
+    assert.equal(await (await sendAndAnswer("bob@example.org", 202)).outcome, "accepted");
+    await assert.rejects((await sendAndAnswer("bob@example.org", 480)).outcome, {
+      condition: "recipient-unavailable",
+    });
+    await assert.rejects((await sendAndAnswer("bob@example.org", 404)).outcome, {
+      condition: "item-not-found",
+    });
+  });
+
+  it("addresses numbers through the directory, else as E.164 on the home domain", async function () {
+    const byExtension = await sendAndAnswer("8002", 200);
+    assert.equal(byExtension.request.startLine, "MESSAGE sip:bob@example.org SIP/2.0");
+    const unknown = await sendAndAnswer("+15550000000", 200);
+    assert.equal(unknown.request.startLine, "MESSAGE sip:+15550000000@example.org;user=phone SIP/2.0");
+    await assert.rejects(
+      endpoint.sendMessage({ id: "e", from: "alice@example.org", to: "8999", body: "x" }),
+      {
+        condition: "item-not-found",
+      },
+    );
+  });
+
+  it("retransmits to a silent far end at T1·2ⁿ capped at T2, and gives up with a timeout at 64·T1", async function () {
+    const started = Date.now();
+    const { outcome, request } = await sendAndAnswer("bob@example.org", null);
+    await assert.rejects(outcome, { condition: "remote-server-timeout" });
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 64 * T1 && elapsed < 64 * T1 + 1_000, `Timer F fired after ${elapsed} ms`);
+    const copies = proxy.log.entries.filter((m) => m.method === "MESSAGE" && m.body === request.body);
+    // 0, 50, 150, 350, 750, then every 400 ms (T2) until 3200: 1 + 4 + 6 = 11 sends, give or take one.
+    assert.ok(copies.length >= 10 && copies.length <= 12, `${copies.length} sends`);
+  });
+
+  it("answers 482 when its own request comes back to it", async function () {
+    const { request } = await sendAndAnswer("bob@example.org", 200);
+    const probe = await UdpSipSocket.open();
+    try {
+      await probe.send(request.raw, sipPort); // the proxy routed it straight back
+      const answer = await probe.waitFor((m) => m.status !== undefined);
+      assert.equal(answer.status, 482);
+    } finally {
+      await probe.close();
+    }
+  });
+
+  it("refuses a message too large for UDP with policy-violation", async function () {
+    await assert.rejects(
+      endpoint.sendMessage({
+        id: "big",
+        from: "alice@example.org",
+        to: "bob@example.org",
+        body: "x".repeat(1400),
+      }),
+      {
+        condition: "policy-violation",
+      },
+    );
+  });
+
+  it("delivers to baresip directly when the target's host is an address", async function () {
+    const direct = await SipEndpoint.start({
+      listen: ["udp:127.0.0.1:0"],
+      domains: { homeDomain: "example.org", gatewayDomain: "sip.example.org" },
+      directory: new ConfigDirectory([], "example.org"),
+      toXmpp: new XmppSideRecorder(),
+      trustedPeers: ["127.0.0.1/32"],
+      maxMessageBytes: 1024,
+      log: memoryLogger(),
+    });
+    const baresip = await Baresip.start({ user: "bob" });
+    try {
+      const outcome = await direct.sendMessage({
+        id: "b1",
+        from: "alice@example.org",
+        to: baresip.aor,
+        body: "hello baresip ✓",
+      });
+      assert.equal(outcome, "delivered");
+    } finally {
+      await baresip.stop();
+      await direct.stop();
     }
   });
 });

@@ -10,7 +10,7 @@ import { childEnv } from "../harness/cli.js";
 import { EventLog } from "../harness/event-log.js";
 import { freePort, tempDir } from "../harness/net.js";
 import { Prosody } from "../harness/prosody.js";
-import { buildRequest, UdpSipSocket } from "../harness/sip-socket.js";
+import { buildRequest, buildResponse, UdpSipSocket } from "../harness/sip-socket.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
 
 const RUN = fileURLToPath(new URL("../../src/cli/run.ts", import.meta.url));
@@ -24,6 +24,7 @@ describe("switchboard start (real process, real Prosody)", function () {
   let prosody: Prosody;
   const dir = tempDir("start");
   const clients: SlixmppClient[] = [];
+  const sockets: UdpSipSocket[] = [];
 
   before(async function () {
     prosody = await Prosody.start();
@@ -31,6 +32,7 @@ describe("switchboard start (real process, real Prosody)", function () {
   });
   after(async function () {
     for (const client of clients) await client.close();
+    for (const socket of sockets) await socket.close();
     await prosody?.stop();
     dir.remove();
   });
@@ -38,13 +40,15 @@ describe("switchboard start (real process, real Prosody)", function () {
   it("keeps running through a Prosody restart and exits 0 on SIGTERM", async function () {
     const grant = prosody.takeComponent();
     const sipPort = await freePort({ udp: true });
+    const proxy = await UdpSipSocket.open(); // plays the SIP proxy in front of Bob's phone
+    sockets.push(proxy);
     const file = dir.file("switchboard.yaml");
     writeFileSync(
       file,
       stringify({
         domain: prosody.domain,
         xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
-        sip: { listen: [`udp:127.0.0.1:${sipPort}`] },
+        sip: { listen: [`udp:127.0.0.1:${sipPort}`], outboundProxy: `sip:127.0.0.1:${proxy.port};lr` },
         http: { listen: `127.0.0.1:${await freePort()}` },
         directory: { users: [{ uid: "bob", displayName: "Bob Baker", numbers: ["+44 20 7123 4568"] }] },
       }),
@@ -130,6 +134,26 @@ describe("switchboard start (real process, real Prosody)", function () {
       }
       const chat = await again.waitFor((e) => e.event === "message" && e.body === "Call me back ☎");
       assert.equal(chat.from, `bob@${grant.jid}`);
+      // And back: Alice's chat message to Bob's phone goes out through the outbound proxy (the raw
+      // socket plays it and answers 200), and Alice gets a receipt because the phone took it.
+      again.send({
+        op: "message",
+        to: `bob@${grant.jid}`,
+        body: "On my way",
+        id: "to-phone-1",
+        receipt: true,
+      });
+      const out = await proxy.waitFor((m) => m.method === "MESSAGE");
+      assert.equal(out.startLine, "MESSAGE sip:bob@example.org SIP/2.0");
+      assert.equal(out.body, "On my way");
+      await proxy.send(buildResponse(out, 200, "OK"), out.from.port, out.from.address);
+      const receipt = await again.waitFor(
+        (e) =>
+          e.event === "message" &&
+          (e.xml ?? "").includes('id="to-phone-1"') &&
+          (e.xml ?? "").includes("<received"),
+      );
+      assert.equal(receipt.from, `bob@${grant.jid}`);
       // vCard from the config-file directory, through the running process.
       const vcard = await again.query({
         op: "iq",
