@@ -18,6 +18,8 @@ import { e164Fallback } from "../../src/domain/gateway-mapping.js";
 import { parseJid } from "../../src/domain/jid.js";
 import { unescapeLocal } from "../../src/domain/jid-escape.js";
 import { ClientTransactions } from "./client-transactions.js";
+import { PublishHandler } from "./publish-handler.js";
+import type { PresenceService } from "../../src/presence/presence-service.js";
 import { DEFAULT_LIMITS } from "./framing.js";
 import { buildResponse, isRequest, missingHeaders, parseSip, type SipRequest } from "./sip-message.js";
 import { sipStatusFor } from "./sip-status.js";
@@ -25,6 +27,7 @@ import { DEFAULT_TIMERS, ServerTransactions, type TimerSettings } from "./server
 import { SipTransports, type Flow } from "./transports.js";
 
 export const ALLOW = "MESSAGE, OPTIONS";
+export const ALLOW_WITH_PRESENCE = "MESSAGE, OPTIONS, PUBLISH";
 const SCANNERS = /friendly-scanner|sipvicious|sipcli|sip-scan|sundayddr|iWar|VaxSIPUserAgent/i;
 
 export interface SipEndpointOptions {
@@ -37,6 +40,8 @@ export interface SipEndpointOptions {
   /** CIDRs of peers whose requests are accepted without digest (proxy, PBX). */
   trustedPeers: readonly string[];
   maxMessageBytes: number;
+  /** The presence model: with it, PUBLISH (RFC 3903) is served. */
+  presence?: PresenceService;
   /** `sip.outboundProxy`: where the bridge's own requests go (loose routing, RFC 3261 §16.12). */
   outboundProxy?: string;
   timers?: TimerSettings;
@@ -84,6 +89,8 @@ export class SipEndpoint {
   /** Every branch we generate starts with this: seeing it in a request's Via means a loop. */
   private readonly branchPrefix = `z9hG4bK-sb${randomBytes(4).toString("hex")}-`;
   readonly clients: ClientTransactions;
+  private readonly publish: PublishHandler | undefined;
+  private readonly allow: string;
 
   private constructor(
     readonly transports: SipTransports,
@@ -92,6 +99,10 @@ export class SipEndpoint {
   ) {
     this.trusted = blockList(options.trustedPeers);
     this.clients = new ClientTransactions(options.timers ?? DEFAULT_TIMERS);
+    this.publish = options.presence
+      ? new PublishHandler(options.presence, options.domains, options.log.child({ event: "presence" }))
+      : undefined;
+    this.allow = this.publish ? ALLOW_WITH_PRESENCE : ALLOW;
     transports.on("message", (text, flow) => {
       this.onText(text, flow).catch((err: unknown) =>
         options.log.error({ err: String(err), remote: flow.remote }, "sip request failed"),
@@ -166,12 +177,17 @@ export class SipEndpoint {
       case "MESSAGE":
         await this.onMessage(request, answer);
         return;
+      case "PUBLISH": {
+        if (!this.publish) break;
+        const result = await this.publish.handle(request);
+        await answer(result.status, { reason: result.reason, headers: result.headers });
+        return;
+      }
       case "CANCEL":
         await answer(481); // nothing here is ever pending long enough to cancel
         return;
-      default:
-        await answer(405);
     }
+    await answer(405);
   }
 
   private response(
@@ -181,7 +197,7 @@ export class SipEndpoint {
     extra: { reason?: string; headers?: [string, string][] } = {},
   ): string {
     const headers: [string, string][] = [...(extra.headers ?? [])];
-    if (status === 405 || request.method === "OPTIONS") headers.push(["Allow", ALLOW]);
+    if (status === 405 || request.method === "OPTIONS") headers.push(["Allow", this.allow]);
     return buildResponse(request, status, {
       toTag: this.tag,
       source: flow.transport === "udp" ? flow.remote : undefined,
@@ -334,6 +350,7 @@ export class SipEndpoint {
   }
 
   async stop(): Promise<void> {
+    this.publish?.close();
     this.clients.close();
     this.transactions.close();
     await this.transports.close();

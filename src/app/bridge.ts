@@ -54,6 +54,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     trustedPeers: config.sip.trustedPeers,
     maxMessageBytes: config.xmpp.maxMessageBytes,
     outboundProxy: config.sip.outboundProxy,
+    presence,
     log: log.child({ component: "sip" }),
   });
   // XMPP → SIP: a chat user's message to a gateway contact becomes a MESSAGE.

@@ -10,6 +10,7 @@ import { childEnv } from "../harness/cli.js";
 import { EventLog } from "../harness/event-log.js";
 import { freePort, tempDir } from "../harness/net.js";
 import { Prosody } from "../harness/prosody.js";
+import { buildPidf } from "../../components/sip/pidf.js";
 import { buildRequest, buildResponse, UdpSipSocket } from "../harness/sip-socket.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
 
@@ -134,6 +135,31 @@ describe("switchboard start (real process, real Prosody)", function () {
       }
       const chat = await again.waitFor((e) => e.event === "message" && e.body === "Call me back ☎");
       assert.equal(chat.from, `bob@${grant.jid}`);
+      // Bob's desk phone PUBLISHes "on the phone": Alice sees it on Bob's phone contact.
+      const deskPhone = await UdpSipSocket.open();
+      sockets.push(deskPhone);
+      await deskPhone.send(
+        buildRequest({
+          method: "PUBLISH",
+          uri: "sip:bob@example.org",
+          via: `UDP 127.0.0.1:${deskPhone.port}`,
+          from: "<sip:bob@example.org>",
+          to: "<sip:bob@example.org>",
+          headers: { Event: "presence", Expires: "600", "Content-Type": "application/pidf+xml" },
+          body: buildPidf("sip:bob@example.org", "on-the-phone", null),
+        }),
+        sipPort,
+      );
+      assert.equal((await deskPhone.waitFor((m) => m.status !== undefined)).status, 200);
+      await again.waitFor(
+        (e) =>
+          e.event === "presence" &&
+          e.from === `bob@${grant.jid}` &&
+          e.show === "dnd" &&
+          e.status === "On the phone",
+        5_000,
+      );
+
       // And back: Alice's chat message to Bob's phone goes out through the outbound proxy (the raw
       // socket plays it and answers 200), and Alice gets a receipt because the phone took it.
       again.send({
