@@ -19,6 +19,7 @@ import { parseJid } from "../../src/domain/jid.js";
 import { unescapeLocal } from "../../src/domain/jid-escape.js";
 import { ClientTransactions } from "./client-transactions.js";
 import { PublishHandler } from "./publish-handler.js";
+import { PresenceNotifier } from "./notifier.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { DEFAULT_LIMITS } from "./framing.js";
 import { buildResponse, isRequest, missingHeaders, parseSip, type SipRequest } from "./sip-message.js";
@@ -27,7 +28,7 @@ import { DEFAULT_TIMERS, ServerTransactions, type TimerSettings } from "./server
 import { SipTransports, type Flow } from "./transports.js";
 
 export const ALLOW = "MESSAGE, OPTIONS";
-export const ALLOW_WITH_PRESENCE = "MESSAGE, OPTIONS, PUBLISH";
+export const ALLOW_WITH_PRESENCE = "MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE";
 const SCANNERS = /friendly-scanner|sipvicious|sipcli|sip-scan|sundayddr|iWar|VaxSIPUserAgent/i;
 
 export interface SipEndpointOptions {
@@ -40,8 +41,10 @@ export interface SipEndpointOptions {
   /** CIDRs of peers whose requests are accepted without digest (proxy, PBX). */
   trustedPeers: readonly string[];
   maxMessageBytes: number;
-  /** The presence model: with it, PUBLISH (RFC 3903) is served. */
+  /** The presence model: with it, PUBLISH (RFC 3903) and presence SUBSCRIBE (RFC 3856) are served. */
   presence?: PresenceService;
+  /** Domains besides the home domain whose users may watch presence. */
+  allowedDomains?: readonly string[];
   /** `sip.outboundProxy`: where the bridge's own requests go (loose routing, RFC 3261 §16.12). */
   outboundProxy?: string;
   timers?: TimerSettings;
@@ -90,6 +93,7 @@ export class SipEndpoint {
   private readonly branchPrefix = `z9hG4bK-sb${randomBytes(4).toString("hex")}-`;
   readonly clients: ClientTransactions;
   private readonly publish: PublishHandler | undefined;
+  readonly notifier: PresenceNotifier | undefined;
   private readonly allow: string;
 
   private constructor(
@@ -101,6 +105,17 @@ export class SipEndpoint {
     this.clients = new ClientTransactions(options.timers ?? DEFAULT_TIMERS);
     this.publish = options.presence
       ? new PublishHandler(options.presence, options.domains, options.log.child({ event: "presence" }))
+      : undefined;
+    this.notifier = options.presence
+      ? new PresenceNotifier({
+          domains: options.domains,
+          allowedDomains: options.allowedDomains ?? [],
+          presence: options.presence,
+          clients: this.clients,
+          sender: () => this.transports.udpSender(),
+          branchPrefix: this.branchPrefix,
+          log: options.log.child({ event: "presence" }),
+        })
       : undefined;
     this.allow = this.publish ? ALLOW_WITH_PRESENCE : ALLOW;
     transports.on("message", (text, flow) => {
@@ -181,6 +196,21 @@ export class SipEndpoint {
         if (!this.publish) break;
         const result = await this.publish.handle(request);
         await answer(result.status, { reason: result.reason, headers: result.headers });
+        return;
+      }
+      case "SUBSCRIBE": {
+        if (!this.notifier) break;
+        const result = this.notifier.handle(request, this.tag);
+        const contact = this.transports.udpSender()?.sentBy;
+        const headers: [string, string][] = [
+          ...(result.headers ?? []),
+          ...(contact ? [["Contact", `<sip:${contact}>`] as [string, string]] : []),
+        ];
+        await answer(result.status, { reason: result.reason, headers });
+        // The first NOTIFY follows the 200 (RFC 6665 §4.2.1.2).
+        result
+          .after?.()
+          .catch((err: unknown) => this.options.log.warn({ err: String(err) }, "first NOTIFY failed"));
         return;
       }
       case "CANCEL":
@@ -350,6 +380,7 @@ export class SipEndpoint {
   }
 
   async stop(): Promise<void> {
+    this.notifier?.close();
     this.publish?.close();
     this.clients.close();
     this.transactions.close();

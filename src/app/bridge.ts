@@ -55,6 +55,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     maxMessageBytes: config.xmpp.maxMessageBytes,
     outboundProxy: config.sip.outboundProxy,
     presence,
+    allowedDomains: config.xmpp.allowedDomains,
     log: log.child({ component: "sip" }),
   });
   // XMPP → SIP: a chat user's message to a gateway contact becomes a MESSAGE.

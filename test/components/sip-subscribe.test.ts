@@ -1,0 +1,150 @@
+// Presence SUBSCRIBE/NOTIFY (RFC 6665, RFC 3856) against a raw UDP watcher: the dialog, the first
+// NOTIFY with the current PIDF, a NOTIFY on every change, refresh, unsubscribe, and the refusals.
+import assert from "node:assert/strict";
+import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
+import { SipEndpoint } from "../../components/sip/sip-endpoint.js";
+import { ConfigDirectory } from "../../src/directory/config-directory.js";
+import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
+import { PresenceService } from "../../src/presence/presence-service.js";
+import { memoryLogger } from "../harness/memory-logger.js";
+import { buildRequest, header, UdpSipSocket, type RawSipMessage } from "../harness/sip-socket.js";
+
+describe("SIP presence SUBSCRIBE/NOTIFY (raw sockets)", function () {
+  let endpoint: SipEndpoint;
+  let port: number;
+  let watcher: UdpSipSocket;
+  let phone: UdpSipSocket;
+  const presence = new PresenceService(new MemoryPresenceStore());
+
+  before(async function () {
+    endpoint = await SipEndpoint.start({
+      listen: ["udp:127.0.0.1:0"],
+      domains: { homeDomain: "example.org", gatewayDomain: "sip.example.org" },
+      directory: new ConfigDirectory([], "example.org"),
+      toXmpp: { deliver: () => Promise.resolve("accepted") },
+      trustedPeers: ["127.0.0.1/32"],
+      maxMessageBytes: 1024,
+      presence,
+      timers: { t1: 50, t2: 400, t4: 250 },
+      log: memoryLogger(),
+    });
+    port = endpoint.transports.addresses()[0]?.port ?? 0;
+    watcher = await UdpSipSocket.open();
+    watcher.autoAnswer(["NOTIFY"], 200, "OK");
+    phone = await UdpSipSocket.open();
+  });
+  after(async function () {
+    await watcher?.close();
+    await phone?.close();
+    await endpoint?.stop();
+  });
+
+  const callId = "watch-1@127.0.0.1";
+  let cseq = 0;
+  function subscribe(
+    options: { expires?: string; toTag?: string; from?: string; event?: string; callId?: string } = {},
+  ): string {
+    return buildRequest({
+      method: "SUBSCRIBE",
+      uri: "sip:alice@example.org",
+      via: `UDP 127.0.0.1:${watcher.port}`,
+      from: options.from ?? "<sip:bob@example.org>",
+      to: `<sip:alice@example.org>${options.toTag ? `;tag=${options.toTag}` : ""}`,
+      callId: options.callId ?? callId,
+      cseq: ++cseq,
+      headers: {
+        Event: options.event ?? "presence",
+        Expires: options.expires ?? "600",
+        Contact: `<sip:bob@127.0.0.1:${watcher.port}>`,
+        Accept: "application/pidf+xml",
+      },
+    }).replace(/;tag=[a-z0-9]+\r\n/, ";tag=watcher\r\n"); // a stable From tag for the dialog
+  }
+  const notifies = (): RawSipMessage[] => watcher.received.filter((m) => m.method === "NOTIFY");
+  async function nextNotify(after: number): Promise<RawSipMessage> {
+    return watcher.waitFor((m) => m.method === "NOTIFY" && notifies().indexOf(m) >= after, 3_000);
+  }
+
+  it("answers 200, then NOTIFYs the current PIDF and every change", async function () {
+    await watcher.send(subscribe(), port);
+    const ok = await watcher.waitFor(
+      (m) => m.status !== undefined && header(m, "cseq") === `${cseq} SUBSCRIBE`,
+    );
+    assert.equal(ok.status, 200);
+    assert.equal(header(ok, "expires"), "600");
+    assert.ok(header(ok, "contact"));
+    const first = await nextNotify(0);
+    assert.match(header(first, "subscription-state") ?? "", /^active;expires=\d+/);
+    assert.equal(header(first, "event"), "presence");
+    assert.equal(header(first, "call-id"), callId);
+    assert.deepEqual(parsePidf(first.body), {
+      entity: "sip:alice@example.org",
+      basic: "closed",
+      activities: [],
+      note: null,
+    });
+
+    const before = notifies().length;
+    await phone.send(
+      buildRequest({
+        method: "PUBLISH",
+        uri: "sip:alice@example.org",
+        via: `UDP 127.0.0.1:${phone.port}`,
+        from: "<sip:alice@example.org>",
+        to: "<sip:alice@example.org>",
+        headers: { Event: "presence", "Content-Type": "application/pidf+xml" },
+        body: buildPidf("sip:alice@example.org", "dnd", "In a meeting"),
+      }),
+      port,
+    );
+    const change = await nextNotify(before);
+    const pidf = parsePidf(change.body);
+    assert.deepEqual([pidf.basic, pidf.activities, pidf.note], ["open", ["busy"], "In a meeting"]);
+    assert.match(change.body, /<rpid:busy\/>/); // the literal prefix some phones look for
+  });
+
+  it("refreshes within the dialog and ends it with Expires: 0 and a terminated NOTIFY", async function () {
+    const toTag = /;tag=([^;\s]+)/.exec(header(notifies()[0] as RawSipMessage, "from") ?? "")?.[1] ?? "";
+    const before = notifies().length;
+    await watcher.send(subscribe({ toTag, expires: "300" }), port);
+    const refreshed = await watcher.waitFor(
+      (m) => m.status !== undefined && header(m, "cseq") === `${cseq} SUBSCRIBE`,
+    );
+    assert.equal(refreshed.status, 200);
+    assert.equal(header(refreshed, "expires"), "300");
+    await nextNotify(before);
+
+    const beforeEnd = notifies().length;
+    await watcher.send(subscribe({ toTag, expires: "0" }), port);
+    assert.equal(
+      (await watcher.waitFor((m) => m.status !== undefined && header(m, "cseq") === `${cseq} SUBSCRIBE`))
+        .status,
+      200,
+    );
+    const last = await nextNotify(beforeEnd);
+    assert.match(header(last, "subscription-state") ?? "", /^terminated/);
+    assert.equal(endpoint.notifier?.size, 0);
+
+    await watcher.send(subscribe({ toTag, expires: "300" }), port);
+    assert.equal(
+      (await watcher.waitFor((m) => m.status !== undefined && header(m, "cseq") === `${cseq} SUBSCRIBE`))
+        .status,
+      481,
+    );
+  });
+
+  it("refuses another domain's watcher (403), another event package (489), too short an expiry (423)", async function () {
+    const cases: [Parameters<typeof subscribe>[0], number][] = [
+      [{ from: "<sip:eve@example.net>", callId: "w2" }, 403],
+      [{ event: "dialog", callId: "w3" }, 489],
+      [{ expires: "5", callId: "w4" }, 423],
+    ];
+    for (const [options, status] of cases) {
+      await watcher.send(subscribe(options), port);
+      const answer = await watcher.waitFor(
+        (m) => m.status !== undefined && header(m, "call-id") === options?.callId,
+      );
+      assert.equal(answer.status, status, JSON.stringify(options));
+    }
+  });
+});
