@@ -4,7 +4,7 @@
 // terminated`) on unsubscribe or expiry. Watchers from other domains are refused unless allowed
 // (DESIGN.md "Presence privacy"). Subscriptions live in this process for now.
 import { randomBytes } from "node:crypto";
-import type { AggregatePresence } from "../../src/domain/presence.js";
+import type { AggregatePresence, PresenceState } from "../../src/domain/presence.js";
 import { homeIdentity, type GatewayDomains } from "../../src/domain/gateway-mapping.js";
 import { formatSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
 import type { Logger } from "../../src/ports/logger.js";
@@ -13,6 +13,21 @@ import type { PresenceService } from "../../src/presence/presence-service.js";
 import type { ClientTransactions } from "./client-transactions.js";
 import { buildPidf } from "./pidf.js";
 import type { SipRequest } from "./sip-message.js";
+
+/**
+ * RFC 4235 dialog-info for a BLF key: busy (on the phone, do not disturb) lights it as a confirmed
+ * dialog; anything else is no call (terminated). Full state each time, versions counting up.
+ */
+export function buildDialogInfo(entity: string, state: PresenceState, version: number): string {
+  const dialog = state === "on-the-phone" || state === "dnd" ? "confirmed" : "terminated";
+  const escaped = entity.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return [
+    `<?xml version="1.0" encoding="UTF-8"?>`,
+    `<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="${version}" state="full" entity="${escaped}">`,
+    `<dialog id="switchboard" direction="recipient"><state>${dialog}</state></dialog>`,
+    `</dialog-info>`,
+  ].join("");
+}
 
 export interface NotifierOptions {
   domains: GatewayDomains;
@@ -28,6 +43,8 @@ export interface NotifierOptions {
 }
 
 interface Subscription {
+  /** `presence` (PIDF) or `dialog` (RFC 4235, what desk phones' BLF keys subscribe to). */
+  event: "presence" | "dialog";
   person: string;
   presentity: string;
   callId: string;
@@ -77,7 +94,8 @@ export class PresenceNotifier {
   handle(request: SipRequest, localTag: string): SubscribeAnswer {
     const { domains, log } = this.options;
     const event = (request.getHeader("Event") ?? "").split(";")[0]?.trim().toLowerCase();
-    if (event !== "presence") return { status: 489, headers: [["Allow-Events", "presence"]] };
+    if (event !== "presence" && event !== "dialog")
+      return { status: 489, headers: [["Allow-Events", "presence, dialog"]] };
     const expiresHeader = request.getHeader("Expires");
     const max = this.options.maxExpires ?? 3600;
     const min = this.options.minExpires ?? 60;
@@ -119,6 +137,7 @@ export class PresenceNotifier {
         return { status: 400, reason: "Missing or bad Contact" };
       }
       subscription = {
+        event,
         person: `${name}@${domains.homeDomain}`,
         presentity: `sip:${name}@${domains.homeDomain}`,
         callId: request.callId,
@@ -165,7 +184,10 @@ export class PresenceNotifier {
   ): Promise<void> {
     const sender = this.options.sender();
     if (!sender) return;
-    const body = buildPidf(subscription.presentity, aggregate.state, aggregate.note);
+    const body =
+      subscription.event === "dialog"
+        ? buildDialogInfo(subscription.presentity, aggregate.state, subscription.cseq + 1)
+        : buildPidf(subscription.presentity, aggregate.state, aggregate.note);
     const branch = `${this.options.branchPrefix}${randomBytes(8).toString("hex")}`;
     const remaining = Math.max(0, Math.round((subscription.expiresAt - Date.now()) / 1000));
     const state = terminated ? `terminated;reason=${terminated}` : `active;expires=${remaining}`;
@@ -181,9 +203,9 @@ export class PresenceNotifier {
       `CSeq: ${++subscription.cseq} NOTIFY`,
       ...subscription.routes.map((route) => `Route: ${route}`),
       `Contact: <sip:${sender.sentBy}>`,
-      "Event: presence",
+      `Event: ${subscription.event}`,
       `Subscription-State: ${state}`,
-      "Content-Type: application/pidf+xml",
+      `Content-Type: ${subscription.event === "dialog" ? "application/dialog-info+xml" : "application/pidf+xml"}`,
       `Content-Length: ${Buffer.byteLength(body)}`,
       "",
       body,

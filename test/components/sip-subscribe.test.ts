@@ -136,7 +136,7 @@ describe("SIP presence SUBSCRIBE/NOTIFY (raw sockets)", function () {
   it("refuses another domain's watcher (403), another event package (489), too short an expiry (423)", async function () {
     const cases: [Parameters<typeof subscribe>[0], number][] = [
       [{ from: "<sip:eve@example.net>", callId: "w2" }, 403],
-      [{ event: "dialog", callId: "w3" }, 489],
+      [{ event: "message-summary", callId: "w3" }, 489],
       [{ expires: "5", callId: "w4" }, 423],
     ];
     for (const [options, status] of cases) {
@@ -146,5 +146,33 @@ describe("SIP presence SUBSCRIBE/NOTIFY (raw sockets)", function () {
       );
       assert.equal(answer.status, status, JSON.stringify(options));
     }
+  });
+
+  it("serves BLF keys: Event: dialog NOTIFYs dialog-info, confirmed while busy", async function () {
+    const before = notifies().length;
+    await watcher.send(subscribe({ event: "dialog", callId: "blf-1" }), port);
+    assert.equal(
+      (await watcher.waitFor((m) => m.status !== undefined && header(m, "call-id") === "blf-1")).status,
+      200,
+    );
+    const first = await watcher.waitFor(
+      (m) => m.method === "NOTIFY" && header(m, "call-id") === "blf-1" && notifies().indexOf(m) >= before,
+    );
+    assert.equal(header(first, "event"), "dialog");
+    assert.equal(header(first, "content-type"), "application/dialog-info+xml");
+    // Alice published dnd above: her BLF key shows a confirmed dialog.
+    assert.match(first.body, /<state>confirmed<\/state>/);
+    const count = notifies().length;
+    await presence.report("alice@example.org", {
+      source: { kind: "pbx-custom" },
+      state: "available",
+      note: null,
+      updatedAt: Date.now() + 1_000,
+      expiresAt: null,
+    });
+    const idle = await watcher.waitFor(
+      (m) => m.method === "NOTIFY" && header(m, "call-id") === "blf-1" && notifies().indexOf(m) >= count,
+    );
+    assert.match(idle.body, /<state>terminated<\/state>/);
   });
 });
