@@ -11,7 +11,7 @@ import type { Logger } from "../../src/ports/logger.js";
 import { mayWatch } from "../../src/presence/policy.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import type { ClientTransactions } from "./client-transactions.js";
-import { buildPidf } from "./pidf.js";
+import { buildPidf, escapeXml } from "./pidf.js";
 import type { SipRequest } from "./sip-message.js";
 
 /**
@@ -20,7 +20,7 @@ import type { SipRequest } from "./sip-message.js";
  */
 export function buildDialogInfo(entity: string, state: PresenceState, version: number): string {
   const dialog = state === "on-the-phone" || state === "dnd" ? "confirmed" : "terminated";
-  const escaped = entity.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const escaped = escapeXml(entity);
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="${version}" state="full" entity="${escaped}">`,

@@ -83,7 +83,8 @@ export function pidfState(xml: string): { state: PresenceState; note: string | n
   return pidfToPresence({ basic: parsed.basic ?? "open", activities: parsed.activities, note: parsed.note });
 }
 
-function escapeXml(text: string): string {
+/** Text and attribute values in generated XML bodies (PIDF, dialog-info). */
+export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
