@@ -2,11 +2,10 @@
 // hostile PIDF bodies (XML bombs, external entities) — each answered, none taking the process down.
 import assert from "node:assert/strict";
 import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
-import { SipEndpoint } from "../../components/sip/sip-endpoint.js";
-import { ConfigDirectory } from "../../src/directory/config-directory.js";
+import type { SipEndpoint } from "../../components/sip/sip-endpoint.js";
+import { startSipEndpoint } from "../harness/sip-endpoint.js";
 import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
 import { PresenceService } from "../../src/presence/presence-service.js";
-import { memoryLogger } from "../harness/memory-logger.js";
 import { buildRequest, header, UdpSipSocket, type RawSipMessage } from "../harness/sip-socket.js";
 
 describe("SIP PUBLISH (raw sockets)", function () {
@@ -16,17 +15,7 @@ describe("SIP PUBLISH (raw sockets)", function () {
   const presence = new PresenceService(new MemoryPresenceStore());
 
   before(async function () {
-    endpoint = await SipEndpoint.start({
-      listen: ["udp:127.0.0.1:0"],
-      domains: { homeDomain: "example.org", gatewayDomain: "sip.example.org" },
-      directory: new ConfigDirectory([], "example.org"),
-      toXmpp: { deliver: () => Promise.resolve("accepted") },
-      trustedPeers: ["127.0.0.1/32"],
-      maxMessageBytes: 1024,
-      presence,
-      log: memoryLogger(),
-    });
-    port = endpoint.transports.addresses()[0]?.port ?? 0;
+    ({ endpoint, port } = await startSipEndpoint({ presence }));
     socket = await UdpSipSocket.open();
   });
   after(async function () {

@@ -2,11 +2,10 @@
 // NOTIFY with the current PIDF, a NOTIFY on every change, refresh, unsubscribe, and the refusals.
 import assert from "node:assert/strict";
 import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
-import { SipEndpoint } from "../../components/sip/sip-endpoint.js";
-import { ConfigDirectory } from "../../src/directory/config-directory.js";
+import type { SipEndpoint } from "../../components/sip/sip-endpoint.js";
+import { startSipEndpoint } from "../harness/sip-endpoint.js";
 import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
 import { PresenceService } from "../../src/presence/presence-service.js";
-import { memoryLogger } from "../harness/memory-logger.js";
 import { buildRequest, header, UdpSipSocket, type RawSipMessage } from "../harness/sip-socket.js";
 
 describe("SIP presence SUBSCRIBE/NOTIFY (raw sockets)", function () {
@@ -17,18 +16,7 @@ describe("SIP presence SUBSCRIBE/NOTIFY (raw sockets)", function () {
   const presence = new PresenceService(new MemoryPresenceStore());
 
   before(async function () {
-    endpoint = await SipEndpoint.start({
-      listen: ["udp:127.0.0.1:0"],
-      domains: { homeDomain: "example.org", gatewayDomain: "sip.example.org" },
-      directory: new ConfigDirectory([], "example.org"),
-      toXmpp: { deliver: () => Promise.resolve("accepted") },
-      trustedPeers: ["127.0.0.1/32"],
-      maxMessageBytes: 1024,
-      presence,
-      timers: { t1: 50, t2: 400, t4: 250 },
-      log: memoryLogger(),
-    });
-    port = endpoint.transports.addresses()[0]?.port ?? 0;
+    ({ endpoint, port } = await startSipEndpoint({ presence }));
     watcher = await UdpSipSocket.open();
     watcher.autoAnswer(["NOTIFY"], 200, "OK");
     phone = await UdpSipSocket.open();
