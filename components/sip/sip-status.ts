@@ -13,6 +13,7 @@ const STATUS: Readonly<Record<Condition, number>> = {
   conflict: 412,
   "loop-detected": 482,
   "recipient-unavailable": 480,
+  "remote-server-not-found": 404,
   "remote-server-timeout": 408,
   "resource-constraint": 503,
   "service-unavailable": 503,

@@ -18,6 +18,7 @@ const TABLE: Readonly<Record<Condition, [string, ErrorType]>> = {
   conflict: ["conflict", "cancel"],
   "loop-detected": ["recipient-unavailable", "cancel"],
   "recipient-unavailable": ["recipient-unavailable", "wait"],
+  "remote-server-not-found": ["remote-server-not-found", "cancel"],
   "remote-server-timeout": ["remote-server-timeout", "wait"],
   "resource-constraint": ["resource-constraint", "wait"],
   "service-unavailable": ["service-unavailable", "cancel"],

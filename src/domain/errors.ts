@@ -17,6 +17,7 @@
 // | conflict                | conflict                 | 412 Conditional Request Failed |
 // | loop-detected           | recipient-unavailable    | 482 Loop Detected              |
 // | recipient-unavailable   | recipient-unavailable    | 480 Temporarily Unavailable    |
+// | remote-server-not-found | remote-server-not-found  | 404 Not Found                  |
 // | remote-server-timeout   | remote-server-timeout    | 408 Request Timeout            |
 // | resource-constraint     | resource-constraint      | 503 (with Retry-After)         |
 // | service-unavailable     | service-unavailable      | 503 Service Unavailable        |
@@ -34,6 +35,7 @@ export const CONDITIONS = [
   "conflict",
   "loop-detected",
   "recipient-unavailable",
+  "remote-server-not-found",
   "remote-server-timeout",
   "resource-constraint",
   "service-unavailable",

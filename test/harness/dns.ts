@@ -1,5 +1,6 @@
-// A real DNS server for ENUM tests: dnsmasq (Debian dnsmasq-base) serving NAPTR records on a free
-// loopback port, authoritative for nothing else and forwarding nowhere (--no-resolv).
+// A real DNS server for ENUM and SIP-location tests: dnsmasq (Debian dnsmasq-base) serving NAPTR, and
+// optionally SRV and A/AAAA records, on a free loopback port, authoritative for nothing else and
+// forwarding nowhere (--no-resolv).
 import { Resolver } from "node:dns/promises";
 import { writeFileSync } from "node:fs";
 import { freePort, LOOPBACK, tempDir, type TempDir } from "./net.js";
@@ -14,6 +15,30 @@ export interface NaptrRecord {
   service: string;
   regexp: string;
   replacement?: string;
+}
+
+/** An SRV record (RFC 2782), e.g. `_sip._udp.example.com` → `sip1.example.com:5060`. */
+export interface SrvRecord {
+  /** Owner name `_service._proto.domain`. */
+  name: string;
+  target: string;
+  port: number;
+  /** Lower is tried first; 0 when left out. */
+  priority?: number;
+  /** Share of the traffic within a priority; 0 when left out. */
+  weight?: number;
+}
+
+/** An A or AAAA record: dnsmasq tells the two apart by the address's syntax. */
+export interface HostRecord {
+  name: string;
+  address: string;
+}
+
+/** Records besides NAPTR, for the third argument of DnsServer.start. */
+export interface ExtraRecords {
+  srv?: SrvRecord[];
+  hosts?: HostRecord[];
 }
 
 /** The ENUM owner name for an E.164 number (RFC 6116 §2.4): reversed digits under a suffix. */
@@ -67,21 +92,40 @@ export class DnsServer {
   }
 
   /**
-   * Starts dnsmasq with `records`. Names under `zones` that have no record get NXDOMAIN, as from an
-   * authoritative ENUM server (`local=/zone/`); anything else is REFUSED (no forwarding).
+   * Starts dnsmasq with `records` (NAPTR) and the `extra` SRV and A/AAAA records. Names under `zones`
+   * that have no record get NXDOMAIN, as from an authoritative server (`local=/zone/`); anything else
+   * is REFUSED (no forwarding).
    */
-  static async start(records: NaptrRecord[], zones: string[] = ["e164.arpa"]): Promise<DnsServer> {
+  static async start(
+    records: NaptrRecord[],
+    zones: string[] = ["e164.arpa"],
+    extra: ExtraRecords = {},
+  ): Promise<DnsServer> {
     const dir = tempDir("dns");
     const port = await freePort({ udp: true });
-    const lines = records.map((r) => {
-      for (const field of [r.name, r.flags, r.service, r.regexp, r.replacement ?? ""]) {
-        // dnsmasq's option parser splits on commas; none of our test data needs one.
-        if (field.includes(",")) throw new Error(`dns: NAPTR field may not contain a comma: ${field}`);
+    // dnsmasq's option parser splits on commas; none of our test data needs one.
+    const noCommas = (kind: string, ...fields: string[]): void => {
+      for (const field of fields) {
+        if (field.includes(",")) throw new Error(`dns: ${kind} field may not contain a comma: ${field}`);
       }
+    };
+    const lines = records.map((r) => {
+      noCommas("NAPTR", r.name, r.flags, r.service, r.regexp, r.replacement ?? "");
       const fields = [r.name, r.order, r.preference, r.flags, r.service, r.regexp];
       if (r.replacement) fields.push(r.replacement);
       return `naptr-record=${fields.join(",")}`;
     });
+    for (const r of extra.srv ?? []) {
+      noCommas("SRV", r.name, r.target);
+      // srv-host=<_service>.<_prot>.<domain>,<target>,<port>,<priority>,<weight> (note: not BIND's
+      // priority-weight-port order).
+      lines.push(`srv-host=${[r.name, r.target, r.port, r.priority ?? 0, r.weight ?? 0].join(",")}`);
+    }
+    for (const h of extra.hosts ?? []) {
+      noCommas("host", h.name, h.address);
+      // host-record=<name>,<address>: an A or AAAA record (and a PTR) for exactly that name.
+      lines.push(`host-record=${h.name},${h.address}`);
+    }
     const conf = dir.file("dnsmasq.conf");
     writeFileSync(
       conf,
