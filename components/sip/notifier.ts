@@ -2,15 +2,17 @@
 // `Event: presence`; the subscription is a dialog, answered 200 and followed at once by a NOTIFY with
 // the current PIDF, then one on every change, on refresh, and a final one (`Subscription-State:
 // terminated`) on unsubscribe or expiry. Watchers from other domains are refused unless allowed
-// (DESIGN.md "Presence privacy"). Subscriptions live in this process for now.
-import { randomBytes } from "node:crypto";
+// (DESIGN.md "Presence privacy"). Subscriptions are kept in the store, so that a restarted
+// bridge goes on notifying (restore()).
 import type { AggregatePresence, PresenceState } from "../../src/domain/presence.js";
 import { homeIdentity, type GatewayDomains } from "../../src/domain/gateway-mapping.js";
 import { formatSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
 import type { Logger } from "../../src/ports/logger.js";
 import { mayWatch } from "../../src/presence/policy.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
-import type { ClientTransactions } from "./client-transactions.js";
+import type { WatcherSubscription } from "../../src/ports/presence-store.js";
+import type { RequestSender } from "./request-sender.js";
+import type { Flow } from "./transports.js";
 import { buildPidf, escapeXml } from "./pidf.js";
 import type { SipRequest } from "./sip-message.js";
 
@@ -33,30 +35,15 @@ export interface NotifierOptions {
   domains: GatewayDomains;
   allowedDomains: readonly string[];
   presence: PresenceService;
-  clients: ClientTransactions;
-  /** Sends from our UDP socket; null when there is none. */
-  sender: () => { sentBy: string; send(host: string, port: number, text: string): Promise<void> } | null;
-  branchPrefix: string;
+  sender: RequestSender;
   log: Logger;
   minExpires?: number;
   maxExpires?: number;
 }
 
-interface Subscription {
-  /** `presence` (PIDF) or `dialog` (RFC 4235, what desk phones' BLF keys subscribe to). */
-  event: "presence" | "dialog";
-  person: string;
-  presentity: string;
-  callId: string;
-  localTag: string;
-  /** The watcher's From, with its tag: our NOTIFY's To. */
-  remote: string;
-  /** The SUBSCRIBE's To without tag: our NOTIFY's From (we add localTag). */
-  local: string;
-  target: SipUri;
-  routes: string[];
-  cseq: number;
-  expiresAt: number;
+interface Subscription extends WatcherSubscription {
+  /** The connection the SUBSCRIBE came over, for NOTIFYs while it is open (RFC 5626 §4.5, RFC 7118). */
+  flow?: Flow;
   timer?: NodeJS.Timeout;
 }
 
@@ -68,6 +55,11 @@ export interface SubscribeAnswer {
   after?: () => Promise<void>;
 }
 
+function record(subscription: Subscription): WatcherSubscription {
+  const { flow: _flow, timer: _timer, ...rest } = subscription;
+  return rest;
+}
+
 export class PresenceNotifier {
   private readonly subscriptions = new Map<string, Subscription>();
 
@@ -77,6 +69,27 @@ export class PresenceNotifier {
 
   get size(): number {
     return this.subscriptions.size;
+  }
+
+  /**
+   * Takes up the subscriptions kept in the store (after a restart): each one still in force gets
+   * its expiry timer and a NOTIFY with the current state, so a watcher sees any change it missed.
+   */
+  async restore(): Promise<number> {
+    const now = Date.now();
+    let restored = 0;
+    for (const stored of await this.options.presence.store.watcherSubscriptions()) {
+      if (stored.expiresAt <= now) {
+        await this.options.presence.store.removeWatcherSubscription(stored.id);
+        continue;
+      }
+      const subscription: Subscription = { ...stored };
+      this.subscriptions.set(subscription.id, subscription);
+      this.arm(subscription);
+      restored++;
+      this.notifyLater(subscription, await this.options.presence.current(subscription.person));
+    }
+    return restored;
   }
 
   private readonly onChange = (person: string, aggregate: AggregatePresence): void => {
@@ -91,7 +104,46 @@ export class PresenceNotifier {
     );
   }
 
-  handle(request: SipRequest, localTag: string): SubscribeAnswer {
+  private save(subscription: Subscription): void {
+    this.options.presence.store
+      .putWatcherSubscription(record(subscription))
+      .catch((err: unknown) =>
+        this.options.log.warn(
+          { err: String(err), presentity: subscription.presentity },
+          "subscription not stored",
+        ),
+      );
+  }
+
+  private forget(subscription: Subscription): void {
+    clearTimeout(subscription.timer);
+    if (this.subscriptions.get(subscription.id) !== subscription) return;
+    this.subscriptions.delete(subscription.id);
+    this.options.presence.store
+      .removeWatcherSubscription(subscription.id)
+      .catch((err: unknown) => this.options.log.warn({ err: String(err) }, "subscription not removed"));
+  }
+
+  /** The expiry timer: at expiresAt the subscription ends with a final NOTIFY (RFC 6665 §4.2.2). */
+  private arm(subscription: Subscription): void {
+    clearTimeout(subscription.timer);
+    subscription.timer = setTimeout(
+      () => {
+        this.forget(subscription);
+        void this.options.presence
+          .current(subscription.person)
+          .then((a) => this.notifyLater(subscription, a, "timeout"));
+      },
+      Math.max(0, subscription.expiresAt - Date.now()),
+    );
+    subscription.timer.unref();
+  }
+
+  /**
+   * A SUBSCRIBE from `watcher` (the authenticated sender) that arrived over `flow`. The answer's
+   * `after` sends the NOTIFY that must follow a 200.
+   */
+  handle(request: SipRequest, localTag: string, watcher: SipUri, flow?: Flow): SubscribeAnswer {
     const { domains, log } = this.options;
     const event = (request.getHeader("Event") ?? "").split(";")[0]?.trim().toLowerCase();
     if (event !== "presence" && event !== "dialog")
@@ -111,10 +163,8 @@ export class PresenceNotifier {
     let subscription = existing;
     if (!subscription) {
       let presentity: SipUri;
-      let watcher: SipUri;
       try {
         presentity = parseSipUri(request.ruri?.toString() ?? "");
-        watcher = parseSipUri(request.from.uri.toString());
       } catch {
         return { status: 400, reason: "Bad address" };
       }
@@ -137,6 +187,7 @@ export class PresenceNotifier {
         return { status: 400, reason: "Missing or bad Contact" };
       }
       subscription = {
+        id: key,
         event,
         person: `${name}@${domains.homeDomain}`,
         presentity: `sip:${name}@${domains.homeDomain}`,
@@ -144,7 +195,7 @@ export class PresenceNotifier {
         localTag,
         remote: request.getHeader("From") ?? "",
         local: request.getHeader("To") ?? "",
-        target,
+        target: formatSipUri(target),
         // As UAS, the route set is the Record-Route list in order (RFC 3261 §12.1.1).
         routes: request.getHeaders("record-route").flatMap((h) => h.split(/,(?=\s*<)/).map((r) => r.trim())),
         cseq: 0,
@@ -152,9 +203,9 @@ export class PresenceNotifier {
       };
     }
     const current = subscription;
-    clearTimeout(current.timer);
+    if (flow?.reliable) current.flow = flow;
     if (expires === 0) {
-      this.subscriptions.delete(key);
+      this.forget(current);
       return {
         status: 200,
         headers: [["Expires", "0"]],
@@ -163,12 +214,9 @@ export class PresenceNotifier {
       };
     }
     current.expiresAt = Date.now() + expires * 1000;
-    current.timer = setTimeout(() => {
-      this.subscriptions.delete(key);
-      void this.options.presence.current(current.person).then((a) => this.notifyLater(current, a, "timeout"));
-    }, expires * 1000);
-    current.timer.unref();
     this.subscriptions.set(key, current);
+    this.arm(current);
+    this.save(current);
     return {
       status: 200,
       headers: [["Expires", String(expires)]],
@@ -182,46 +230,43 @@ export class PresenceNotifier {
     aggregate: AggregatePresence,
     terminated?: string,
   ): Promise<void> {
-    const sender = this.options.sender();
-    if (!sender) return;
     const body =
       subscription.event === "dialog"
         ? buildDialogInfo(subscription.presentity, aggregate.state, subscription.cseq + 1)
         : buildPidf(subscription.presentity, aggregate.state, aggregate.note);
-    const branch = `${this.options.branchPrefix}${randomBytes(8).toString("hex")}`;
     const remaining = Math.max(0, Math.round((subscription.expiresAt - Date.now()) / 1000));
     const state = terminated ? `terminated;reason=${terminated}` : `active;expires=${remaining}`;
-    const firstRoute = subscription.routes[0];
-    const hop = firstRoute ? parseSipUri(firstRoute.replace(/^<|>.*$/g, "")) : subscription.target;
-    const lines = [
-      `NOTIFY ${formatSipUri(subscription.target)} SIP/2.0`,
-      `Via: SIP/2.0/UDP ${sender.sentBy};branch=${branch};rport`,
-      "Max-Forwards: 70",
-      `From: ${subscription.local};tag=${subscription.localTag}`,
-      `To: ${subscription.remote}`,
-      `Call-ID: ${subscription.callId}`,
-      `CSeq: ${++subscription.cseq} NOTIFY`,
-      ...subscription.routes.map((route) => `Route: ${route}`),
-      `Contact: <sip:${sender.sentBy}>`,
-      `Event: ${subscription.event}`,
-      `Subscription-State: ${state}`,
-      `Content-Type: ${subscription.event === "dialog" ? "application/dialog-info+xml" : "application/pidf+xml"}`,
-      `Content-Length: ${Buffer.byteLength(body)}`,
-      "",
-      body,
-    ];
-    const text = lines.join("\r\n");
-    const host = hop.host.replace(/^\[|\]$/g, "");
-    const result = await this.options.clients.start(
-      branch,
-      "NOTIFY",
-      text,
-      () => sender.send(host, hop.port ?? 5060, text),
-      false,
-    );
-    if (result.status === 481 || result.status >= 400) {
-      // The watcher no longer has the subscription (RFC 6665 §4.1.3): drop it.
-      for (const [key, s] of this.subscriptions) if (s === subscription) this.subscriptions.delete(key);
+    subscription.cseq += 1;
+    if (!terminated) this.save(subscription);
+    const result = await this.options.sender.send({
+      method: "NOTIFY",
+      ruri: parseSipUri(subscription.target),
+      from: `${subscription.local};tag=${subscription.localTag}`,
+      to: subscription.remote,
+      callId: subscription.callId,
+      cseq: subscription.cseq,
+      routes: subscription.routes,
+      headers: [
+        ["Event", subscription.event],
+        ["Subscription-State", state],
+      ],
+      body: {
+        type: subscription.event === "dialog" ? "application/dialog-info+xml" : "application/pidf+xml",
+        text: body,
+      },
+      ...(subscription.flow ? { flow: subscription.flow } : {}),
+    });
+    if (result.cseq !== subscription.cseq) {
+      subscription.cseq = result.cseq; // a challenge was answered with the next CSeq
+      if (!terminated) this.save(subscription);
+    }
+    if (result.status >= 300) {
+      // The watcher no longer has the subscription (RFC 6665 §4.1.3), or cannot be reached: drop it.
+      this.options.log.info(
+        { presentity: subscription.presentity, status: result.status, reason: result.reason },
+        "subscription ended by a failed NOTIFY",
+      );
+      this.forget(subscription);
     }
   }
 

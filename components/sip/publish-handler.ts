@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { homeIdentity, type GatewayDomains } from "../../src/domain/gateway-mapping.js";
-import { parseSipUri } from "../../src/domain/sip-uri.js";
+import { parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
 import type { Logger } from "../../src/ports/logger.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { pidfState } from "./pidf.js";
@@ -44,7 +44,11 @@ export class PublishHandler {
     private readonly limits: PublishLimits = DEFAULT_PUBLISH_LIMITS,
   ) {}
 
-  async handle(request: SipRequest): Promise<PublishAnswer> {
+  /**
+   * `publisher`: the digest-authenticated sender, who may publish only their own presence; absent
+   * for a trusted peer (a proxy or PBX publishing on its users' behalf).
+   */
+  async handle(request: SipRequest, publisher?: SipUri): Promise<PublishAnswer> {
     const event = (request.getHeader("Event") ?? "").split(";")[0]?.trim().toLowerCase();
     if (event !== "presence") return { status: 489, headers: [["Allow-Events", "presence"]] };
     const expiresHeader = request.getHeader("Expires");
@@ -68,6 +72,12 @@ export class PublishHandler {
     }
     if (person === null) return { status: 404, reason: "Not a user of this domain" };
     person = `${person}@${this.domains.homeDomain}`;
+    if (
+      publisher &&
+      homeIdentity({ kind: "sip", uri: publisher }, this.domains.homeDomain) !== person.split("@")[0]
+    ) {
+      return { status: 403, reason: "You may publish only your own presence" };
+    }
 
     let publication: Publication | undefined;
     if (ifMatch !== undefined) {

@@ -1,10 +1,10 @@
-// The SIP endpoint: transports, server transactions and the requests the bridge serves today —
-// MESSAGE in (RFC 3428, to the chat user on the XMPP side) and OPTIONS (proxies' keepalive).
-// INVITE and every other method get a final answer with Allow (405), never silence.
-// Who may send: peers in `sip.trustedPeers` (the proxy, the PBX); digest authentication for
-// everyone else is not built yet, so they get 403.
-import { BlockList, isIPv6 } from "node:net";
+// The SIP endpoint: transports, server transactions and the requests the bridge serves — MESSAGE
+// in (RFC 3428, to the chat user on the XMPP side), PUBLISH and SUBSCRIBE (presence) and OPTIONS
+// (proxies' keepalive) — and the bridge's own MESSAGEs out. INVITE and every other method get a
+// final answer with Allow (405), never silence. Who may send is the Authenticator's call: trusted
+// peers (proxy, PBX) by address, everyone else with digest.
 import { randomBytes } from "node:crypto";
+import { Resolver } from "node:dns/promises";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { homeIdentity, isNumber, type GatewayDomains } from "../../src/domain/gateway-mapping.js";
 import { escapeLocal } from "../../src/domain/jid-escape.js";
@@ -17,15 +17,20 @@ import type { Condition } from "../../src/domain/errors.js";
 import { e164Fallback } from "../../src/domain/gateway-mapping.js";
 import { parseJid } from "../../src/domain/jid.js";
 import { unescapeLocal } from "../../src/domain/jid-escape.js";
+import { Authenticator, type SipUserCredentials } from "./authenticator.js";
 import { ClientTransactions } from "./client-transactions.js";
+import { buildIsComposing, isComposingFromChatState } from "./is-composing.js";
+import { locateSipServer } from "./locate.js";
 import { PublishHandler } from "./publish-handler.js";
 import { PresenceNotifier } from "./notifier.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { DEFAULT_LIMITS } from "./framing.js";
+import { RequestSender, type DigestCredentials } from "./request-sender.js";
 import { buildResponse, isRequest, missingHeaders, parseSip, type SipRequest } from "./sip-message.js";
 import { sipStatusFor } from "./sip-status.js";
+import { ACCEPTED_TYPES, readMessageContent } from "./sip-to-xmpp-message.js";
 import { DEFAULT_TIMERS, ServerTransactions, type TimerSettings } from "./server-transactions.js";
-import { SipTransports, type Flow } from "./transports.js";
+import { SipTransports, type Flow, type TlsFiles } from "./transports.js";
 
 export const ALLOW = "MESSAGE, OPTIONS";
 export const ALLOW_WITH_PRESENCE = "MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE";
@@ -40,6 +45,10 @@ export interface SipEndpointOptions {
   toXmpp: MessageSink;
   /** CIDRs of peers whose requests are accepted without digest (proxy, PBX). */
   trustedPeers: readonly string[];
+  /** Users who may authenticate with digest (UAS); none: untrusted peers get 403. */
+  users?: readonly SipUserCredentials[];
+  /** Digest realm (default: the home domain). */
+  realm?: string;
   maxMessageBytes: number;
   /** The presence model: with it, PUBLISH (RFC 3903) and presence SUBSCRIBE (RFC 3856) are served. */
   presence?: PresenceService;
@@ -47,12 +56,14 @@ export interface SipEndpointOptions {
   allowedDomains?: readonly string[];
   /** `sip.outboundProxy`: where the bridge's own requests go (loose routing, RFC 3261 §16.12). */
   outboundProxy?: string;
+  /** `sip.auth`: what the bridge answers a 401/407 with. */
+  credentials?: DigestCredentials;
+  /** DNS servers (`host:port`) for locating SIP servers (RFC 3263); absent: the system's. */
+  dnsServers?: readonly string[];
+  tls?: TlsFiles;
   timers?: TimerSettings;
   log: Logger;
 }
-
-/** RFC 3261 §18.1.1: a request over ~1300 bytes should not go over UDP. */
-export const UDP_MESSAGE_LIMIT = 1300;
 
 /** The outcome of our MESSAGE as a delivery result or a condition (DESIGN.md "Messages"). */
 export function outcomeFor(status: number): DeliveryOutcome | Condition {
@@ -68,16 +79,6 @@ export function outcomeFor(status: number): DeliveryOutcome | Condition {
   return "service-unavailable";
 }
 
-function blockList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [address = "", prefix] = cidr.split("/");
-    const family = isIPv6(address) ? "ipv6" : "ipv4";
-    list.addSubnet(address, Number(prefix ?? (family === "ipv6" ? 128 : 32)), family);
-  }
-  return list;
-}
-
 /** A SIP party as a person key (see src/presence/person.ts): name@home, the number, or its SIP URI. */
 export function personForSipUri(uri: SipUri, domains: GatewayDomains): string {
   const name = homeIdentity({ kind: "sip", uri }, domains.homeDomain);
@@ -87,11 +88,12 @@ export function personForSipUri(uri: SipUri, domains: GatewayDomains): string {
 }
 
 export class SipEndpoint {
-  private readonly trusted: BlockList;
   private readonly tag = randomBytes(6).toString("hex");
   /** Every branch we generate starts with this: seeing it in a request's Via means a loop. */
   private readonly branchPrefix = `z9hG4bK-sb${randomBytes(4).toString("hex")}-`;
   readonly clients: ClientTransactions;
+  readonly sender: RequestSender;
+  private readonly authenticator: Authenticator;
   private readonly publish: PublishHandler | undefined;
   readonly notifier: PresenceNotifier | undefined;
   private readonly allow: string;
@@ -101,8 +103,25 @@ export class SipEndpoint {
     readonly transactions: ServerTransactions,
     private readonly options: SipEndpointOptions,
   ) {
-    this.trusted = blockList(options.trustedPeers);
+    this.authenticator = new Authenticator({
+      trustedPeers: options.trustedPeers,
+      homeDomain: options.domains.homeDomain,
+      ...(options.realm ? { realm: options.realm } : {}),
+      ...(options.users ? { users: options.users } : {}),
+    });
     this.clients = new ClientTransactions(options.timers ?? DEFAULT_TIMERS);
+    const resolver = new Resolver({ timeout: 2_000, tries: 2 });
+    if (options.dnsServers?.length) resolver.setServers([...options.dnsServers]);
+    this.sender = new RequestSender({
+      transports,
+      clients: this.clients,
+      branchPrefix: this.branchPrefix,
+      ...(options.outboundProxy ? { outboundProxy: parseSipUri(options.outboundProxy) } : {}),
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      locate: (uri, { preferReliable }) =>
+        locateSipServer(uri, { resolver, supported: transports.sendable(), preferReliable }),
+      log: options.log,
+    });
     this.publish = options.presence
       ? new PublishHandler(options.presence, options.domains, options.log.child({ event: "presence" }))
       : undefined;
@@ -111,15 +130,13 @@ export class SipEndpoint {
           domains: options.domains,
           allowedDomains: options.allowedDomains ?? [],
           presence: options.presence,
-          clients: this.clients,
-          sender: () => this.transports.udpSender(),
-          branchPrefix: this.branchPrefix,
+          sender: this.sender,
           log: options.log.child({ event: "presence" }),
         })
       : undefined;
     this.allow = this.publish ? ALLOW_WITH_PRESENCE : ALLOW;
-    transports.on("message", (text, flow) => {
-      this.onText(text, flow).catch((err: unknown) =>
+    transports.on("message", (text, flow, raw) => {
+      this.onText(text, flow, raw).catch((err: unknown) =>
         options.log.error({ err: String(err), remote: flow.remote }, "sip request failed"),
       );
     });
@@ -131,11 +148,14 @@ export class SipEndpoint {
       ...DEFAULT_LIMITS,
       maxBodyBytes: Math.max(DEFAULT_LIMITS.maxBodyBytes, options.maxMessageBytes * 2),
     };
-    const transports = await SipTransports.listen(options.listen, limits);
+    const transports = await SipTransports.listen(options.listen, {
+      limits,
+      ...(options.tls ? { tls: options.tls } : {}),
+    });
     return new SipEndpoint(transports, new ServerTransactions(options.timers ?? DEFAULT_TIMERS), options);
   }
 
-  private async onText(text: string, flow: Flow): Promise<void> {
+  private async onText(text: string, flow: Flow, raw: Buffer): Promise<void> {
     const { log } = this.options;
     const message = parseSip(text);
     const remote = `${flow.remote.address}:${flow.remote.port}`;
@@ -180,44 +200,66 @@ export class SipEndpoint {
     const answer = (status: number, extra: Parameters<SipEndpoint["response"]>[3] = {}): Promise<void> =>
       this.transactions.respond(request, status, this.response(request, flow, status, extra));
 
-    const family = isIPv6(flow.remote.address) ? "ipv6" : "ipv4";
-    if (!this.trusted.check(flow.remote.address, family)) {
-      await answer(403, { reason: "Not a trusted peer (digest authentication is not built yet)" });
-      return;
-    }
     switch (request.method) {
       case "OPTIONS":
-        await answer(200, { headers: [["Accept", "text/plain"]] });
+        // Answered to anyone: proxies use it as a keepalive, and it reveals nothing but Allow.
+        await answer(200, { headers: [["Accept", ACCEPTED_TYPES]] });
+        return;
+      case "CANCEL":
+        await answer(481); // nothing here is ever pending long enough to cancel
         return;
       case "MESSAGE":
-        await this.onMessage(request, answer);
+      case "PUBLISH":
+      case "SUBSCRIBE":
+        if (request.method !== "MESSAGE" && !this.publish) break;
+        await this.authenticated(request, flow, raw, answer);
+        return;
+    }
+    await answer(405);
+  }
+
+  /** MESSAGE, PUBLISH and SUBSCRIBE: once the sender is known (trusted peer or digest). */
+  private async authenticated(
+    request: SipRequest,
+    flow: Flow,
+    raw: Buffer,
+    answer: (status: number, extra?: { reason?: string; headers?: [string, string][] }) => Promise<void>,
+  ): Promise<void> {
+    let auth;
+    try {
+      auth = await this.authenticator.authenticate(request, flow);
+    } catch {
+      await answer(400, { reason: "Bad From address" });
+      return;
+    }
+    if (!auth.ok) {
+      await answer(auth.status, { reason: auth.reason, headers: auth.headers });
+      return;
+    }
+    const sender = auth.sender;
+    switch (request.method) {
+      case "MESSAGE":
+        await this.onMessage(request, raw, sender, answer);
         return;
       case "PUBLISH": {
-        if (!this.publish) break;
-        const result = await this.publish.handle(request);
+        const result = await this.publish!.handle(request, auth.via === "digest" ? sender : undefined);
         await answer(result.status, { reason: result.reason, headers: result.headers });
         return;
       }
-      case "SUBSCRIBE": {
-        if (!this.notifier) break;
-        const result = this.notifier.handle(request, this.tag);
-        const contact = this.transports.udpSender()?.sentBy;
-        const headers: [string, string][] = [
-          ...(result.headers ?? []),
-          ...(contact ? [["Contact", `<sip:${contact}>`] as [string, string]] : []),
-        ];
-        await answer(result.status, { reason: result.reason, headers });
+      default: {
+        const result = this.notifier!.handle(request, this.tag, sender, flow);
+        const contact = this.transports.sentBy(flow.transport);
+        const params = flow.transport === "udp" ? "" : `;transport=${flow.transport}`;
+        await answer(result.status, {
+          reason: result.reason,
+          headers: [...(result.headers ?? []), ["Contact", `<sip:${contact}${params}>`]],
+        });
         // The first NOTIFY follows the 200 (RFC 6665 §4.2.1.2).
         result
           .after?.()
           .catch((err: unknown) => this.options.log.warn({ err: String(err) }, "first NOTIFY failed"));
-        return;
       }
-      case "CANCEL":
-        await answer(481); // nothing here is ever pending long enough to cancel
-        return;
     }
-    await answer(405);
   }
 
   private response(
@@ -236,48 +278,52 @@ export class SipEndpoint {
     });
   }
 
-  /** RFC 3428: a page-mode message for a chat user on the home domain. */
+  /** The home user a MESSAGE's Request-URI names: by name, or a number the directory knows. */
+  private async chatUserFor(target: SipUri): Promise<string | null> {
+    const { domains, directory } = this.options;
+    const name = homeIdentity({ kind: "sip", uri: target }, domains.homeDomain);
+    if (name !== null) return name;
+    if (
+      target.user !== null &&
+      isNumber(target.user) &&
+      target.host.replace(/\.$/, "") === domains.homeDomain
+    ) {
+      return (await directory.findPerson(target.user))?.uid ?? null;
+    }
+    return null;
+  }
+
+  /** RFC 3428: a page-mode message (or composing indication) for a chat user on the home domain. */
   private async onMessage(
     request: SipRequest,
+    raw: Buffer,
+    sender: SipUri,
     answer: (status: number, extra?: { reason?: string; headers?: [string, string][] }) => Promise<void>,
   ): Promise<void> {
-    const { domains, directory, log, toXmpp, maxMessageBytes } = this.options;
-    const contentType = (request.getHeader("Content-Type") ?? "text/plain").toLowerCase();
-    const [mediaType = "", ...params] = contentType.split(";").map((p) => p.trim());
-    const charset = params
-      .find((p) => p.startsWith("charset="))
-      ?.slice(8)
-      .replace(/"/g, "");
-    if (mediaType !== "text/plain" || (charset && !/^(utf-8|us-ascii)$/.test(charset))) {
-      await answer(415, { headers: [["Accept", "text/plain;charset=UTF-8"]] });
-      return;
-    }
-    const body = request.body ?? "";
-    if (Buffer.byteLength(body) > maxMessageBytes) {
+    const { domains, log, toXmpp, maxMessageBytes } = this.options;
+    const bytes = bodyBytes(raw, request.getHeader("Content-Length"));
+    if (bytes.length > maxMessageBytes) {
       await answer(413, { reason: `Message larger than ${maxMessageBytes} bytes` });
       return;
     }
+    const content = readMessageContent(request.getHeader("Content-Type"), bytes);
+    if (content.kind === "refused") {
+      await answer(content.status, {
+        reason: content.reason,
+        headers: content.status === 415 ? [["Accept", ACCEPTED_TYPES]] : [],
+      });
+      return;
+    }
     let target: SipUri;
-    let sender: SipUri;
     try {
       target = parseSipUri(request.ruri?.toString() ?? "");
-      sender = parseSipUri(request.from.uri.toString());
     } catch (err) {
       await answer(sipStatusFor(err instanceof SwitchboardError ? err.condition : "bad-request"), {
         reason: "Bad address",
       });
       return;
     }
-    // The chat account the request is for: a home user by name, or a number the directory knows.
-    let name = homeIdentity({ kind: "sip", uri: target }, domains.homeDomain);
-    if (
-      name === null &&
-      target.user !== null &&
-      isNumber(target.user) &&
-      target.host.replace(/\.$/, "") === domains.homeDomain
-    ) {
-      name = (await directory.findPerson(target.user))?.uid ?? null;
-    }
+    const name = await this.chatUserFor(target);
     if (name === null) {
       await answer(404, { reason: "No such user here" });
       return;
@@ -285,9 +331,13 @@ export class SipEndpoint {
     const to = formatJid(makeJid({ local: escapeLocal(name), domain: domains.homeDomain }));
     const from = personForSipUri(sender, domains);
     const flow = log.child({ sip: formatSipUri(sender), jid: to, id: request.callId });
+    const message: ChatMessage =
+      content.kind === "text"
+        ? { id: request.callId, from, to, body: content.body }
+        : { id: request.callId, from, to, chatState: content.chatState };
     try {
-      await toXmpp.deliver({ id: request.callId, from, to, body });
-      flow.info({}, "message from SIP accepted");
+      await toXmpp.deliver(message);
+      flow.info({ kind: content.kind }, "message from SIP accepted");
       // Accepted by the bridge (DESIGN.md "Messages"): 200.
       await answer(200);
     } catch (err) {
@@ -313,66 +363,46 @@ export class SipEndpoint {
   }
 
   /**
-   * A chat user's message to a SIP party (`message.to` is a person key): a MESSAGE through the
-   * outbound proxy, or straight to the target when its host is an address. Resolves with how far
-   * it got; rejects with a SwitchboardError the XMPP side turns into a stanza error.
+   * A chat user's message (or chat state, as RFC 3994 isComposing) to a SIP party (`message.to`
+   * is a person key): a MESSAGE through the outbound proxy, or to the target's server located by
+   * DNS. Resolves with how far it got; rejects with a SwitchboardError the XMPP side turns into a
+   * stanza error.
    */
   async sendMessage(message: ChatMessage): Promise<DeliveryOutcome> {
-    // A chat state alone has no SIP form yet (RFC 3994 isComposing is not built): nothing to send.
-    if (message.body === undefined) return "accepted";
-    const sender = this.transports.udpSender();
-    if (!sender)
-      throw new SwitchboardError("service-unavailable", "no UDP listener in sip.listen to send from");
+    let body: { type: string; text: string };
+    if (message.body !== undefined) {
+      body = { type: "text/plain;charset=UTF-8", text: message.body };
+    } else {
+      const indication = message.chatState ? isComposingFromChatState(message.chatState) : null;
+      if (!indication) return "accepted"; // a chat state with no isComposing form: nothing to send
+      body = {
+        type: "application/im-iscomposing+xml",
+        text: buildIsComposing(
+          indication.state,
+          indication.state === "active" ? indication.refresh : undefined,
+        ),
+      };
+    }
     const target = await this.targetFor(message.to);
-    const proxy = this.options.outboundProxy ? parseSipUri(this.options.outboundProxy) : undefined;
-    const hop = proxy ?? target;
-    if (!/^[0-9.]+$|^\[/.test(hop.host)) {
-      throw new SwitchboardError(
-        "service-unavailable",
-        `no sip.outboundProxy, and locating ${hop.host} by DNS (RFC 3263) is not built yet`,
-      );
-    }
-    if ((hop.params.get("transport") ?? "udp").toLowerCase() !== "udp") {
-      throw new SwitchboardError("feature-not-implemented", "sending over TCP is not built yet");
-    }
     const fromJid = parseJid(message.from);
     const from = makeSipUri({ user: unescapeLocal(fromJid.local ?? ""), host: fromJid.domain });
-    const branch = `${this.branchPrefix}${randomBytes(8).toString("hex")}`;
-    const callId = `${randomBytes(10).toString("hex")}@${this.options.domains.gatewayDomain}`;
-    const body = message.body;
-    const lines = [
-      `MESSAGE ${formatSipUri(target)} SIP/2.0`,
-      `Via: SIP/2.0/UDP ${sender.sentBy};branch=${branch};rport`,
-      "Max-Forwards: 70",
-      `From: <${formatSipUri(from)}>;tag=${randomBytes(6).toString("hex")}`,
-      `To: <${formatSipUri(target)}>`,
-      `Call-ID: ${callId}`,
-      "CSeq: 1 MESSAGE",
-      ...(proxy && proxy.params.has("lr") ? [`Route: <${formatSipUri(proxy)}>`] : []),
-      "Content-Type: text/plain;charset=UTF-8",
-      `Content-Length: ${Buffer.byteLength(body)}`,
-      "",
+    const result = await this.sender.send({
+      method: "MESSAGE",
+      ruri: target,
+      from: `<${formatSipUri(from)}>;tag=${randomBytes(6).toString("hex")}`,
+      to: `<${formatSipUri(target)}>`,
+      callId: `${randomBytes(10).toString("hex")}@${this.options.domains.gatewayDomain}`,
+      cseq: 1,
       body,
-    ];
-    const text = lines.join("\r\n");
-    if (Buffer.byteLength(text) > UDP_MESSAGE_LIMIT) {
-      throw new SwitchboardError(
-        "policy-violation",
-        `message of ${Buffer.byteLength(text)} bytes is too large for UDP (TCP is not built yet)`,
-      );
-    }
-    const port = hop.port ?? 5060;
-    const host = hop.host.replace(/^\[|\]$/g, "");
-    const result = await this.clients.start(
-      branch,
-      "MESSAGE",
-      text,
-      () => sender.send(host, port, text),
-      false,
-    );
+    });
     const outcome = outcomeFor(result.status);
     this.options.log.info(
-      { sip: formatSipUri(target), jid: message.from, status: result.status },
+      {
+        sip: formatSipUri(target),
+        jid: message.from,
+        status: result.status,
+        transport: result.flow?.transport,
+      },
       "message to SIP",
     );
     if (outcome === "delivered" || outcome === "accepted") return outcome;
@@ -386,4 +416,12 @@ export class SipEndpoint {
     this.transactions.close();
     await this.transports.close();
   }
+}
+
+/** The body bytes of a framed message: after the blank line, as many as Content-Length says. */
+function bodyBytes(raw: Buffer, contentLength: string | undefined): Buffer {
+  const end = raw.indexOf("\r\n\r\n");
+  if (end < 0) return Buffer.alloc(0);
+  const length = Number(contentLength?.trim());
+  return raw.subarray(end + 4, Number.isInteger(length) ? end + 4 + length : undefined);
 }

@@ -1,16 +1,25 @@
-// SIP transports from `sip.listen` (RFC 3261 §18): UDP (one message per datagram) and TCP (framed
-// by Content-Length). Each message comes with its flow, the way back to the sender: the source
-// address and port over UDP (RFC 3581 symmetric response), the same connection over TCP.
-// TLS and WebSocket (RFC 7118) are refused at start-up until they are built.
+// SIP transports from `sip.listen` (RFC 3261 §18): UDP (one message per datagram), TCP and TLS
+// (framed by Content-Length), WebSocket and secure WebSocket (RFC 7118: one SIP message per
+// WebSocket message, subprotocol `sip`). Each message comes with its flow, the way back to the
+// sender: the source address and port over UDP (RFC 3581 symmetric response), the same connection
+// over the others. The bridge's own requests go out through `connect()`, which reuses an open
+// connection to the target (RFC 3261 §18.1.1, RFC 5923 without aliases) or opens one.
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { EventEmitter } from "node:events";
-import { createServer, type Server, type Socket } from "node:net";
+import { readFileSync } from "node:fs";
+import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { connect as netConnect, createServer, isIP, type Server, type Socket } from "node:net";
+import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { WebSocketServer, type WebSocket } from "ws";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { frameDatagram, FramingError, StreamFramer, type FramingLimits, DEFAULT_LIMITS } from "./framing.js";
 import { splitHostPort } from "./listen-probe.js";
 
+export type TransportName = "udp" | "tcp" | "tls" | "ws" | "wss";
+
 export interface Flow {
-  transport: "udp" | "tcp";
+  transport: TransportName;
   remote: { address: string; port: number };
   /** Reliable transports need no retransmissions (RFC 3261 §17). */
   reliable: boolean;
@@ -18,37 +27,80 @@ export interface Flow {
 }
 
 export interface TransportEvents {
-  message: [text: string, flow: Flow];
+  /** `raw` holds the message's bytes (from its start line), for bodies in other charsets. */
+  message: [text: string, flow: Flow, raw: Buffer];
   /** A peer sent something unusable (dropped) or a socket failed; logged, never thrown. */
   problem: [reason: string, remote: string];
 }
 
-export class SipTransports extends EventEmitter<TransportEvents> {
-  private readonly udp: UdpSocket[] = [];
-  private readonly tcp: Server[] = [];
-  private readonly connections = new Set<Socket>();
+/** `sip.tls`: the certificate and key files for tls: and wss: listeners, and whom to trust out. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  /** CA bundle for the bridge's own TLS connections; absent: the system's CAs. */
+  ca?: string;
+}
 
-  private constructor(private readonly limits: FramingLimits) {
+export interface TransportOptions {
+  limits?: FramingLimits;
+  tls?: TlsFiles;
+  /** Longest wait for an outgoing TCP/TLS connection to open. */
+  connectTimeoutMs?: number;
+  /** Outgoing connections with no traffic for this long are closed. */
+  idleTimeoutMs?: number;
+}
+
+interface Listener {
+  transport: TransportName;
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const STREAMS = new Set<TransportName>(["tcp", "tls"]);
+
+/** An address as it appears in a Via sent-by or URI host (IPv6 in brackets). */
+export function uriHost(address: string): string {
+  return isIP(address) === 6 ? `[${address}]` : address;
+}
+
+export class SipTransports extends EventEmitter<TransportEvents> {
+  private readonly bound: Listener[] = [];
+  private readonly udp: UdpSocket[] = [];
+  /** Open stream and WebSocket connections by `transport|address|port` of the far end. */
+  private readonly flows = new Map<string, { flow: Flow; close: () => void }>();
+  private readonly limits: FramingLimits;
+  private readonly tlsContext: { cert: Buffer; key: Buffer; ca?: Buffer } | undefined;
+
+  private constructor(private readonly options: TransportOptions) {
     super();
+    this.limits = options.limits ?? DEFAULT_LIMITS;
+    this.tlsContext = options.tls
+      ? {
+          cert: readFileSync(options.tls.cert),
+          key: readFileSync(options.tls.key),
+          ...(options.tls.ca ? { ca: readFileSync(options.tls.ca) } : {}),
+        }
+      : undefined;
   }
 
-  static async listen(
-    listen: readonly string[],
-    limits: FramingLimits = DEFAULT_LIMITS,
-  ): Promise<SipTransports> {
-    const transports = new SipTransports(limits);
+  static async listen(listen: readonly string[], options: TransportOptions = {}): Promise<SipTransports> {
+    const needsTls = listen.some((entry) => /^(tls|wss):/i.test(entry));
+    if (needsTls && !options.tls) {
+      throw new SwitchboardError("bad-request", "sip.tls: tls: and wss: listeners need sip.tls.cert and key");
+    }
+    let transports: SipTransports;
     try {
-      for (const [i, entry] of listen.entries()) {
+      transports = new SipTransports(options);
+    } catch (err) {
+      throw new SwitchboardError("bad-request", `sip.tls: cannot read the files (${(err as Error).message})`);
+    }
+    try {
+      for (const entry of listen) {
         const colon = entry.indexOf(":");
-        const kind = entry.slice(0, colon).toLowerCase();
+        const kind = entry.slice(0, colon).toLowerCase() as TransportName;
         const { host, port } = splitHostPort(entry.slice(colon + 1));
-        if (kind === "udp") await transports.listenUdp(host, port);
-        else if (kind === "tcp") await transports.listenTcp(host, port);
-        else
-          throw new SwitchboardError(
-            "feature-not-implemented",
-            `sip.listen[${i}]: ${kind} is not built yet (udp and tcp are)`,
-          );
+        transports.bound.push(await transports.open(kind, host, port));
       }
     } catch (err) {
       await transports.close();
@@ -57,38 +109,139 @@ export class SipTransports extends EventEmitter<TransportEvents> {
     return transports;
   }
 
+  /** The bound addresses, e.g. for tests that listened on port 0. */
+  addresses(): { transport: TransportName; host: string; port: number }[] {
+    return this.bound.map(({ transport, host, port }) => ({ transport, host, port }));
+  }
+
+  /** The transports the bridge can send its own requests over (WebSocket peers only reach us). */
+  sendable(): ("udp" | "tcp" | "tls")[] {
+    const kinds = new Set(this.bound.map((l) => l.transport));
+    return (["udp", "tcp", "tls"] as const).filter((t) => t !== "udp" || kinds.has("udp"));
+  }
+
   /**
-   * Sends from the first UDP listen socket, so that responses (and retransmissions) come back to
-   * the address in our Via; null when there is no UDP listener.
+   * The sent-by for our Via and Contact over `transport`: the address of a listener of that kind,
+   * so that requests and responses can come back to it; for TCP/TLS without a listener, or for
+   * WebSocket, the first listener's host with the transport's default port.
    */
-  udpSender(): { sentBy: string; send(host: string, port: number, text: string): Promise<void> } | null {
-    const socket = this.udp[0];
-    if (!socket) return null;
-    const local = socket.address();
-    const host = local.address.includes(":") ? `[${local.address}]` : local.address;
+  sentBy(transport: TransportName): string {
+    const listener =
+      this.bound.find((l) => l.transport === transport) ??
+      this.bound.find((l) => STREAMS.has(l.transport) === STREAMS.has(transport)) ??
+      this.bound[0];
+    if (!listener) return "invalid.invalid";
+    return `${uriHost(listener.host)}:${listener.port}`;
+  }
+
+  /** An open connection to `address:port` over `transport`, if there is one. */
+  existing(transport: TransportName, address: string, port: number): Flow | undefined {
+    return this.flows.get(`${transport}|${address}|${port}`)?.flow;
+  }
+
+  /**
+   * A flow to a target for the bridge's own request: over UDP from the first UDP listener; over
+   * TCP or TLS an open connection to it or a new one (bounded by connectTimeoutMs). WebSocket
+   * peers can only be reached over the connection they opened.
+   */
+  async connect(transport: TransportName, address: string, port: number): Promise<Flow> {
+    const open = this.existing(transport, address, port);
+    if (open) return open;
+    if (transport === "udp") {
+      const socket = this.udp[0];
+      if (!socket)
+        throw new SwitchboardError("service-unavailable", "no udp: listener in sip.listen to send from");
+      return this.udpFlow(socket, { address, port });
+    }
+    if (transport === "ws" || transport === "wss") {
+      throw new SwitchboardError(
+        "recipient-unavailable",
+        `no open ${transport} connection to ${address}:${port}`,
+      );
+    }
+    const socket = await this.dial(transport, address, port);
+    return this.attach(socket, transport, true);
+  }
+
+  private dial(transport: "tcp" | "tls", address: string, port: number): Promise<Socket> {
+    const timeout = this.options.connectTimeoutMs ?? 5_000;
+    return new Promise((resolve, reject) => {
+      const socket: Socket | TLSSocket =
+        transport === "tcp"
+          ? netConnect({ host: address, port })
+          : tlsConnect({
+              host: address,
+              port,
+              ...(this.tlsContext?.ca ? { ca: this.tlsContext.ca } : {}),
+              ...(isIP(address) === 0 ? { servername: address } : {}),
+            });
+      const ready = transport === "tcp" ? "connect" : "secureConnect";
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(
+          new SwitchboardError(
+            "remote-server-timeout",
+            `${transport} connection to ${address}:${port} timed out`,
+          ),
+        );
+      }, timeout);
+      socket.once(ready, () => {
+        clearTimeout(timer);
+        socket.removeAllListeners("error");
+        resolve(socket);
+      });
+      socket.once("error", (err: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(
+          new SwitchboardError(
+            "recipient-unavailable",
+            `${transport} connection to ${address}:${port}: ${err.message}`,
+          ),
+        );
+      });
+    });
+  }
+
+  private open(kind: TransportName, host: string, port: number): Promise<Listener> {
+    switch (kind) {
+      case "udp":
+        return this.listenUdp(host, port);
+      case "tcp":
+        return this.listenStream(
+          "tcp",
+          createServer((socket) => this.attach(socket, "tcp", false)),
+          host,
+          port,
+        );
+      case "tls":
+        return this.listenStream(
+          "tls",
+          createTlsServer({ ...this.tlsContext }, (socket) => this.attach(socket, "tls", false)),
+          host,
+          port,
+        );
+      case "ws":
+      case "wss":
+        return this.listenWebSocket(kind, host, port);
+    }
+  }
+
+  private udpFlow(socket: UdpSocket, remote: { address: string; port: number }): Flow {
     return {
-      sentBy: `${host}:${local.port}`,
-      send: (targetHost, targetPort, text) =>
+      transport: "udp",
+      remote,
+      reliable: false,
+      send: (out) =>
         new Promise((resolve, reject) =>
-          socket.send(Buffer.from(text, "utf8"), targetPort, targetHost, (err) =>
+          socket.send(Buffer.from(out, "utf8"), remote.port, remote.address, (err) =>
             err ? reject(err) : resolve(),
           ),
         ),
     };
   }
 
-  /** The bound addresses, e.g. for tests that listened on port 0. */
-  addresses(): { transport: "udp" | "tcp"; port: number }[] {
-    return [
-      ...this.udp.map((s) => ({ transport: "udp" as const, port: s.address().port })),
-      ...this.tcp.map((s) => {
-        const address = s.address();
-        return { transport: "tcp" as const, port: typeof address === "object" && address ? address.port : 0 };
-      }),
-    ];
-  }
-
-  private listenUdp(host: string, port: number): Promise<void> {
+  private listenUdp(host: string, port: number): Promise<Listener> {
     const socket = createSocket({ type: host.includes(":") ? "udp6" : "udp4" });
     socket.on("message", (datagram, rinfo) => {
       const text = frameDatagram(datagram, this.limits);
@@ -97,17 +250,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
         this.emit("problem", "unusable datagram dropped", `${rinfo.address}:${rinfo.port}`);
         return;
       }
-      this.emit("message", text, {
-        transport: "udp",
-        remote,
-        reliable: false,
-        send: (out) =>
-          new Promise((resolve, reject) =>
-            socket.send(Buffer.from(out, "utf8"), rinfo.port, rinfo.address, (err) =>
-              err ? reject(err) : resolve(),
-            ),
-          ),
-      });
+      this.emit("message", text, this.udpFlow(socket, remote), datagram);
     });
     socket.on("error", (err) => this.emit("problem", `udp socket: ${err.message}`, `${host}:${port}`));
     this.udp.push(socket);
@@ -115,35 +258,66 @@ export class SipTransports extends EventEmitter<TransportEvents> {
       socket.once("error", reject);
       socket.bind(port, host, () => {
         socket.off("error", reject);
-        resolve();
+        resolve({
+          transport: "udp",
+          host,
+          port: socket.address().port,
+          close: () => new Promise<void>((done) => socket.close(() => done())),
+        });
       });
     });
   }
 
-  private listenTcp(host: string, port: number): Promise<void> {
-    const server = createServer((socket) => this.accept(socket));
-    server.on("error", (err) => this.emit("problem", `tcp server: ${err.message}`, `${host}:${port}`));
-    this.tcp.push(server);
+  private listenStream(
+    transport: TransportName,
+    server: Server,
+    host: string,
+    port: number,
+  ): Promise<Listener> {
+    server.on("error", (err) =>
+      this.emit("problem", `${transport} server: ${err.message}`, `${host}:${port}`),
+    );
+    server.on("tlsClientError", (err: Error, socket: Socket) =>
+      this.emit("problem", `tls handshake: ${err.message}`, `${socket.remoteAddress}:${socket.remotePort}`),
+    );
     return new Promise((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, host, () => {
         server.off("error", reject);
-        resolve();
+        const address = server.address();
+        resolve({
+          transport,
+          host,
+          port: typeof address === "object" && address ? address.port : port,
+          close: () => new Promise<void>((done) => server.close(() => done())),
+        });
       });
     });
   }
 
-  private accept(socket: Socket): void {
-    this.connections.add(socket);
+  /** A TCP or TLS connection, accepted or dialled: framed by Content-Length (RFC 3261 §18.3). */
+  private attach(socket: Socket, transport: "tcp" | "tls", outgoing: boolean): Flow {
     const remote = { address: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+    const key = `${transport}|${remote.address}|${remote.port}`;
     const framer = new StreamFramer(this.limits);
     const flow: Flow = {
-      transport: "tcp",
+      transport,
       remote,
       reliable: true,
       send: (out) =>
-        new Promise((resolve, reject) => socket.write(out, "utf8", (err) => (err ? reject(err) : resolve()))),
+        new Promise((resolve, reject) => {
+          if (socket.destroyed) {
+            reject(new Error(`${transport} connection to ${remote.address}:${remote.port} is closed`));
+            return;
+          }
+          socket.write(out, "utf8", (err) => (err ? reject(err) : resolve()));
+        }),
     };
+    this.flows.set(key, { flow, close: () => socket.destroy() });
+    if (outgoing) {
+      // Our own connections close when idle; a peer's connection is the peer's to close.
+      socket.setTimeout(this.options.idleTimeoutMs ?? 300_000, () => socket.destroy());
+    }
     socket.on("data", (chunk: Buffer) => {
       let framed: { messages: string[]; keepalives: number };
       try {
@@ -159,17 +333,82 @@ export class SipTransports extends EventEmitter<TransportEvents> {
         return;
       }
       for (let i = 0; i < framed.keepalives; i++) socket.write("\r\n"); // RFC 5626 §3.5.1 pong
-      for (const text of framed.messages) this.emit("message", text, flow);
+      for (const text of framed.messages) this.emit("message", text, flow, Buffer.from(text, "utf8"));
     });
     socket.on("error", () => undefined); // a reset peer just goes away
-    socket.on("close", () => this.connections.delete(socket));
+    socket.on("close", () => {
+      if (this.flows.get(key)?.flow === flow) this.flows.delete(key);
+    });
+    return flow;
+  }
+
+  /** RFC 7118 §4.1: the handshake must offer the `sip` subprotocol, or it is refused. */
+  private listenWebSocket(transport: "ws" | "wss", host: string, port: number): Promise<Listener> {
+    const http: HttpServer =
+      transport === "ws" ? createHttpServer() : createHttpsServer({ ...this.tlsContext });
+    http.on("request", (_req, res) => {
+      res.writeHead(426, { Upgrade: "websocket", Connection: "close" }).end("SIP over WebSocket only\n");
+    });
+    const wss = new WebSocketServer({
+      server: http,
+      maxPayload: this.limits.maxHeadBytes + this.limits.maxBodyBytes,
+      verifyClient: (info: { req: IncomingMessage }) =>
+        (info.req.headers["sec-websocket-protocol"] ?? "")
+          .split(",")
+          .some((p) => p.trim().toLowerCase() === "sip"),
+      handleProtocols: (protocols) => [...protocols].find((p) => p.toLowerCase() === "sip") ?? false,
+    });
+    wss.on("connection", (ws, req) => this.attachWebSocket(ws, req, transport));
+    wss.on("error", (err) => this.emit("problem", `${transport} server: ${err.message}`, `${host}:${port}`));
+    return this.listenStream(transport, http, host, port).then((listener) => ({
+      ...listener,
+      close: async () => {
+        for (const client of wss.clients) client.terminate();
+        await new Promise<void>((done) => wss.close(() => done()));
+        await listener.close();
+      },
+    }));
+  }
+
+  private attachWebSocket(ws: WebSocket, req: IncomingMessage, transport: "ws" | "wss"): void {
+    const remote = { address: req.socket.remoteAddress ?? "", port: req.socket.remotePort ?? 0 };
+    const key = `${transport}|${remote.address}|${remote.port}`;
+    const flow: Flow = {
+      transport,
+      remote,
+      reliable: true,
+      send: (out) =>
+        new Promise((resolve, reject) => {
+          if (ws.readyState !== ws.OPEN) {
+            reject(new Error(`${transport} connection to ${remote.address}:${remote.port} is closed`));
+            return;
+          }
+          // RFC 7118 §5.4: text frames for UTF-8 messages.
+          ws.send(out, { binary: false }, (err) => (err ? reject(err) : resolve()));
+        }),
+    };
+    this.flows.set(key, { flow, close: () => ws.terminate() });
+    ws.on("message", (data: Buffer | ArrayBuffer | Buffer[]) => {
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      // RFC 7118 §5.2: each WebSocket message is exactly one SIP message.
+      const text = frameDatagram(bytes, this.limits);
+      if (text === null) {
+        this.emit("problem", `unusable ${transport} message dropped`, `${remote.address}:${remote.port}`);
+        return;
+      }
+      this.emit("message", text, flow, bytes);
+    });
+    ws.on("error", () => undefined);
+    ws.on("close", () => {
+      if (this.flows.get(key)?.flow === flow) this.flows.delete(key);
+    });
   }
 
   async close(): Promise<void> {
-    for (const socket of this.connections) socket.destroy();
-    await Promise.all([
-      ...this.udp.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
-      ...this.tcp.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))),
-    ]);
+    for (const { close } of this.flows.values()) close();
+    this.flows.clear();
+    await Promise.all(this.bound.map((l) => l.close()));
+    this.bound.length = 0;
+    this.udp.length = 0;
   }
 }

@@ -52,12 +52,19 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     directory,
     toXmpp: { deliver: (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const) },
     trustedPeers: config.sip.trustedPeers,
+    users: config.sip.users,
+    ...(config.sip.realm ? { realm: config.sip.realm } : {}),
     maxMessageBytes: config.xmpp.maxMessageBytes,
     outboundProxy: config.sip.outboundProxy,
+    ...(config.sip.auth ? { credentials: config.sip.auth } : {}),
+    ...(config.sip.dnsServers ? { dnsServers: config.sip.dnsServers } : {}),
+    ...(config.sip.tls ? { tls: config.sip.tls } : {}),
+    timers: config.sip.timers,
     presence,
     allowedDomains: config.xmpp.allowedDomains,
     log: log.child({ component: "sip" }),
   });
+  await sip.notifier?.restore();
   // XMPP → SIP: a chat user's message to a gateway contact becomes a MESSAGE.
   const xmpp = new XmppGateway({
     connection: config.xmpp.component,

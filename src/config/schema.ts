@@ -154,7 +154,90 @@ export const configSchema = z
           )
           .default(["127.0.0.1/32", "::1/128"])
           .describe(
-            "Peers (proxy, PBX) whose requests are accepted without digest authentication; others get 403 until digest is built.",
+            "Peers (proxy, PBX) whose requests are accepted without digest authentication, and whose P-Asserted-Identity is believed.",
+          ),
+        realm: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("Digest realm the bridge challenges untrusted peers with; absent: the home domain."),
+        users: z
+          .array(
+            z
+              .strictObject({
+                username: z
+                  .string()
+                  .min(1)
+                  .describe("Digest user name: the home-domain user (sip:NAME@domain)."),
+                password: secret.optional().describe("Clear password (may come from ${ENV_VAR})."),
+                ha1: z
+                  .string()
+                  .regex(/^[0-9a-f]{32}$/i, {
+                    message: "expected 32 hex digits: MD5(username:realm:password)",
+                  })
+                  .optional()
+                  .describe("MD5(username:realm:password), instead of a password."),
+                ha1Sha256: z
+                  .string()
+                  .regex(/^[0-9a-f]{64}$/i, {
+                    message: "expected 64 hex digits: SHA-256(username:realm:password)",
+                  })
+                  .optional()
+                  .describe("SHA-256(username:realm:password) (RFC 8760), instead of a password."),
+              })
+              .refine((u) => u.password !== undefined || u.ha1 !== undefined || u.ha1Sha256 !== undefined, {
+                message: "expected password, ha1 or ha1Sha256",
+              }),
+          )
+          .default([])
+          .describe(
+            "SIP users who may send MESSAGE/PUBLISH/SUBSCRIBE from untrusted addresses, authenticated with digest (RFC 8760: SHA-256 and MD5). Empty: untrusted peers get 403.",
+          ),
+        tls: z
+          .strictObject({
+            cert: z.string().min(1).describe("PEM certificate (chain) file for tls: and wss: listeners."),
+            key: z.string().min(1).describe("PEM private key file."),
+            ca: z
+              .string()
+              .min(1)
+              .optional()
+              .describe(
+                "PEM CA bundle to verify servers the bridge connects to over TLS; absent: the system's.",
+              ),
+          })
+          .optional()
+          .describe("TLS files; required when sip.listen has a tls: or wss: entry."),
+        timers: z
+          .strictObject({
+            t1: z
+              .number()
+              .int()
+              .min(10)
+              .max(10_000)
+              .default(500)
+              .describe("T1, the RTT estimate, in ms (RFC 3261 §17)."),
+            t2: z
+              .number()
+              .int()
+              .min(100)
+              .max(60_000)
+              .default(4_000)
+              .describe("T2, the longest retransmit interval, in ms."),
+            t4: z
+              .number()
+              .int()
+              .min(100)
+              .max(60_000)
+              .default(5_000)
+              .describe("T4, the longest a message stays in the network, in ms."),
+          })
+          .default({ t1: 500, t2: 4_000, t4: 5_000 })
+          .describe("Transaction timers over UDP (RFC 3261 §17.1.2.2, Table 4)."),
+        dnsServers: z
+          .array(hostPort)
+          .optional()
+          .describe(
+            "DNS servers (host:port) for locating SIP servers by NAPTR/SRV/A (RFC 3263) when there is no outboundProxy; absent: the system's resolvers.",
           ),
         outboundProxy: sipUri
           .optional()
@@ -179,6 +262,8 @@ export const configSchema = z
       .default({
         listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"],
         trustedPeers: ["127.0.0.1/32", "::1/128"],
+        users: [],
+        timers: { t1: 500, t2: 4_000, t4: 5_000 },
       })
       .describe("SIP side."),
     store: z
@@ -364,6 +449,20 @@ export const configSchema = z
       claim(tenant.domain, ["tenants", i, "domain"]);
       claim(tenant.xmpp.component.jid, ["tenants", i, "xmpp", "component", "jid"]);
     });
+    config.sip.listen.forEach((entry, i) => {
+      if (/^(tls|wss):/i.test(entry) && !config.sip.tls) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["sip", "listen", i],
+          message: `${entry.split(":")[0] ?? ""}: needs sip.tls.cert and sip.tls.key`,
+        });
+      }
+    });
+    const { t1, t2, t4 } = config.sip.timers;
+    if (t2 < t1)
+      ctx.addIssue({ code: "custom", path: ["sip", "timers", "t2"], message: `must be at least t1 (${t1})` });
+    if (t4 < t1)
+      ctx.addIssue({ code: "custom", path: ["sip", "timers", "t4"], message: `must be at least t1 (${t1})` });
   });
 
 export type Config = z.infer<typeof configSchema>;

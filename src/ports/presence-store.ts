@@ -15,6 +15,29 @@ export interface PresenceUpdate {
   changed: boolean;
 }
 
+/**
+ * A watcher's subscription to a person's presence, as the notifier needs it to send the next
+ * NOTIFY after a restart (RFC 6665 dialog state: Call-ID, tags, route set, CSeq). Protocol text is
+ * kept as strings; the store does not interpret it.
+ */
+export interface WatcherSubscription {
+  /** Unique per subscription (the dialog's Call-ID and the watcher's tag). */
+  id: string;
+  event: "presence" | "dialog";
+  person: string;
+  presentity: string;
+  callId: string;
+  localTag: string;
+  remote: string;
+  local: string;
+  /** The watcher's Contact (remote target). */
+  target: string;
+  routes: string[];
+  cseq: number;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+}
+
 export interface PresenceStore {
   /** Writes one source's record (replacing that source's previous one) and recomputes the aggregate. */
   putRecord(person: string, record: PresenceRecord, now: number): Promise<PresenceUpdate>;
@@ -31,4 +54,9 @@ export interface PresenceStore {
   xmppSubscribers(contact: string): Promise<string[]>;
   /** Every gateway contact with at least one XMPP subscriber (for re-announcing after a reconnect). */
   xmppSubscribedContacts(): Promise<string[]>;
+
+  /** Creates or replaces a watcher subscription (on subscribe, refresh and every NOTIFY's CSeq). */
+  putWatcherSubscription(subscription: WatcherSubscription): Promise<void>;
+  removeWatcherSubscription(id: string): Promise<void>;
+  watcherSubscriptions(): Promise<WatcherSubscription[]>;
 }

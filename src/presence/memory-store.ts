@@ -1,12 +1,18 @@
 // The embedded store used when `store.url` is absent: everything in this process's memory, lost on
 // restart, one bridge instance only. For trying Switchboard out and for tests of the use cases.
 import { aggregate, type PresenceRecord, type PresenceSource } from "../domain/presence.js";
-import type { PresenceSnapshot, PresenceStore, PresenceUpdate } from "../ports/presence-store.js";
+import type {
+  PresenceSnapshot,
+  PresenceStore,
+  PresenceUpdate,
+  WatcherSubscription,
+} from "../ports/presence-store.js";
 import { sameSource } from "./source.js";
 
 export class MemoryPresenceStore implements PresenceStore {
   private readonly records = new Map<string, PresenceRecord[]>();
   private readonly subscribers = new Map<string, Set<string>>();
+  private readonly watchers = new Map<string, WatcherSubscription>();
 
   private write(person: string, records: PresenceRecord[], now: number): PresenceUpdate {
     const before = aggregate(this.records.get(person) ?? [], now);
@@ -56,5 +62,19 @@ export class MemoryPresenceStore implements PresenceStore {
 
   xmppSubscribedContacts(): Promise<string[]> {
     return Promise.resolve([...this.subscribers.keys()]);
+  }
+
+  putWatcherSubscription(subscription: WatcherSubscription): Promise<void> {
+    this.watchers.set(subscription.id, structuredClone(subscription));
+    return Promise.resolve();
+  }
+
+  removeWatcherSubscription(id: string): Promise<void> {
+    this.watchers.delete(id);
+    return Promise.resolve();
+  }
+
+  watcherSubscriptions(): Promise<WatcherSubscription[]> {
+    return Promise.resolve([...this.watchers.values()].map((s) => structuredClone(s)));
   }
 }

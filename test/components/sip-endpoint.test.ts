@@ -4,8 +4,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SipEndpoint } from "../../components/sip/sip-endpoint.js";
 import { ConfigDirectory } from "../../src/directory/config-directory.js";
-import { SwitchboardError, type Condition } from "../../src/domain/errors.js";
-import type { ChatMessage, MessageSink } from "../../src/ports/message-port.js";
+import { XmppSideRecorder } from "../harness/message-recorder.js";
 import { memoryLogger } from "../harness/memory-logger.js";
 import { Baresip, sipsak } from "../harness/sip-clients.js";
 import {
@@ -19,17 +18,6 @@ import {
 
 const harnessResponse = (request: RawSipMessage, status: number): string =>
   buildResponse(request, status, status < 300 ? "OK" : "Refused");
-
-class XmppSideRecorder implements MessageSink {
-  readonly received: ChatMessage[] = [];
-  failWith: Condition | null = null;
-  deliver(message: ChatMessage): Promise<"accepted"> {
-    if (this.failWith)
-      return Promise.reject(new SwitchboardError(this.failWith, `xmpp side: ${this.failWith}`));
-    this.received.push(message);
-    return Promise.resolve("accepted");
-  }
-}
 
 const T1 = 50; // shortened for the timer tests; the default is 500 ms
 
@@ -130,7 +118,7 @@ describe("SIP endpoint: MESSAGE in, OPTIONS, final answers (raw sockets, sipsak,
     await socket.send(cpim.text, udpPort);
     const unsupported = await socket.waitFor(answerTo(cpim.callId));
     assert.equal(unsupported.status, 415);
-    assert.equal(header(unsupported, "accept"), "text/plain;charset=UTF-8");
+    assert.equal(header(unsupported, "accept"), "text/plain, message/cpim, application/im-iscomposing+xml");
 
     const big = request("MESSAGE", { headers: { "Content-Type": "text/plain" }, body: "x".repeat(1025) });
     await socket.send(big.text, udpPort);

@@ -2,7 +2,8 @@
 // comes back, over UDP or TCP on loopback. Parsing here is deliberately minimal (start line,
 // headers, body) — enough to assert on, independent of the bridge's own parser.
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
-import { connect, type Socket as TcpSocket } from "node:net";
+import { connect, createServer, type Server, type Socket as TcpSocket } from "node:net";
+import { connect as tlsConnect, createServer as createTlsServer, Server as TlsServerClass } from "node:tls";
 import { LOOPBACK } from "./net.js";
 import { EventLog } from "./event-log.js";
 
@@ -176,7 +177,11 @@ export class UdpSipSocket extends Collector {
 export class TcpSipSocket extends Collector {
   private buffer = Buffer.alloc(0);
 
-  private constructor(private readonly socket: TcpSocket) {
+  /** `onMessage` also sees each message (a server's collector). */
+  constructor(
+    private readonly socket: TcpSocket,
+    private readonly onMessage?: (message: RawSipMessage, connection: TcpSipSocket) => void,
+  ) {
     super();
     socket.on("data", (chunk: Buffer) => {
       this.buffer = Buffer.concat([this.buffer, chunk]);
@@ -192,6 +197,14 @@ export class TcpSipSocket extends Collector {
     });
   }
 
+  /** A TLS connection verified against `ca` (the harness's test certificate). */
+  static connectTls(port: number, ca: Buffer, host = LOOPBACK): Promise<TcpSipSocket> {
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ port, host, ca }, () => resolve(new TcpSipSocket(socket)));
+      socket.once("error", reject);
+    });
+  }
+
   private drain(): void {
     for (;;) {
       const end = this.buffer.indexOf("\r\n\r\n");
@@ -202,9 +215,12 @@ export class TcpSipSocket extends Collector {
       if (this.buffer.length < total) return;
       const raw = this.buffer.subarray(0, total).toString("utf8");
       this.buffer = this.buffer.subarray(total);
-      this.push(
-        parseRawSip(raw, { address: this.socket.remoteAddress ?? "", port: this.socket.remotePort ?? 0 }),
-      );
+      const message = parseRawSip(raw, {
+        address: this.socket.remoteAddress ?? "",
+        port: this.socket.remotePort ?? 0,
+      });
+      this.push(message);
+      this.onMessage?.(message, this);
     }
   }
 
@@ -227,5 +243,44 @@ export class TcpSipSocket extends Collector {
 
   close(): void {
     this.socket.destroy();
+  }
+}
+
+/** A SIP server over TCP (a far end the bridge connects to): collects what every connection sends. */
+export class TcpSipServer extends Collector {
+  readonly connections: TcpSipSocket[] = [];
+
+  private constructor(private readonly server: Server) {
+    super();
+    server.on(server instanceof TlsServerClass ? "secureConnection" : "connection", (socket: TcpSocket) => {
+      this.connections.push(new TcpSipSocket(socket, (message) => this.push(message)));
+    });
+  }
+
+  /** Plain TCP, or TLS with `tls` (certificate and key PEM). */
+  static async listen(port = 0, tls?: { cert: Buffer; key: Buffer }): Promise<TcpSipServer> {
+    const server: Server = tls ? createTlsServer(tls) : createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, LOOPBACK, () => resolve());
+    });
+    return new TcpSipServer(server);
+  }
+
+  get port(): number {
+    const address = this.server.address();
+    return typeof address === "object" && address ? address.port : 0;
+  }
+
+  /** Answers `request` on the connection it came over. */
+  answer(request: RawSipMessage, status: number, reason = "OK"): Promise<void> {
+    const connection = this.connections.find((c) => c.received.includes(request));
+    if (!connection) throw new Error(`no connection received ${request.startLine}`);
+    return connection.send(buildResponse(request, status, reason));
+  }
+
+  close(): Promise<void> {
+    for (const connection of this.connections) connection.close();
+    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }

@@ -1,0 +1,121 @@
+// Who sent a request (RFC 3261 §22, RFC 3325): a trusted peer (the proxy, the PBX, by source address)
+// is believed about the sender — its P-Asserted-Identity when it asserts one, else the From; anyone
+// else must prove a home-domain identity with digest (RFC 8760: SHA-256 and MD5 challenges, nonces
+// that expire and cannot be replayed), and is then that user whatever the From says. A
+// P-Asserted-Identity from an untrusted source is ignored (RFC 3325 §5).
+import { BlockList, isIPv6 } from "node:net";
+import { makeSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
+import { DigestVerifier, type Credentials } from "./digest.js";
+import type { SipRequest } from "./sip-message.js";
+import type { Flow } from "./transports.js";
+
+export interface SipUserCredentials {
+  username: string;
+  password?: string;
+  /** MD5(username:realm:password), for configs that keep no clear password. */
+  ha1?: string;
+  /** SHA-256(username:realm:password) (RFC 8760 §2.2). */
+  ha1Sha256?: string;
+}
+
+export interface AuthenticatorOptions {
+  trustedPeers: readonly string[];
+  homeDomain: string;
+  /** Digest realm; the home domain by default. */
+  realm?: string;
+  /** Users who may authenticate with digest; none → untrusted peers get 403. */
+  users?: readonly SipUserCredentials[];
+  nonceLifetimeMs?: number;
+}
+
+export type Authentication =
+  | { ok: true; sender: SipUri; via: "trusted-peer" | "asserted" | "digest" }
+  | { ok: false; status: 401 | 403; reason: string; headers: [string, string][] };
+
+function blockList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [address = "", prefix] = cidr.split("/");
+    const family = isIPv6(address) ? "ipv6" : "ipv4";
+    list.addSubnet(address, Number(prefix ?? (family === "ipv6" ? 128 : 32)), family);
+  }
+  return list;
+}
+
+/** The first SIP URI of a P-Asserted-Identity (it may also carry a tel URI, RFC 3325 §9.1). */
+export function assertedIdentity(request: SipRequest): SipUri | undefined {
+  for (const header of request.getHeaders("p-asserted-identity")) {
+    for (const part of header.split(/,(?=\s*(?:"|<|sips?:|tel:))/)) {
+      const uri = /<([^>]*)>/.exec(part)?.[1] ?? part.trim();
+      if (!/^sips?:/i.test(uri)) continue;
+      try {
+        return parseSipUri(uri);
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
+export class Authenticator {
+  private readonly trusted: BlockList;
+  private readonly verifier: DigestVerifier | undefined;
+
+  constructor(private readonly options: AuthenticatorOptions) {
+    this.trusted = blockList(options.trustedPeers);
+    const users = new Map((options.users ?? []).map((u) => [u.username.toLowerCase(), u]));
+    this.verifier =
+      users.size > 0
+        ? new DigestVerifier({
+            realm: options.realm ?? options.homeDomain,
+            ...(options.nonceLifetimeMs ? { nonceLifetimeMs: options.nonceLifetimeMs } : {}),
+            lookup: (username) => Promise.resolve(credentialsOf(users.get(username.toLowerCase()))),
+          })
+        : undefined;
+  }
+
+  isTrusted(flow: Flow): boolean {
+    return this.trusted.check(flow.remote.address, isIPv6(flow.remote.address) ? "ipv6" : "ipv4");
+  }
+
+  async authenticate(request: SipRequest, flow: Flow): Promise<Authentication> {
+    if (this.isTrusted(flow)) {
+      const asserted = assertedIdentity(request);
+      if (asserted) return { ok: true, sender: asserted, via: "asserted" };
+      return { ok: true, sender: parseSipUri(request.from.uri.toString()), via: "trusted-peer" };
+    }
+    if (!this.verifier) {
+      return {
+        ok: false,
+        status: 403,
+        reason: "Not a trusted peer, and no SIP users are configured",
+        headers: [],
+      };
+    }
+    const authorization = request.getHeaders("authorization");
+    if (authorization.length === 0) return this.challenge("Authentication required", false);
+    const result = await this.verifier.verify(request.method, authorization);
+    if (!result.ok) return this.challenge(result.reason, result.stale);
+    return {
+      ok: true,
+      sender: makeSipUri({ user: result.username.toLowerCase(), host: this.options.homeDomain }),
+      via: "digest",
+    };
+  }
+
+  private challenge(reason: string, stale: boolean): Authentication {
+    const headers = (this.verifier?.challenge(stale) ?? []).map(
+      (value) => ["WWW-Authenticate", value] as [string, string],
+    );
+    return { ok: false, status: 401, reason, headers };
+  }
+}
+
+function credentialsOf(user: SipUserCredentials | undefined): Credentials | undefined {
+  if (!user) return undefined;
+  if (user.password !== undefined) return { password: user.password };
+  return {
+    ha1: { ...(user.ha1 ? { md5: user.ha1 } : {}), ...(user.ha1Sha256 ? { sha256: user.ha1Sha256 } : {}) },
+  };
+}
