@@ -5,7 +5,7 @@
 // P-Asserted-Identity from an untrusted source is ignored (RFC 3325 §5).
 import { BlockList, isIPv6 } from "node:net";
 import { makeSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
-import { DigestVerifier, type Credentials } from "./digest.js";
+import { DigestVerifier, type Credentials, type OfferedAlgorithm } from "./digest.js";
 import type { SipRequest } from "./sip-message.js";
 import type { Flow } from "./transports.js";
 
@@ -26,6 +26,8 @@ export interface AuthenticatorOptions {
   /** Users who may authenticate with digest; none → untrusted peers get 403. */
   users?: readonly SipUserCredentials[];
   nonceLifetimeMs?: number;
+  /** Challenges offered, most preferred first (RFC 8760 §2.3); default SHA-256 then MD5. */
+  algorithms?: readonly OfferedAlgorithm[];
 }
 
 export type Authentication =
@@ -70,6 +72,7 @@ export class Authenticator {
         ? new DigestVerifier({
             realm: options.realm ?? options.homeDomain,
             ...(options.nonceLifetimeMs ? { nonceLifetimeMs: options.nonceLifetimeMs } : {}),
+            ...(options.algorithms ? { algorithms: options.algorithms } : {}),
             lookup: (username) => Promise.resolve(credentialsOf(users.get(username.toLowerCase()))),
           })
         : undefined;

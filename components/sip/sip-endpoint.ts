@@ -49,6 +49,8 @@ export interface SipEndpointOptions {
   users?: readonly SipUserCredentials[];
   /** Digest realm (default: the home domain). */
   realm?: string;
+  /** Digest challenges offered, most preferred first (default SHA-256, MD5). */
+  digestAlgorithms?: readonly ("SHA-256" | "MD5")[];
   maxMessageBytes: number;
   /** The presence model: with it, PUBLISH (RFC 3903) and presence SUBSCRIBE (RFC 3856) are served. */
   presence?: PresenceService;
@@ -97,6 +99,8 @@ export class SipEndpoint {
   private readonly publish: PublishHandler | undefined;
   readonly notifier: PresenceNotifier | undefined;
   private readonly allow: string;
+  /** Sender→recipient pairs with an `active` isComposing outstanding (only those get an `idle`). */
+  private readonly composing = new Set<string>();
 
   private constructor(
     readonly transports: SipTransports,
@@ -108,6 +112,7 @@ export class SipEndpoint {
       homeDomain: options.domains.homeDomain,
       ...(options.realm ? { realm: options.realm } : {}),
       ...(options.users ? { users: options.users } : {}),
+      ...(options.digestAlgorithms ? { algorithms: options.digestAlgorithms } : {}),
     });
     this.clients = new ClientTransactions(options.timers ?? DEFAULT_TIMERS);
     const resolver = new Resolver({ timeout: 2_000, tries: 2 });
@@ -370,11 +375,21 @@ export class SipEndpoint {
    */
   async sendMessage(message: ChatMessage): Promise<DeliveryOutcome> {
     let body: { type: string; text: string };
+    const pair = `${message.from}\n${message.to}`;
     if (message.body !== undefined) {
+      // The message itself ends any composing indication (RFC 3994 §3.3).
+      this.composing.delete(pair);
       body = { type: "text/plain;charset=UTF-8", text: message.body };
     } else {
       const indication = message.chatState ? isComposingFromChatState(message.chatState) : null;
-      if (!indication) return "accepted"; // a chat state with no isComposing form: nothing to send
+      // An idle is news only to a peer that was told `active`; anything else sends nothing.
+      if (!indication || (indication.state === "idle" && !this.composing.delete(pair))) return "accepted";
+      if (indication.state === "active") {
+        this.composing.delete(pair);
+        this.composing.add(pair);
+        // Bounded: the oldest pair is forgotten (its idle is then not sent; the refresh expires it).
+        if (this.composing.size > 10_000) this.composing.delete(this.composing.values().next().value ?? "");
+      }
       body = {
         type: "application/im-iscomposing+xml",
         text: buildIsComposing(

@@ -27,10 +27,27 @@ export function parseContentType(value: string): ContentType {
   return { mediaType: mediaType.toLowerCase(), ...(charset ? { charset: charset.toLowerCase() } : {}) };
 }
 
+// 0x80–0x9F of windows-1252 (WHATWG Encoding §5: also what the labels iso-8859-1, latin1 and
+// us-ascii mean). Node 20's TextDecoder decodes them as C1 controls, so they are mapped here.
+const CP1252_HIGH =
+  "\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f" +
+  "\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178";
+
 /** Bytes in a named charset as text; null when the runtime knows no such charset or they are invalid. */
 function decode(bytes: Buffer, charset: string): string | null {
+  let decoder: InstanceType<typeof TextDecoder>;
   try {
-    return new TextDecoder(charset, { fatal: true }).decode(bytes);
+    decoder = new TextDecoder(charset, { fatal: true });
+  } catch {
+    return null;
+  }
+  try {
+    if (decoder.encoding === "windows-1252") {
+      return [...bytes]
+        .map((b) => (b >= 0x80 && b <= 0x9f ? CP1252_HIGH[b - 0x80] : String.fromCharCode(b)))
+        .join("");
+    }
+    return decoder.decode(bytes);
   } catch {
     return null;
   }

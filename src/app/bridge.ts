@@ -53,6 +53,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     toXmpp: { deliver: (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const) },
     trustedPeers: config.sip.trustedPeers,
     users: config.sip.users,
+    digestAlgorithms: config.sip.digestAlgorithms,
     ...(config.sip.realm ? { realm: config.sip.realm } : {}),
     maxMessageBytes: config.xmpp.maxMessageBytes,
     outboundProxy: config.sip.outboundProxy,

@@ -193,6 +193,14 @@ export const configSchema = z
           .describe(
             "SIP users who may send MESSAGE/PUBLISH/SUBSCRIBE from untrusted addresses, authenticated with digest (RFC 8760: SHA-256 and MD5). Empty: untrusted peers get 403.",
           ),
+        digestAlgorithms: z
+          .array(z.enum(["SHA-256", "MD5"]))
+          .min(1)
+          .default(["SHA-256", "MD5"])
+          .refine((list) => new Set(list).size === list.length, { message: "expected each algorithm once" })
+          .describe(
+            "Digest challenges offered to untrusted peers, most preferred first (RFC 8760). Some older user agents read only the first challenge: put MD5 first (or alone) for them.",
+          ),
         tls: z
           .strictObject({
             cert: z.string().min(1).describe("PEM certificate (chain) file for tls: and wss: listeners."),
@@ -263,6 +271,7 @@ export const configSchema = z
         listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"],
         trustedPeers: ["127.0.0.1/32", "::1/128"],
         users: [],
+        digestAlgorithms: ["SHA-256", "MD5"],
         timers: { t1: 500, t2: 4_000, t4: 5_000 },
       })
       .describe("SIP side."),

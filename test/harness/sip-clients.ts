@@ -26,12 +26,15 @@ export async function sipsak(options: {
   target: string;
   request: string;
   timeoutMs?: number;
+  /** Digest credentials sipsak answers a 401/407 with (`-u`, `-a`). */
+  auth?: { username: string; password: string };
 }): Promise<SipsakResult> {
   const dir = tempDir("sipsak");
   try {
     const file = dir.file("request.sip");
     writeFileSync(file, options.request);
     const args = ["-f", file, "-s", options.target, "-H", LOOPBACK, "-vv"];
+    if (options.auth) args.push("-u", options.auth.username, "-a", options.auth.password);
     let exitCode = 0;
     let output: string;
     try {

@@ -152,9 +152,10 @@ export class UdpSipSocket extends Collector {
     return this.socket.address().port;
   }
 
-  send(text: string, port: number, address = LOOPBACK): Promise<void> {
+  send(text: string | Buffer, port: number, address = LOOPBACK): Promise<void> {
+    const bytes = typeof text === "string" ? Buffer.from(text, "utf8") : text;
     return new Promise((resolve, reject) =>
-      this.socket.send(Buffer.from(text, "utf8"), port, address, (err) => (err ? reject(err) : resolve())),
+      this.socket.send(bytes, port, address, (err) => (err ? reject(err) : resolve())),
     );
   }
 
