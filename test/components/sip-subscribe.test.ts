@@ -163,4 +163,45 @@ describe("SIP presence SUBSCRIBE/NOTIFY (raw sockets)", function () {
     );
     assert.match(idle.body, /<state>terminated<\/state>/);
   });
+
+  it("keeps subscriptions in the store: a restarted endpoint goes on notifying in the same dialog", async function () {
+    const kept = new PresenceService(new MemoryPresenceStore());
+    const first = await startSipEndpoint({ presence: kept });
+    const count = notifies().length;
+    await watcher.send(subscribe({ callId: "restart-1" }), first.port);
+    const before = await nextNotify(count);
+    assert.equal(header(before, "call-id"), "restart-1");
+    await first.endpoint.stop();
+
+    const second = await startSipEndpoint({ presence: kept });
+    try {
+      const afterRestart = notifies().length;
+      assert.equal(await second.endpoint.notifier?.restore(), 1);
+      const resumed = await nextNotify(afterRestart);
+      assert.equal(header(resumed, "call-id"), "restart-1");
+      assert.equal(header(resumed, "from"), header(before, "from")); // the same dialog: our tag kept
+      const cseqOf = (m: RawSipMessage): number => Number((header(m, "cseq") ?? "").split(" ")[0]);
+      assert.equal(cseqOf(resumed), cseqOf(before) + 1);
+      assert.match(header(resumed, "subscription-state") ?? "", /^active;expires=\d+/);
+
+      const beforeChange = notifies().length;
+      await kept.report("alice@example.org", {
+        source: { kind: "xmpp", resource: "phone" },
+        state: "away",
+        note: "Back soon",
+        updatedAt: Date.now(),
+        expiresAt: null,
+      });
+      const change = await watcher.waitFor(
+        (m) =>
+          m.method === "NOTIFY" &&
+          header(m, "call-id") === "restart-1" &&
+          notifies().indexOf(m) >= beforeChange,
+      );
+      assert.equal(parsePidf(change.body).note, "Back soon");
+      assert.equal(cseqOf(change), cseqOf(resumed) + 1);
+    } finally {
+      await second.endpoint.stop();
+    }
+  });
 });
