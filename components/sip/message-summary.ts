@@ -92,25 +92,3 @@ export function parseMessageSummary(body: string): MessageSummary | null {
   if (classes.voice) summary.voice = classes.voice;
   return summary;
 }
-
-/**
- * The chat text for a mailbox summary, in DESIGN.md's words ("New voicemail: 2 new, 5 old"):
- *
- * | summary                                   | text                                     |
- * |-------------------------------------------|------------------------------------------|
- * | voice 2/5                                 | New voicemail: 2 new, 5 old              |
- * | voice 2/5 (1/0)                           | New voicemail: 2 new (1 urgent), 5 old   |
- * | voice 0/5                                 | Voicemail: 0 new, 5 old                  |
- * | no voice counts, Messages-Waiting: yes    | New voicemail waiting                    |
- * | no voice counts, Messages-Waiting: no     | No new voicemail                         |
- *
- * Only voice counts are told: this is the voicemail notice, and other classes (fax...) would need
- * words of their own.
- */
-export function formatVoicemailText(summary: MessageSummary): string {
-  const voice = summary.voice;
-  if (!voice) return summary.waiting ? "New voicemail waiting" : "No new voicemail";
-  const urgent = voice.urgentNew ? ` (${voice.urgentNew} urgent)` : "";
-  const counts = `${voice.new} new${urgent}, ${voice.old} old`;
-  return voice.new > 0 ? `New voicemail: ${counts}` : `Voicemail: ${counts}`;
-}

@@ -13,6 +13,7 @@ import { formatSipUri, makeSipUri, parseSipUri, type SipUri } from "../../src/do
 import type { Directory } from "../../src/ports/directory.js";
 import type { Logger } from "../../src/ports/logger.js";
 import type { ChatMessage, DeliveryOutcome, MessageSink } from "../../src/ports/message-port.js";
+import type { VoicemailSink } from "../../src/ports/voicemail-port.js";
 import type { Condition } from "../../src/domain/errors.js";
 import { e164Fallback } from "../../src/domain/gateway-mapping.js";
 import { parseJid } from "../../src/domain/jid.js";
@@ -21,6 +22,7 @@ import { Authenticator, type SipUserCredentials } from "./authenticator.js";
 import { ClientTransactions } from "./client-transactions.js";
 import { buildIsComposing, isComposingFromChatState } from "./is-composing.js";
 import { locateSipServer } from "./locate.js";
+import { MwiSubscriber, type MailboxConfig } from "./mwi-subscriber.js";
 import { PublishHandler } from "./publish-handler.js";
 import { PresenceNotifier } from "./notifier.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
@@ -63,6 +65,8 @@ export interface SipEndpointOptions {
   /** DNS servers (`host:port`) for locating SIP servers (RFC 3263); absent: the system's. */
   dnsServers?: readonly string[];
   tls?: TlsFiles;
+  /** MWI (RFC 3842): the mailboxes to subscribe to at the PBX, and where their changes go. */
+  mwi?: { mailboxes: readonly MailboxConfig[]; expires?: number; sink: VoicemailSink; retryMs?: number };
   timers?: TimerSettings;
   log: Logger;
 }
@@ -98,6 +102,7 @@ export class SipEndpoint {
   private readonly authenticator: Authenticator;
   private readonly publish: PublishHandler | undefined;
   readonly notifier: PresenceNotifier | undefined;
+  readonly mwi: MwiSubscriber | undefined;
   private readonly allow: string;
   /** Sender→recipient pairs with an `active` isComposing outstanding (only those get an `idle`). */
   private readonly composing = new Set<string>();
@@ -139,7 +144,18 @@ export class SipEndpoint {
           log: options.log.child({ event: "presence" }),
         })
       : undefined;
-    this.allow = this.publish ? ALLOW_WITH_PRESENCE : ALLOW;
+    this.mwi = options.mwi?.mailboxes.length
+      ? new MwiSubscriber({
+          mailboxes: options.mwi.mailboxes,
+          sender: this.sender,
+          from: `sip:switchboard@${options.domains.gatewayDomain}`,
+          sink: options.mwi.sink,
+          log: options.log.child({ event: "message-summary" }),
+          ...(options.mwi.expires ? { expires: options.mwi.expires } : {}),
+          ...(options.mwi.retryMs ? { retryMs: options.mwi.retryMs } : {}),
+        })
+      : undefined;
+    this.allow = [this.publish ? ALLOW_WITH_PRESENCE : ALLOW, ...(this.mwi ? ["NOTIFY"] : [])].join(", ");
     transports.on("message", (text, flow, raw) => {
       this.onText(text, flow, raw).catch((err: unknown) =>
         options.log.error({ err: String(err), remote: flow.remote }, "sip request failed"),
@@ -157,7 +173,13 @@ export class SipEndpoint {
       limits,
       ...(options.tls ? { tls: options.tls } : {}),
     });
-    return new SipEndpoint(transports, new ServerTransactions(options.timers ?? DEFAULT_TIMERS), options);
+    const endpoint = new SipEndpoint(
+      transports,
+      new ServerTransactions(options.timers ?? DEFAULT_TIMERS),
+      options,
+    );
+    endpoint.mwi?.start();
+    return endpoint;
   }
 
   private async onText(text: string, flow: Flow, raw: Buffer): Promise<void> {
@@ -213,6 +235,10 @@ export class SipEndpoint {
       case "CANCEL":
         await answer(481); // nothing here is ever pending long enough to cancel
         return;
+      case "NOTIFY":
+        if (!this.mwi) break;
+        await this.authenticated(request, flow, raw, answer);
+        return;
       case "MESSAGE":
       case "PUBLISH":
       case "SUBSCRIBE":
@@ -246,6 +272,21 @@ export class SipEndpoint {
       case "MESSAGE":
         await this.onMessage(request, raw, sender, answer);
         return;
+      case "NOTIFY": {
+        // Voicemail counts are believed from the PBX (a trusted peer) only, never from a user.
+        if (auth.via === "digest") {
+          await answer(403, { reason: "message-summary is accepted from the PBX only" });
+          return;
+        }
+        const event = (request.getHeader("Event") ?? "").split(";")[0]?.trim().toLowerCase();
+        if (event !== "message-summary") {
+          await answer(489, { headers: [["Allow-Events", "message-summary"]] });
+          return;
+        }
+        const result = await this.mwi!.handleNotify(request);
+        await answer(result.status, { reason: result.reason });
+        return;
+      }
       case "PUBLISH": {
         const result = await this.publish!.handle(request, auth.via === "digest" ? sender : undefined);
         await answer(result.status, { reason: result.reason, headers: result.headers });
@@ -425,6 +466,15 @@ export class SipEndpoint {
   }
 
   async stop(): Promise<void> {
+    // Unsubscribe from the PBX, but do not let a silent one hold the shutdown up.
+    if (this.mwi) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.mwi.stop(),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 2_000))),
+      ]);
+      clearTimeout(timer);
+    }
     this.notifier?.close();
     this.publish?.close();
     this.clients.close();

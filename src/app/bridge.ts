@@ -61,6 +61,28 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     ...(config.sip.dnsServers ? { dnsServers: config.sip.dnsServers } : {}),
     ...(config.sip.tls ? { tls: config.sip.tls } : {}),
     timers: config.sip.timers,
+    ...(config.sip.mwi
+      ? {
+          mwi: {
+            expires: config.sip.mwi.expires,
+            mailboxes: config.sip.mwi.mailboxes.map((m) => ({
+              person: `${m.user.toLowerCase()}@${config.domain}`,
+              uri: m.uri,
+              ...(m.account ? { account: m.account } : {}),
+            })),
+            // The chat notice to the user comes with the Asterisk side; until then the change is logged.
+            sink: {
+              mailboxChanged: (change) => {
+                log.info(
+                  { person: change.person, mailbox: change.mailbox, counts: change.counts },
+                  "voicemail changed",
+                );
+                return Promise.resolve();
+              },
+            },
+          },
+        }
+      : {}),
     presence,
     allowedDomains: config.xmpp.allowedDomains,
     log: log.child({ component: "sip" }),

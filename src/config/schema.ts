@@ -241,6 +241,37 @@ export const configSchema = z
           })
           .default({ t1: 500, t2: 4_000, t4: 5_000 })
           .describe("Transaction timers over UDP (RFC 3261 §17.1.2.2, Table 4)."),
+        mwi: z
+          .strictObject({
+            expires: z
+              .number()
+              .int()
+              .min(60)
+              .max(86_400)
+              .default(3600)
+              .describe("Subscription duration asked of the PBX, in seconds; refreshed before it ends."),
+            mailboxes: z
+              .array(
+                z.strictObject({
+                  user: z
+                    .string()
+                    .min(1)
+                    .describe("The home user the mailbox belongs to (alice → alice@domain)."),
+                  uri: sipUri.describe(
+                    "The mailbox's address at the PBX, SUBSCRIBEd with Event: message-summary.",
+                  ),
+                  account: sipUri
+                    .optional()
+                    .describe(
+                      "The To address (or Message-Account) of unsolicited NOTIFYs that concern this mailbox alone, e.g. an Asterisk endpoint with only this mailbox.",
+                    ),
+                }),
+              )
+              .min(1)
+              .describe("One entry per mailbox."),
+          })
+          .optional()
+          .describe("Voicemail counts from the PBX by SIP (RFC 3842 message-summary subscriptions)."),
         dnsServers: z
           .array(hostPort)
           .optional()

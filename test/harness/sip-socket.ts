@@ -159,6 +159,11 @@ export class UdpSipSocket extends Collector {
     );
   }
 
+  /** Also hands every message received to `handler` (for fakes that answer). */
+  onMessage(handler: (message: RawSipMessage) => void): void {
+    this.socket.on("message", (data, rinfo) => handler(parseRawSip(data.toString("utf8"), rinfo)));
+  }
+
   /** Answers every request matching `methods` with `status` (a tiny UAS for client tests). */
   autoAnswer(methods: string[], status = 200, reason = "OK"): void {
     this.socket.on("message", (data, rinfo) => {

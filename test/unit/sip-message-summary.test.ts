@@ -3,11 +3,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import {
-  formatVoicemailText,
-  parseMessageSummary,
-  type MessageSummary,
-} from "../../components/sip/message-summary.js";
+import { parseMessageSummary, type MessageSummary } from "../../components/sip/message-summary.js";
 
 const FIXTURES = new URL("../../../shared/fixtures/asterisk-22.10.1/", import.meta.url);
 
@@ -231,37 +227,6 @@ describe("RFC 3842 message-summary", function () {
     it("finds the verbatim bodies above in the recordings", function () {
       assert.ok(recordedBodies("sip-mwi.log").includes(ASTERISK_WAITING));
       assert.ok(recordedBodies("sip-peer-mwi-external.log").includes(ASTERISK_EMPTY));
-    });
-  });
-
-  describe("formatVoicemailText", function () {
-    const summary = (waiting: boolean, voice?: MessageSummary["voice"]): MessageSummary => ({
-      waiting,
-      classes: voice ? { voice } : {},
-      ...(voice ? { voice } : {}),
-    });
-    const table: ReadonlyArray<[MessageSummary, string]> = [
-      [summary(true, { new: 2, old: 5 }), "New voicemail: 2 new, 5 old"],
-      [summary(true, { new: 2, old: 5, urgentNew: 0, urgentOld: 1 }), "New voicemail: 2 new, 5 old"],
-      [
-        summary(true, { new: 2, old: 5, urgentNew: 1, urgentOld: 0 }),
-        "New voicemail: 2 new (1 urgent), 5 old",
-      ],
-      [summary(false, { new: 0, old: 5 }), "Voicemail: 0 new, 5 old"],
-      [summary(false, { new: 0, old: 0 }), "Voicemail: 0 new, 0 old"],
-      [summary(true), "New voicemail waiting"],
-      [summary(false), "No new voicemail"],
-    ];
-    for (const [input, text] of table) {
-      it(`says "${text}" for ${JSON.stringify(input.voice ?? { waiting: input.waiting })}`, function () {
-        assert.equal(formatVoicemailText(input), text);
-      });
-    }
-
-    it("says the DESIGN.md sentence for a real Asterisk body", function () {
-      const parsed = parseMessageSummary(ASTERISK_WAITING);
-      assert.ok(parsed);
-      assert.equal(formatVoicemailText(parsed), "New voicemail: 3 new, 0 old");
     });
   });
 });
