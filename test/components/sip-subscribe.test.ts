@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
 import type { SipEndpoint } from "../../components/sip/sip-endpoint.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Baresip } from "../harness/sip-clients.js";
 import { startSipEndpoint } from "../harness/sip-endpoint.js";
 import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
 import { PresenceService } from "../../src/presence/presence-service.js";
@@ -202,6 +204,53 @@ describe("SIP presence SUBSCRIBE/NOTIFY (raw sockets)", function () {
       assert.equal(cseqOf(change), cseqOf(resumed) + 1);
     } finally {
       await second.endpoint.stop();
+    }
+  });
+
+  it("baresip SUBSCRIBEs to a colleague and shows the state the bridge NOTIFYs", async function () {
+    const phoneCall = new PresenceService(new MemoryPresenceStore());
+    const bridge = await startSipEndpoint({ presence: phoneCall });
+    await phoneCall.report("carol@example.org", {
+      source: { kind: "pbx-device" },
+      device: "inuse",
+      updatedAt: Date.now(),
+      expiresAt: null,
+    });
+    // baresip's presence module subscribes to contacts marked ;presence=p2p, through its outbound proxy.
+    const baresip = await Baresip.start({
+      user: "bob",
+      domain: "example.org",
+      watch: ["sip:carol@example.org"],
+      outbound: `sip:127.0.0.1:${bridge.port};lr`,
+    });
+    const shown = async (expected: RegExp): Promise<string> => {
+      let listing = "";
+      for (let i = 0; i < 50 && !expected.test(listing); i++) {
+        await sleep(100);
+        listing = await baresip.command("contacts");
+      }
+      return listing;
+    };
+    try {
+      // On the phone: PIDF open with <rpid:on-the-phone/>, which baresip shows as Busy.
+      assert.match(await shown(/Busy.*carol@example\.org/), /Busy.*carol@example\.org/);
+      await phoneCall.report("carol@example.org", {
+        source: { kind: "pbx-device" },
+        device: "idle",
+        updatedAt: Date.now(),
+        expiresAt: null,
+      });
+      await phoneCall.report("carol@example.org", {
+        source: { kind: "xmpp", resource: "desk" },
+        state: "available",
+        note: null,
+        updatedAt: Date.now(),
+        expiresAt: null,
+      });
+      assert.match(await shown(/Online.*carol@example\.org/), /Online.*carol@example\.org/);
+    } finally {
+      await baresip.stop();
+      await bridge.endpoint.stop();
     }
   });
 });

@@ -58,6 +58,10 @@ export interface BaresipOptions {
   user: string;
   /** Contacts (SIP URIs); the first is the "current contact" that `message()` sends to. */
   contacts?: string[];
+  /** Contacts whose presence baresip watches (`;presence=p2p`: it SUBSCRIBEs to each). */
+  watch?: string[];
+  /** The account's domain (default 127.0.0.1), e.g. the home domain for a colleague's phone. */
+  domain?: string;
   /** Send every request through this proxy (account parameter `outbound`), e.g. the bridge. */
   outbound?: string;
 }
@@ -108,8 +112,14 @@ export class Baresip {
       ].join("\n"),
     );
     const outbound = options.outbound ? `;outbound="${options.outbound}"` : "";
-    writeFileSync(dir.file("accounts"), `<sip:${options.user}@${LOOPBACK}>;regint=0${outbound}\n`);
-    writeFileSync(dir.file("contacts"), (options.contacts ?? []).map((c) => `<${c}>\n`).join(""));
+    writeFileSync(dir.file("accounts"), `<sip:${options.user}@${options.domain ?? LOOPBACK}>;regint=0${outbound}\n`);
+    writeFileSync(
+      dir.file("contacts"),
+      [
+        ...(options.contacts ?? []).map((c) => `<${c}>\n`),
+        ...(options.watch ?? []).map((c) => `<${c}>;presence=p2p\n`),
+      ].join(""),
+    );
     writeFileSync(dir.file("uuid"), "5a3c3c1e-8b59-4c1e-9a55-0c0ffee00001");
     const proc = new ManagedProcess({
       name: "baresip",
