@@ -37,8 +37,10 @@ export function parsePidf(xml: string): ParsedPidf {
   });
   parser.on("opentag", (tag) => {
     if (++elements > LIMITS.maxElements || stack.length >= LIMITS.maxDepth) {
-      failure ??= "PIDF document too deep or too large";
-      return;
+      // Stop parsing at once (the throw leaves write() and is caught below): saxes resolves each
+      // element's namespace by walking up the open elements, so going on through 64 KB of `<a>`
+      // cost seconds of CPU per document (found by test/components/sip-fuzz.test.ts).
+      throw new Error("PIDF document too deep or too large");
     }
     const ns = tag.uri;
     const parent = stack[stack.length - 1];

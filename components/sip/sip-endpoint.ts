@@ -157,9 +157,12 @@ export class SipEndpoint {
       : undefined;
     this.allow = [this.publish ? ALLOW_WITH_PRESENCE : ALLOW, ...(this.mwi ? ["NOTIFY"] : [])].join(", ");
     transports.on("message", (text, flow, raw) => {
-      this.onText(text, flow, raw).catch((err: unknown) =>
-        options.log.error({ err: String(err), remote: flow.remote }, "sip request failed"),
-      );
+      this.onText(text, flow, raw).catch((err: unknown) => {
+        // A peer that went away before its answer is ordinary; anything else is a bug here.
+        if (peerGone(err, flow))
+          options.log.info({ err: String(err), remote: flow.remote }, "sip: peer gone");
+        else options.log.error({ err: String(err), remote: flow.remote }, "sip request failed");
+      });
     });
     transports.on("problem", (reason, remote) => options.log.warn({ remote }, `sip: ${reason}`));
   }
@@ -374,7 +377,14 @@ export class SipEndpoint {
       await answer(404, { reason: "No such user here" });
       return;
     }
-    const to = formatJid(makeJid({ local: escapeLocal(name), domain: domains.homeDomain }));
+    let to: string;
+    try {
+      to = formatJid(makeJid({ local: escapeLocal(name), domain: domains.homeDomain }));
+    } catch {
+      // E.g. a control character in the user part: no JID can carry it.
+      await answer(400, { reason: "Bad address: not a possible chat address" });
+      return;
+    }
     const from = personForSipUri(sender, domains);
     const flow = log.child({ sip: formatSipUri(sender), jid: to, id: request.callId });
     const message: ChatMessage =
@@ -481,6 +491,16 @@ export class SipEndpoint {
     this.transactions.close();
     await this.transports.close();
   }
+}
+
+/** A send that failed because the peer's connection is gone (reset, closed) rather than a fault here. */
+function peerGone(err: unknown, flow: Flow): boolean {
+  if (!flow.reliable) return false;
+  const code = (err as NodeJS.ErrnoException).code ?? "";
+  return (
+    ["EPIPE", "ECONNRESET", "ERR_STREAM_DESTROYED", "ERR_STREAM_WRITE_AFTER_END"].includes(code) ||
+    /connection to .* is closed/.test(String(err))
+  );
 }
 
 /** The body bytes of a framed message: after the blank line, as many as Content-Length says. */

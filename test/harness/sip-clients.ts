@@ -112,7 +112,10 @@ export class Baresip {
       ].join("\n"),
     );
     const outbound = options.outbound ? `;outbound="${options.outbound}"` : "";
-    writeFileSync(dir.file("accounts"), `<sip:${options.user}@${options.domain ?? LOOPBACK}>;regint=0${outbound}\n`);
+    writeFileSync(
+      dir.file("accounts"),
+      `<sip:${options.user}@${options.domain ?? LOOPBACK}>;regint=0${outbound}\n`,
+    );
     writeFileSync(
       dir.file("contacts"),
       [

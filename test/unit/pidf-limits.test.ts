@@ -15,11 +15,9 @@ describe("PIDF parsing limits", function () {
     ["16,000 siblings", `${root}${"<a/>".repeat(16_000)}</presence>`],
   ];
   for (const [name, xml] of refused) {
-    it(`refuses ${name} (${xml.length} bytes) quickly`, function () {
-      const started = performance.now();
+    // How fast is for the benchmarks; the fuzz test's per-document hang guard catches a regression.
+    it(`refuses ${name} (${xml.length} bytes)`, function () {
       assertSwitchboardError(() => parsePidf(xml), "bad-request", "too deep or too large");
-      // Far above the few milliseconds this takes, far below the seconds it took before.
-      assert.ok(performance.now() - started < 500, `took ${Math.round(performance.now() - started)} ms`);
     });
   }
 
