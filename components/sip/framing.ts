@@ -31,22 +31,31 @@ export function contentLength(head: string): number | null {
 /** Splits a byte stream into SIP messages (each a complete head + body, as UTF-8 text). */
 export class StreamFramer {
   private buffer: Buffer = Buffer.alloc(0);
+  /** Line-end bytes seen between messages, carried over reads (a ping may be split across two). */
+  private lineEnds = 0;
 
   constructor(private readonly limits: FramingLimits = DEFAULT_LIMITS) {}
 
-  /** Feeds bytes; returns the complete messages they finish. Throws FramingError on a bad stream. */
-  push(chunk: Buffer): { messages: string[]; keepalives: number } {
+  /**
+   * Feeds bytes; returns the complete messages they finish, as text and as the bytes they came in
+   * (`bytes[i]` is `messages[i]`, for bodies in other charsets). Throws FramingError on a bad stream.
+   */
+  push(chunk: Buffer): { messages: string[]; bytes: Buffer[]; keepalives: number } {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
     const messages: string[] = [];
+    const bytes: Buffer[] = [];
     let keepalives = 0;
     for (;;) {
       // Leading CRLFs: keepalive pings ("\r\n\r\n") or stray line ends between messages.
       let start = 0;
       while (this.buffer[start] === 0x0d || this.buffer[start] === 0x0a) start++;
       if (start > 0) {
-        keepalives += Math.floor(start / 4);
+        this.lineEnds += start;
+        keepalives += Math.floor(this.lineEnds / 4);
+        this.lineEnds %= 4;
         this.buffer = this.buffer.subarray(start);
       }
+      if (this.buffer.length > 0) this.lineEnds = 0; // a message begins: no ping is pending
       const end = this.buffer.indexOf(HEAD_END);
       if (end < 0) {
         if (this.buffer.length > this.limits.maxHeadBytes) throw new FramingError("header section too large");
@@ -60,10 +69,12 @@ export class StreamFramer {
       if (length > this.limits.maxBodyBytes) throw new FramingError(`body of ${length} bytes is too large`);
       const total = end + 4 + length;
       if (this.buffer.length < total) break;
-      messages.push(this.buffer.subarray(0, total).toString("utf8"));
+      const message = this.buffer.subarray(0, total);
+      messages.push(message.toString("utf8"));
+      bytes.push(message);
       this.buffer = this.buffer.subarray(total);
     }
-    return { messages, keepalives };
+    return { messages, bytes, keepalives };
   }
 }
 

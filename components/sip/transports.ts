@@ -319,7 +319,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
       socket.setTimeout(this.options.idleTimeoutMs ?? 300_000, () => socket.destroy());
     }
     socket.on("data", (chunk: Buffer) => {
-      let framed: { messages: string[]; keepalives: number };
+      let framed: ReturnType<StreamFramer["push"]>;
       try {
         framed = framer.push(chunk);
       } catch (err) {
@@ -333,7 +333,9 @@ export class SipTransports extends EventEmitter<TransportEvents> {
         return;
       }
       for (let i = 0; i < framed.keepalives; i++) socket.write("\r\n"); // RFC 5626 §3.5.1 pong
-      for (const text of framed.messages) this.emit("message", text, flow, Buffer.from(text, "utf8"));
+      framed.messages.forEach((text, i) =>
+        this.emit("message", text, flow, framed.bytes[i] ?? Buffer.alloc(0)),
+      );
     });
     socket.on("error", () => undefined); // a reset peer just goes away
     socket.on("close", () => {

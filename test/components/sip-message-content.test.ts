@@ -5,7 +5,13 @@ import { parseIsComposing } from "../../components/sip/is-composing.js";
 import type { SipEndpoint } from "../../components/sip/sip-endpoint.js";
 import { XmppSideRecorder } from "../harness/message-recorder.js";
 import { startSipEndpoint } from "../harness/sip-endpoint.js";
-import { buildRequest, header, UdpSipSocket, type RawSipMessage } from "../harness/sip-socket.js";
+import {
+  buildRequest,
+  header,
+  TcpSipSocket,
+  UdpSipSocket,
+  type RawSipMessage,
+} from "../harness/sip-socket.js";
 
 const COMPOSING = (state: string): string =>
   `<?xml version="1.0" encoding="UTF-8"?>\r\n<isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>${state}</state><contenttype>text/plain</contenttype>${state === "active" ? "<refresh>60</refresh>" : ""}</isComposing>`;
@@ -19,6 +25,7 @@ describe("SIP MESSAGE content: charsets, CPIM, isComposing", function () {
   before(async function () {
     peer = await UdpSipSocket.open();
     ({ endpoint, port } = await startSipEndpoint({
+      listen: ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
       toXmpp: xmpp,
       outboundProxy: `sip:127.0.0.1:${peer.port};lr`,
     }));
@@ -62,6 +69,34 @@ describe("SIP MESSAGE content: charsets, CPIM, isComposing", function () {
     assert.equal(delivered(quoted.callId)?.body, "€ 5");
     const utf8 = await send("text/plain", "naïve ✓");
     assert.equal(delivered(utf8.callId)?.body, "naïve ✓");
+  });
+
+  it("decodes the charset over TCP too, where the stream is framed in bytes", async function () {
+    const tcp = await TcpSipSocket.connect(
+      endpoint.transports.addresses().find((a) => a.transport === "tcp")?.port ?? 0,
+    );
+    try {
+      const body = Buffer.from("Grüße über TCP", "latin1");
+      const head = buildRequest({
+        method: "MESSAGE",
+        uri: "sip:alice@example.org",
+        via: `TCP 127.0.0.1:${tcp.localPort}`,
+        from: "<sip:bob@example.org>",
+        to: "<sip:alice@example.org>",
+        callId: "latin1-tcp@test",
+        cseq: 1,
+        headers: { "Content-Type": "text/plain; charset=iso-8859-1" },
+        body: "",
+      }).replace(/Content-Length: 0\r\n\r\n$/, `Content-Length: ${body.length}\r\n\r\n`);
+      await tcp.sendBytes(Buffer.concat([Buffer.from(head), body]));
+      const answer = await tcp.waitFor(
+        (m) => m.status !== undefined && header(m, "call-id") === "latin1-tcp@test",
+      );
+      assert.equal(answer.status, 200);
+      assert.equal(delivered("latin1-tcp@test")?.body, "Grüße über TCP");
+    } finally {
+      tcp.close();
+    }
   });
 
   it("answers 415 for an unknown charset and 400 for bytes that are not what the charset says", async function () {

@@ -26,7 +26,21 @@ describe("SIP framing (RFC 3261 §18.3)", function () {
   it("counts keepalive pings between messages (RFC 5626 §3.5.1)", function () {
     const framer = new StreamFramer();
     const result = framer.push(Buffer.from(`\r\n\r\n${message("x")}\r\n\r\n`));
-    assert.deepEqual(result, { messages: [message("x")], keepalives: 2 });
+    assert.deepEqual(result.messages, [message("x")]);
+    assert.equal(result.keepalives, 2);
+    // A ping split across two reads is still one ping.
+    assert.equal(framer.push(Buffer.from("\r\n")).keepalives, 0);
+    assert.equal(framer.push(Buffer.from("\r\n")).keepalives, 1);
+  });
+
+  it("hands out each message's bytes as they came, for bodies in other charsets", function () {
+    const latin1 = Buffer.concat([
+      Buffer.from("MESSAGE sip:a@b SIP/2.0\r\nl: 5\r\n\r\n"),
+      Buffer.from("caf\xe9!", "latin1"),
+    ]);
+    const result = new StreamFramer().push(latin1);
+    assert.equal(result.bytes.length, 1);
+    assert.ok(result.bytes[0]?.equals(latin1));
   });
 
   it("refuses a stream message without Content-Length and oversize heads or bodies", function () {
