@@ -38,7 +38,15 @@ export interface WatcherSubscription {
   expiresAt: number;
 }
 
+export type ChangeListener = (person: string, aggregate: AggregatePresence) => void;
+
 export interface PresenceStore {
+  /**
+   * Calls `listener` with every aggregate change written to this store — by this bridge instance or
+   * by another one sharing it (Redis pub/sub) — in write order per person; returns the function that
+   * stops it. Only a change of state or note is a change.
+   */
+  watchChanges(listener: ChangeListener): () => void;
   /** Writes one source's record (replacing that source's previous one) and recomputes the aggregate. */
   putRecord(person: string, record: PresenceRecord, now: number): Promise<PresenceUpdate>;
   /** Removes one source's record (an XMPP resource went offline, a PUBLISH was withdrawn). */

@@ -2,6 +2,7 @@
 // restart, one bridge instance only. For trying Switchboard out and for tests of the use cases.
 import { aggregate, type PresenceRecord, type PresenceSource } from "../domain/presence.js";
 import type {
+  ChangeListener,
   PresenceSnapshot,
   PresenceStore,
   PresenceUpdate,
@@ -13,13 +14,21 @@ export class MemoryPresenceStore implements PresenceStore {
   private readonly records = new Map<string, PresenceRecord[]>();
   private readonly subscribers = new Map<string, Set<string>>();
   private readonly watchers = new Map<string, WatcherSubscription>();
+  private readonly listeners = new Set<ChangeListener>();
+
+  watchChanges(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   private write(person: string, records: PresenceRecord[], now: number): PresenceUpdate {
     const before = aggregate(this.records.get(person) ?? [], now);
     if (records.length === 0) this.records.delete(person);
     else this.records.set(person, records);
     const after = aggregate(records, now);
-    return { aggregate: after, changed: before.state !== after.state || before.note !== after.note };
+    const changed = before.state !== after.state || before.note !== after.note;
+    if (changed) for (const listener of this.listeners) listener(person, after);
+    return { aggregate: after, changed };
   }
 
   putRecord(person: string, record: PresenceRecord, now: number): Promise<PresenceUpdate> {

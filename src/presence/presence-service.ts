@@ -1,6 +1,6 @@
-// The presence use case: every source's report goes through here to the store, and an aggregate
-// that changed is announced once to whoever fans it out (XMPP subscribers today; SIP watchers and
-// the PBX with the later issues).
+// The presence use case: every source's report goes through here to the store, and every aggregate
+// change the store reports — written here or by another bridge instance on the same store — is
+// announced once to whoever fans it out (XMPP subscribers, SIP watchers, the PBX).
 import { EventEmitter } from "node:events";
 import type { AggregatePresence, PresenceRecord, PresenceSource } from "../domain/presence.js";
 import type { PresenceSnapshot, PresenceStore, PresenceUpdate } from "../ports/presence-store.js";
@@ -12,20 +12,23 @@ export interface PresenceServiceEvents {
 export class PresenceService extends EventEmitter<PresenceServiceEvents> {
   private readonly queues = new Map<string, Promise<unknown>>();
 
+  private readonly unwatch: () => void;
+
   constructor(
     readonly store: PresenceStore,
     private readonly clock: () => number = Date.now,
   ) {
     super();
+    this.unwatch = store.watchChanges((person, aggregate) => this.emit("change", person, aggregate));
+  }
+
+  /** Stops announcing the store's changes. */
+  close(): void {
+    this.unwatch();
   }
 
   now(): number {
     return this.clock();
-  }
-
-  private announce(person: string, update: PresenceUpdate): PresenceUpdate {
-    if (update.changed) this.emit("change", person, update.aggregate);
-    return update;
   }
 
   /**
@@ -34,7 +37,7 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
    */
   private inTurn(person: string, update: () => Promise<PresenceUpdate>): Promise<PresenceUpdate> {
     const previous = this.queues.get(person) ?? Promise.resolve();
-    const next = previous.then(update, update).then((result) => this.announce(person, result));
+    const next = previous.then(update, update);
     const settled = next.catch(() => undefined);
     this.queues.set(person, settled);
     void settled.then(() => {
