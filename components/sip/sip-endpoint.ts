@@ -3,7 +3,7 @@
 // (proxies' keepalive) — and the bridge's own MESSAGEs out. INVITE and every other method get a
 // final answer with Allow (405), never silence. Who may send is the Authenticator's call: trusted
 // peers (proxy, PBX) by address, everyone else with digest.
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Resolver } from "node:dns/promises";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { homeIdentity, isNumber, type GatewayDomains } from "../../src/domain/gateway-mapping.js";
@@ -72,7 +72,7 @@ export interface SipEndpointOptions {
 }
 
 /** The outcome of our MESSAGE as a delivery result or a condition (DESIGN.md "Messages"). */
-export function outcomeFor(status: number): DeliveryOutcome | Condition {
+export function outcomeFor(status: number): "delivered" | "accepted" | Condition {
   if (status === 200) return "delivered";
   if (status >= 200 && status < 300) return "accepted";
   if (status === 404 || status === 604 || status === 410) return "item-not-found";
@@ -457,7 +457,13 @@ export class SipEndpoint {
       ruri: target,
       from: `<${formatSipUri(from)}>;tag=${randomBytes(6).toString("hex")}`,
       to: `<${formatSipUri(target)}>`,
-      callId: `${randomBytes(10).toString("hex")}@${this.options.domains.gatewayDomain}`,
+      // The same message (a retry from the queue, a repeat after a crash) keeps its Call-ID, so the
+      // far end can tell a repeat (RFC 3261 §8.2.2.2 compares Call-ID and CSeq).
+      callId: `${
+        message.id && message.body !== undefined
+          ? createHash("sha256").update(`${message.from}\n${message.id}`).digest("hex").slice(0, 24)
+          : randomBytes(10).toString("hex")
+      }@${this.options.domains.gatewayDomain}`,
       cseq: 1,
       body,
     });

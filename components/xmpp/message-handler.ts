@@ -92,6 +92,9 @@ export class XmppMessageHandler {
       ...(stanza.getChildText("thread") ? { thread: stanza.getChildText("thread") ?? "" } : {}),
       ...(stanza.attrs["xml:lang"] ? { lang: stanza.attrs["xml:lang"] } : {}),
       ...(chatState ? { chatState } : {}),
+      ...(rawBody !== null && stanza.getChild("request", NS.receipts) && stanza.attrs.id
+        ? { receipt: true }
+        : {}),
     };
     const flow = this.options.log.child({
       jid: message.from,
@@ -101,20 +104,9 @@ export class XmppMessageHandler {
     try {
       const outcome = await sink.deliver(message);
       flow.info({ outcome }, "message to SIP");
-      // XEP-0184 §5.1: a receipt means the recipient's device has the message, so only on `delivered`.
-      if (
-        outcome === "delivered" &&
-        rawBody !== null &&
-        stanza.getChild("request", NS.receipts) &&
-        stanza.attrs.id
-      ) {
-        await this.options.send(
-          xml(
-            "message",
-            { from: stanza.attrs.to, to: stanza.attrs.from, id: `receipt-${stanza.attrs.id}` },
-            xml("received", { xmlns: NS.receipts, id: stanza.attrs.id }),
-          ),
-        );
+      // `queued`: no receipt and no error now; the queue reports the outcome later (reportDelivered).
+      if (outcome === "delivered" && message.receipt) {
+        await this.sendReceipt(stanza.attrs.to ?? "", stanza.attrs.from ?? "", message.id);
       }
     } catch (err) {
       const known = err instanceof SwitchboardError;
@@ -126,6 +118,30 @@ export class XmppMessageHandler {
         );
       }
     }
+  }
+
+  /** XEP-0184 §5.1: a receipt means the recipient's device has the message, so only on `delivered`. */
+  private sendReceipt(from: string, to: string, id: string): Promise<void> {
+    return this.options.send(
+      xml("message", { from, to, id: `receipt-${id}` }, xml("received", { xmlns: NS.receipts, id })),
+    );
+  }
+
+  /** A queued message (`message.to` a person key) was delivered later: its receipt, when asked. */
+  async reportDelivered(message: ChatMessage, outcome: "delivered" | "accepted"): Promise<void> {
+    if (outcome !== "delivered" || !message.receipt) return;
+    await this.sendReceipt(contactForPerson(message.to, this.options.domains), message.from, message.id);
+  }
+
+  /** A queued message was given up: the sender gets a message error from the contact. */
+  async reportFailed(
+    message: ChatMessage,
+    condition: SwitchboardError["condition"],
+    text: string,
+  ): Promise<void> {
+    const contact = contactForPerson(message.to, this.options.domains);
+    const original = xml("message", { id: message.id, from: message.from, to: contact });
+    await this.options.send(errorReply(original, condition, text));
   }
 
   /**

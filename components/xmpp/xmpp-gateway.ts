@@ -12,7 +12,7 @@ import { answerIq, type GatewayIdentity, type IqAnswer } from "./iq-handler.js";
 import { XmppMessageHandler } from "./message-handler.js";
 import { XmppPresenceHandler } from "./presence-handler.js";
 import { canWriteRosters, RosterPhones } from "./roster-phones.js";
-import type { ChatMessage, MessageSink } from "../../src/ports/message-port.js";
+import type { ChatMessage, DeliveryReports, MessageSink } from "../../src/ports/message-port.js";
 import type { Directory } from "../../src/ports/directory.js";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { answerVcard, isVcardGet } from "./vcard.js";
@@ -139,6 +139,12 @@ export class XmppGateway {
   private readonly onPresenceChange = (person: string, aggregate: AggregatePresence): void => {
     if (this.connection.state !== "online") return;
     this.guard(this.presence.announce(person, aggregate), "announcing presence");
+  };
+
+  /** Outcomes of queued messages, reported to their senders (DeliveryReports). */
+  readonly reports: DeliveryReports = {
+    delivered: (message, outcome) => this.messages.reportDelivered(message, outcome),
+    failed: (message, condition, text) => this.messages.reportFailed(message, condition, text),
   };
 
   /** A message from a SIP party to a chat user; rejects with a SwitchboardError the SIP side answers. */

@@ -2,6 +2,7 @@
 // from one party to another, in protocol-neutral terms. The SIP side implements `MessageSink` for
 // messages chat users send to gateway contacts; the XMPP side implements it for messages SIP
 // parties send to chat users.
+import type { Condition } from "../domain/errors.js";
 
 /** XEP-0085 chat states; RFC 3994 isComposing carries `active` and `idle`, mapped at the SIP edge. */
 export const CHAT_STATES = ["active", "composing", "paused", "inactive", "gone"] as const;
@@ -20,15 +21,27 @@ export interface ChatMessage {
   /** Language of the body (xml:lang, Content-Language), when known. */
   lang?: string;
   chatState?: ChatState;
+  /** The sender asked for a delivery receipt (XEP-0184), for a receipt sent later from the queue. */
+  receipt?: boolean;
 }
 
 /**
  * How far a message got. `delivered`: the far end itself confirmed it (SIP 200 from the phone) — a
  * XEP-0184 receipt may be sent. `accepted`: an intermediary took it (SIP 202, Asterisk) — no receipt.
+ * `queued`: the recipient is offline and the message waits in the queue — no receipt and no error
+ * now; the outcome is reported later through `DeliveryReports`.
  * Failures are SwitchboardErrors whose condition the edge translates.
  */
-export type DeliveryOutcome = "delivered" | "accepted";
+export type DeliveryOutcome = "delivered" | "accepted" | "queued";
 
 export interface MessageSink {
   deliver(message: ChatMessage): Promise<DeliveryOutcome>;
+}
+
+/** Outcomes that come after `deliver` returned `queued`: reported to the sender when known. */
+export interface DeliveryReports {
+  /** Delivered from the queue with this outcome (a receipt only for `delivered`, when asked). */
+  delivered(message: ChatMessage, outcome: Exclude<DeliveryOutcome, "queued">): Promise<void>;
+  /** Given up: the sender gets an error with this condition and text. */
+  failed(message: ChatMessage, condition: Condition, text: string): Promise<void>;
 }
