@@ -1,0 +1,131 @@
+// The message queue port: one contract for the in-memory queue and the Redis queue (real
+// redis-server, append-only), plus what only Redis promises: the queue survives kill -9 of Redis.
+import assert from "node:assert/strict";
+import { RedisMessageQueue } from "../../components/redis/redis-message-queue.js";
+import { MemoryMessageQueue } from "../../src/messages/memory-queue.js";
+import type { MessageQueue, QueuedMessage } from "../../src/ports/message-queue.js";
+import { memoryLogger } from "../harness/memory-logger.js";
+import { RedisServer } from "../harness/redis.js";
+
+const entry = (id: string, to: string, at: number, extra: Partial<QueuedMessage> = {}): QueuedMessage => ({
+  key: `alice@example.org\n${id}`,
+  message: { id, from: "alice@example.org", to, body: `héllo ☎ ${id}`, receipt: true },
+  queuedAt: at,
+  expiresAt: at + 86_400_000,
+  attempts: 1,
+  nextAttemptAt: at + 30_000,
+  ...extra,
+});
+
+function queueContract(
+  name: string,
+  make: () => Promise<{ queue: MessageQueue; close: () => Promise<void> }>,
+): void {
+  describe(`message queue contract: ${name}`, function () {
+    let queue: MessageQueue;
+    let close: () => Promise<void>;
+    beforeEach(async function () {
+      ({ queue, close } = await make());
+    });
+    afterEach(async function () {
+      await close();
+    });
+
+    it("queues an entry once by key and gives it back unchanged", async function () {
+      const first = entry("m1", "bob@example.org", 1_764_460_000_000);
+      assert.equal(await queue.enqueue(first), true);
+      assert.equal(await queue.enqueue({ ...first, attempts: 7 }), false);
+      assert.equal(await queue.size(), 1);
+      assert.deepEqual(await queue.forRecipient("bob@example.org"), [first]);
+    });
+
+    it("hands out due entries soonest first, up to the limit", async function () {
+      const t = 1_764_460_000_000;
+      await queue.enqueue(entry("late", "bob@example.org", t, { nextAttemptAt: t + 3_000 }));
+      await queue.enqueue(entry("early", "bob@example.org", t, { nextAttemptAt: t + 1_000 }));
+      await queue.enqueue(entry("mid", "carol@example.org", t, { nextAttemptAt: t + 2_000 }));
+      assert.deepEqual(await queue.due(t, 10), []);
+      assert.deepEqual(
+        (await queue.due(t + 2_000, 10)).map((e) => e.message.id),
+        ["early", "mid"],
+      );
+      assert.deepEqual(
+        (await queue.due(t + 5_000, 2)).map((e) => e.message.id),
+        ["early", "mid"],
+      );
+    });
+
+    it("reschedules an entry and keeps each recipient's entries apart, oldest first", async function () {
+      const t = 1_764_460_000_000;
+      await queue.enqueue(entry("b2", "bob@example.org", t + 10));
+      await queue.enqueue(entry("b1", "bob@example.org", t));
+      await queue.enqueue(entry("c1", "carol@example.org", t));
+      await queue.reschedule("alice@example.org\nb1", t + 99_000, 3);
+      const bob = await queue.forRecipient("bob@example.org");
+      assert.deepEqual(
+        bob.map((e) => [e.message.id, e.attempts, e.nextAttemptAt]),
+        [
+          ["b1", 3, t + 99_000],
+          ["b2", 1, t + 10 + 30_000],
+        ],
+      );
+      assert.deepEqual((await queue.due(t + 60_000, 10)).map((e) => e.message.id).sort(), ["b2", "c1"]);
+      await queue.reschedule("alice@example.org\nnothing", t, 2); // unknown: no effect
+      assert.equal(await queue.size(), 3);
+    });
+
+    it("removes an entry everywhere, once", async function () {
+      const t = 1_764_460_000_000;
+      await queue.enqueue(entry("x", "bob@example.org", t));
+      assert.equal(await queue.remove("alice@example.org\nx"), true);
+      assert.equal(await queue.remove("alice@example.org\nx"), false);
+      assert.deepEqual(await queue.forRecipient("bob@example.org"), []);
+      assert.deepEqual(await queue.due(t + 60_000, 10), []);
+      assert.equal(await queue.size(), 0);
+    });
+  });
+}
+
+queueContract("in memory", () => {
+  const queue = new MemoryMessageQueue();
+  return Promise.resolve({ queue, close: () => Promise.resolve() });
+});
+
+describe("Redis message queue", function () {
+  let redis: RedisServer;
+  before(async function () {
+    redis = await RedisServer.start();
+  });
+  after(async function () {
+    await redis?.stop();
+  });
+
+  queueContract("Redis", async () => {
+    const queue = await RedisMessageQueue.connect({
+      url: redis.url,
+      prefix: RedisServer.newPrefix("q"),
+      log: memoryLogger(),
+    });
+    return { queue, close: () => queue.close() };
+  });
+
+  it("keeps queued messages through kill -9 of redis-server (append-only), and says so when Redis is away", async function () {
+    const prefix = RedisServer.newPrefix("q");
+    const queue = await RedisMessageQueue.connect({ url: redis.url, prefix, log: memoryLogger() });
+    try {
+      const kept = entry("kept", "bob@example.org", 1_764_460_000_000);
+      await queue.enqueue(kept);
+      const stopped = redis.process.kill();
+      await stopped;
+      await assert.rejects(queue.size(), { condition: "service-unavailable" });
+      redis = await redis.restart();
+      for (let i = 0; i < 100 && !queue.ready(); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(queue.ready(), "the queue reconnected");
+      assert.deepEqual(await queue.forRecipient("bob@example.org"), [kept]);
+      const keys = (await redis.command("KEYS", "*")) as string[];
+      assert.ok(keys.length > 0 && keys.every((k) => k.startsWith("sbtest:")), keys.join(", "));
+    } finally {
+      await queue.close();
+    }
+  });
+});
