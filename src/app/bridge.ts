@@ -11,6 +11,11 @@ import { SwitchboardError } from "../domain/errors.js";
 import type { Logger } from "../ports/logger.js";
 import { MemoryPresenceStore } from "../presence/memory-store.js";
 import { PresenceService } from "../presence/presence-service.js";
+import { RedisMessageQueue } from "../../components/redis/redis-message-queue.js";
+import { MemoryMessageQueue } from "../messages/memory-queue.js";
+import { OutboundRelay } from "../messages/outbound-relay.js";
+import type { MessageQueue } from "../ports/message-queue.js";
+import type { DeliveryOutcome } from "../ports/message-port.js";
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -43,6 +48,13 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   const problems = notYetSupported(config);
   if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
   const presence = new PresenceService(new MemoryPresenceStore());
+  const queue: MessageQueue & { close?: () => Promise<void> } = config.store.url
+    ? await RedisMessageQueue.connect({
+        url: config.store.url,
+        prefix: config.store.prefix,
+        log: log.child({ component: "redis" }),
+      })
+    : new MemoryMessageQueue();
   const directory = new ConfigDirectory(config.directory?.users ?? [], config.domain);
   // SIP → XMPP: a MESSAGE is accepted once the XMPP side has it (sent, or held while the
   // component reconnects).
@@ -98,10 +110,21 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     directory,
     rosterPhones: config.xmpp.rosterPhones,
     maxMessageBytes: config.xmpp.maxMessageBytes,
-    messages: { deliver: (message) => sip.sendMessage(message) },
+    messages: { deliver: (message): Promise<DeliveryOutcome> => relay.deliver(message) },
     log,
   });
+  // XMPP → SIP through the relay: a phone that is offline gets the message queued and retried.
+  const relay: OutboundRelay = new OutboundRelay({
+    send: (message) => sip.sendMessage(message),
+    queue,
+    reports: xmpp.reports,
+    log: log.child({ component: "queue" }),
+    ttlMs: config.store.queue.ttlSeconds * 1000,
+    retryMinMs: config.store.queue.retryMinSeconds * 1000,
+    retryMaxMs: config.store.queue.retryMaxSeconds * 1000,
+  });
   xmpp.start();
+  relay.start();
   log.info(
     { domain: config.domain, gateway: config.xmpp.component.jid, store: "memory", sip: config.sip.listen },
     "switchboard started",
@@ -110,8 +133,10 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     xmpp,
     sip,
     stop: async () => {
+      await relay.stop();
       await sip.stop();
       await xmpp.stop();
+      await queue.close?.();
     },
   };
 }

@@ -312,8 +312,37 @@ export const configSchema = z
           .optional()
           .describe("Redis URL. Absent: the in-memory store (not durable, one instance; for trying it out)."),
         prefix: z.string().min(1).default("switchboard:").describe("Prefix of every key the bridge writes."),
+        queue: z
+          .strictObject({
+            ttlSeconds: z
+              .number()
+              .int()
+              .min(60)
+              .max(30 * 86_400)
+              .default(86_400)
+              .describe("How long a message waits for an offline phone before the sender gets an error."),
+            retryMinSeconds: z
+              .number()
+              .int()
+              .min(1)
+              .max(3600)
+              .default(30)
+              .describe("First retry delay; doubled per attempt."),
+            retryMaxSeconds: z
+              .number()
+              .int()
+              .min(1)
+              .max(86_400)
+              .default(900)
+              .describe("Longest retry delay."),
+          })
+          .default({ ttlSeconds: 86_400, retryMinSeconds: 30, retryMaxSeconds: 900 })
+          .describe("Messages for offline phones (408/480/503): queued, retried, given up after ttlSeconds."),
       })
-      .default({ prefix: "switchboard:" })
+      .default({
+        prefix: "switchboard:",
+        queue: { ttlSeconds: 86_400, retryMinSeconds: 30, retryMaxSeconds: 900 },
+      })
       .describe("Presence, subscription and message-queue store."),
     asterisk: z
       .strictObject({
