@@ -2,24 +2,14 @@
 // Prosody restarting under it (the process never exits, subscribers get presence again), and stops
 // cleanly on SIGTERM.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
-import { childEnv } from "../harness/cli.js";
-import { EventLog } from "../harness/event-log.js";
+import { BridgeProcess, type LogLine } from "../harness/bridge-process.js";
 import { freePort, tempDir } from "../harness/net.js";
 import { Prosody } from "../harness/prosody.js";
 import { buildPidf } from "../../components/sip/pidf.js";
 import { buildRequest, buildResponse, UdpSipSocket } from "../harness/sip-socket.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
-
-const RUN = fileURLToPath(new URL("../../src/cli/run.ts", import.meta.url));
-
-interface LogLine {
-  msg: string;
-  [field: string]: unknown;
-}
 
 describe("switchboard start (real process, real Prosody)", function () {
   let prosody: Prosody;
@@ -54,30 +44,10 @@ describe("switchboard start (real process, real Prosody)", function () {
         directory: { users: [{ uid: "bob", displayName: "Bob Baker", numbers: ["+44 20 7123 4568"] }] },
       }),
     );
-    const child = spawn(process.execPath, ["--import", "tsx", RUN, "start", "--config", file], {
-      stdio: "pipe",
-      env: childEnv(),
-    });
-    const lines = new EventLog<LogLine>("switchboard start", (l) => l.msg);
-    let stderr = "";
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    let buffered = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString();
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        try {
-          lines.push(JSON.parse(line) as LogLine);
-        } catch {
-          lines.push({ msg: `(not JSON) ${line}` });
-        }
-      }
-    });
-    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const bridge = BridgeProcess.start(file);
+    const lines = bridge.lines;
     try {
-      await lines.waitFor((l) => l.msg === "xmpp component online", 15_000);
+      await bridge.online();
       const alice = await SlixmppClient.connect(
         "alice@example.org",
         "alice-pw",
@@ -96,7 +66,7 @@ describe("switchboard start (real process, real Prosody)", function () {
       const onlineAgain = (l: LogLine): boolean =>
         l.msg === "xmpp component online" && lines.entries.filter((e) => e.msg === l.msg).length >= 2;
       await lines.waitFor(onlineAgain, 10_000);
-      assert.equal(child.exitCode, null, `the process is still running (stderr: ${stderr})`);
+      assert.ok(bridge.running, `the process is still running (stderr: ${bridge.stderr})`);
 
       // Bob logs in (chat) and sets away; Alice, back too, sees it on Bob's phone contact.
       const again = await SlixmppClient.connect(
@@ -188,9 +158,8 @@ describe("switchboard start (real process, real Prosody)", function () {
       });
       assert.match(vcard.xml ?? "", /<FN>Bob Baker<\/FN>/);
     } finally {
-      child.kill("SIGTERM");
+      assert.equal(await bridge.stop("SIGTERM"), 0, `exit code on SIGTERM (stderr: ${bridge.stderr})`);
     }
-    assert.equal(await exited, 0, `exit code on SIGTERM (stderr: ${stderr})`);
     assert.ok(lines.entries.some((l) => l.msg === "stopped"));
   });
 });
