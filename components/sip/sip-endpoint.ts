@@ -23,7 +23,7 @@ import { ClientTransactions } from "./client-transactions.js";
 import { buildIsComposing, isComposingFromChatState } from "./is-composing.js";
 import { locateSipServer } from "./locate.js";
 import { MwiSubscriber, type MailboxConfig } from "./mwi-subscriber.js";
-import { PublishHandler } from "./publish-handler.js";
+import { DEFAULT_PUBLISH_LIMITS, PublishHandler } from "./publish-handler.js";
 import { PresenceNotifier } from "./notifier.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { DEFAULT_LIMITS } from "./framing.js";
@@ -65,6 +65,8 @@ export interface SipEndpointOptions {
   /** DNS servers (`host:port`) for locating SIP servers (RFC 3263); absent: the system's. */
   dnsServers?: readonly string[];
   tls?: TlsFiles;
+  /** Shortest Expires accepted for PUBLISH and SUBSCRIBE (default 60 s; 423 below it). */
+  minExpires?: number;
   /** MWI (RFC 3842): the mailboxes to subscribe to at the PBX, and where their changes go. */
   mwi?: { mailboxes: readonly MailboxConfig[]; expires?: number; sink: VoicemailSink; retryMs?: number };
   timers?: TimerSettings;
@@ -133,7 +135,12 @@ export class SipEndpoint {
       log: options.log,
     });
     this.publish = options.presence
-      ? new PublishHandler(options.presence, options.domains, options.log.child({ event: "presence" }))
+      ? new PublishHandler(
+          options.presence,
+          options.domains,
+          options.log.child({ event: "presence" }),
+          options.minExpires ? { ...DEFAULT_PUBLISH_LIMITS, minExpires: options.minExpires } : undefined,
+        )
       : undefined;
     this.notifier = options.presence
       ? new PresenceNotifier({
@@ -142,6 +149,7 @@ export class SipEndpoint {
           presence: options.presence,
           sender: this.sender,
           log: options.log.child({ event: "presence" }),
+          ...(options.minExpires ? { minExpires: options.minExpires } : {}),
         })
       : undefined;
     this.mwi = options.mwi?.mailboxes.length

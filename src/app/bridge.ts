@@ -3,6 +3,7 @@
 // than started half-way.
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
+import { startHttpServer } from "../../components/http/http-server.js";
 import { SipEndpoint } from "../../components/sip/sip-endpoint.js";
 import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
 import type { Config } from "../config/schema.js";
@@ -48,7 +49,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   const problems = notYetSupported(config);
   if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
   const presence = new PresenceService(new MemoryPresenceStore());
-  const queue: MessageQueue & { close?: () => Promise<void> } = config.store.url
+  const queue: MessageQueue & { close?: () => Promise<void>; ready?: () => boolean } = config.store.url
     ? await RedisMessageQueue.connect({
         url: config.store.url,
         prefix: config.store.prefix,
@@ -73,6 +74,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     ...(config.sip.dnsServers ? { dnsServers: config.sip.dnsServers } : {}),
     ...(config.sip.tls ? { tls: config.sip.tls } : {}),
     timers: config.sip.timers,
+    minExpires: config.sip.minExpires,
     ...(config.sip.mwi
       ? {
           mwi: {
@@ -125,6 +127,33 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   });
   xmpp.start();
   relay.start();
+  // Read-only HTTP: health, readiness, metrics, and the presence API `switchboard presence` asks.
+  const http = await startHttpServer({
+    listen: config.http.listen,
+    presence,
+    domains: { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid },
+    ready: () => {
+      const reasons: string[] = [];
+      if (xmpp.connection.state !== "online") reasons.push("xmpp component offline");
+      if (queue.ready && !queue.ready()) reasons.push("redis unreachable (message queue)");
+      return { ready: reasons.length === 0, reasons };
+    },
+    metrics: async () =>
+      [
+        "# HELP switchboard_queued_messages Messages waiting for an offline phone.",
+        "# TYPE switchboard_queued_messages gauge",
+        `switchboard_queued_messages ${await queue.size()}`,
+        "",
+      ].join("\n"),
+    version: version(),
+    log,
+  }).catch(async (err: unknown) => {
+    await relay.stop();
+    await sip.stop();
+    await xmpp.stop();
+    await queue.close?.();
+    throw err;
+  });
   log.info(
     { domain: config.domain, gateway: config.xmpp.component.jid, store: "memory", sip: config.sip.listen },
     "switchboard started",
@@ -133,6 +162,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     xmpp,
     sip,
     stop: async () => {
+      await http.close();
       await relay.stop();
       await sip.stop();
       await xmpp.stop();

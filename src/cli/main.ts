@@ -5,7 +5,18 @@ import { ConfigError, configPath, loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { probesFor } from "./probes.js";
 import { createLogger, startBridge, type Bridge } from "../app/bridge.js";
-import { SwitchboardError } from "../domain/errors.js";
+import { AddressError, SwitchboardError } from "../domain/errors.js";
+import {
+  BridgeUnreachableError,
+  bridgeUrl,
+  formatDuration,
+  getBridgeJson,
+  NotABridgeError,
+  personForAddress,
+  presencePath,
+  type PresenceView,
+  type SourceView,
+} from "../../components/http/http-server.js";
 
 export const USAGE = `usage: switchboard <command> [options]
 
@@ -14,7 +25,9 @@ commands:
   check    [--config FILE] [--no-probe] [--timeout MS]
                                         validate the config, then probe every configured component
   lookup   <number|address> [--json]    show how an address resolves
-  presence <address> [--json]           show a user's aggregate and per-source presence
+  presence <address> [--json] [--config FILE]
+                                        show a user's aggregate and per-source presence, as the
+                                        running bridge sees it (asked at http.listen)
 
 The config file is --config FILE, else $SWITCHBOARD_CONFIG, else config/switchboard.yaml.`;
 
@@ -96,8 +109,15 @@ export async function main(argv: string[], io: Io): Promise<number> {
       if (!config) return 1;
       return run(config, io);
     }
-    case "lookup":
     case "presence": {
+      const [address, ...extra] = rest;
+      if (address === undefined) return usageError(io, "presence needs an address, e.g. alice@example.org");
+      if (extra.length > 0) return usageError(io, `presence takes one address (got ${rest.join(" ")})`);
+      const config = load(file, io);
+      if (!config) return 1;
+      return presence(config, address, parsed.values.json, io);
+    }
+    case "lookup": {
       // Not built yet: say so plainly rather than pretend (see the open issues for each).
       io.err(
         `switchboard ${command}: not implemented yet in this version (the configuration can be checked with 'switchboard check')`,
@@ -134,6 +154,118 @@ async function run(config: Config, io: Io): Promise<number> {
   process.off("unhandledRejection", onRejection);
   log.info({}, "stopped");
   return 0;
+}
+
+/** How long `presence` waits for the bridge's answer. */
+const BRIDGE_TIMEOUT_MS = 5_000;
+
+/**
+ * `switchboard presence <address>`: asks the running bridge (GET /api/presence/<address> at
+ * http.listen) rather than the store, so it shows what the bridge sees whichever store it uses.
+ */
+async function presence(config: Config, address: string, json: boolean, io: Io): Promise<number> {
+  // Refuse a malformed address here, as a usage error, before bothering the bridge.
+  try {
+    personForAddress(address, { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid });
+  } catch (err) {
+    if (err instanceof AddressError) return usageError(io, `bad address: ${err.message}`);
+    throw err;
+  }
+  const base = bridgeUrl(config.http.listen);
+  let answer;
+  try {
+    answer = await getBridgeJson(base, presencePath(address), BRIDGE_TIMEOUT_MS);
+  } catch (err) {
+    if (err instanceof BridgeUnreachableError) {
+      io.err(
+        `switchboard presence: cannot reach the bridge at ${base} (http.listen): ${err.message} — is \`switchboard start\` running?`,
+      );
+      return 1;
+    }
+    if (err instanceof NotABridgeError) {
+      io.err(
+        `switchboard presence: the server at ${base} (http.listen) did not answer as a Switchboard bridge: ${err.message}`,
+      );
+      return 1;
+    }
+    throw err;
+  }
+  if (answer.status !== 200 || !isPresenceView(answer.body)) {
+    const body = answer.body as { error?: unknown } | null;
+    const reason = typeof body?.error === "string" ? body.error : "an unexpected answer";
+    io.err(`switchboard presence: the bridge at ${base} answered ${answer.status}: ${reason}`);
+    return 1;
+  }
+  if (json) io.out(JSON.stringify(answer.body, null, 2));
+  else for (const line of formatPresence(answer.body)) io.out(line);
+  return 0;
+}
+
+function isPresenceView(body: unknown): body is PresenceView {
+  const view = body as Partial<PresenceView> | null;
+  return (
+    typeof view?.person === "string" &&
+    typeof view.now === "string" &&
+    typeof view.aggregate?.state === "string" &&
+    Array.isArray(view.sources)
+  );
+}
+
+/**
+ * Text from the network, made safe for a terminal: control characters (escape sequences) and
+ * bidirectional overrides are shown as \uXXXX, not obeyed.
+ */
+function printable(text: string): string {
+  return text.replace(
+    /[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+function expiryText(source: SourceView): string {
+  if (source.expiresInSeconds === null) return "never";
+  return source.live
+    ? `in ${formatDuration(source.expiresInSeconds)}`
+    : `expired ${formatDuration(-source.expiresInSeconds)} ago`;
+}
+
+/**
+ * The human form of a presence view: the aggregate on one line, then one line per source with its
+ * age and expiry, in aligned columns.
+ */
+export function formatPresence(view: PresenceView): string[] {
+  const { aggregate } = view;
+  let head = `${view.person}: ${aggregate.state}`;
+  if (aggregate.note !== null) head += ` "${aggregate.note}"`;
+  if (aggregate.since !== null) {
+    const ago = Math.floor((Date.parse(view.now) - Date.parse(aggregate.since)) / 1000);
+    head += ` since ${aggregate.since} (${formatDuration(ago)} ago)`;
+  }
+  if (aggregate.winner !== null) {
+    head += `, from ${aggregate.winner.kind}${aggregate.winner.id === null ? "" : ` ${aggregate.winner.id}`}`;
+  }
+  if (view.sources.length === 0) return [printable(head), "no presence sources"];
+  const rows = [
+    ["SOURCE", "ID", "STATE", "NOTE", "AGE", "EXPIRES"],
+    ...view.sources.map((s) =>
+      [
+        s.kind,
+        s.id ?? "-",
+        s.state ?? "(not set)",
+        s.note ?? "-",
+        formatDuration(s.ageSeconds),
+        expiryText(s),
+      ].map(printable),
+    ),
+  ];
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? "").length))) ?? [];
+  const table = rows.map((row) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd(),
+  );
+  return [printable(head), ...table];
 }
 
 function usageError(io: Io, message: string): number {

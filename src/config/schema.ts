@@ -241,6 +241,15 @@ export const configSchema = z
           })
           .default({ t1: 500, t2: 4_000, t4: 5_000 })
           .describe("Transaction timers over UDP (RFC 3261 §17.1.2.2, Table 4)."),
+        minExpires: z
+          .number()
+          .int()
+          .min(1)
+          .max(3600)
+          .default(60)
+          .describe(
+            "Shortest Expires accepted in PUBLISH and SUBSCRIBE, in seconds (shorter: 423 with Min-Expires).",
+          ),
         mwi: z
           .strictObject({
             expires: z
@@ -302,6 +311,7 @@ export const configSchema = z
         listen: ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060"],
         trustedPeers: ["127.0.0.1/32", "::1/128"],
         users: [],
+        minExpires: 60,
         digestAlgorithms: ["SHA-256", "MD5"],
         timers: { t1: 500, t2: 4_000, t4: 5_000 },
       })

@@ -1,7 +1,7 @@
 // Independent SIP user agents for tests: sipsak (one request, from a template file, since Debian's
 // `sipsak -M` segfaults) and baresip (a full UA, controlled over its ctrl_tcp netstring socket).
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { freePort, LOOPBACK, tempDir, type TempDir } from "./net.js";
@@ -60,6 +60,8 @@ export interface BaresipOptions {
   contacts?: string[];
   /** Contacts whose presence baresip watches (`;presence=p2p`: it SUBSCRIBEs to each). */
   watch?: string[];
+  /** A fixed SIP port (e.g. the same phone coming back); default a free one. */
+  sipPort?: number;
   /** The account's domain (default 127.0.0.1), e.g. the home domain for a colleague's phone. */
   domain?: string;
   /** Send every request through this proxy (account parameter `outbound`), e.g. the bridge. */
@@ -86,7 +88,8 @@ export class Baresip {
 
   static async start(options: BaresipOptions): Promise<Baresip> {
     const dir = tempDir("baresip");
-    const sipPort = await freePort({ udp: true, withNext: true }); // baresip binds TLS on port + 1
+    // baresip binds TLS on port + 1
+    const sipPort = options.sipPort ?? (await freePort({ udp: true, withNext: true }));
     const controlPort = await freePort();
     const aor = `sip:${options.user}@${LOOPBACK}:${sipPort}`;
     // Facts learned with Debian's build: it needs net_interface and a dns_server even on loopback,
@@ -203,6 +206,26 @@ export class Baresip {
     const response = await this.responses.waitFor((r) => r.token === token, timeoutMs);
     if (!response.ok) throw this.process.fail(`command ${command} failed: ${response.data}`);
     return response.data;
+  }
+
+  /** What baresip printed (its console: incoming messages show as `<peer>: "<text>"`). */
+  output(): string {
+    try {
+      return readFileSync(this.dir.file("baresip.log"), "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  /** Waits (bounded) until baresip's output matches `pattern`; returns the output. */
+  async waitForOutput(pattern: RegExp, timeoutMs = 5_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const output = this.output();
+      if (pattern.test(output)) return output;
+      if (Date.now() > deadline) throw this.process.fail(`no output matching ${String(pattern)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   /** Sends a SIP MESSAGE with `text` to the current (first) contact. */
