@@ -120,6 +120,7 @@ export class MwiSubscriber {
       callId: state.callId,
       cseq: ++state.cseq,
       routes: state.routes,
+      inDialog,
       headers: [
         ["Event", "message-summary"],
         ["Accept", "application/simple-message-summary"],

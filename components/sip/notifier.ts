@@ -246,6 +246,7 @@ export class PresenceNotifier {
       callId: subscription.callId,
       cseq: subscription.cseq,
       routes: subscription.routes,
+      inDialog: true,
       headers: [
         ["Event", subscription.event],
         ["Subscription-State", state],

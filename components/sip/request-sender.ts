@@ -31,8 +31,12 @@ export interface RequestSpec {
   to: string;
   callId: string;
   cseq: number;
-  /** The dialog's route set (in-dialog requests, RFC 3261 §12.2.1.1). */
+  /**
+   * The dialog's route set, for a request inside a dialog (RFC 3261 §12.2.1.1): it then goes by
+   * the route set or straight to the remote target, never through the outbound proxy.
+   */
   routes?: readonly string[];
+  inDialog?: boolean;
   headers?: readonly [string, string][];
   body?: { type: string; text: string };
   /** The connection the far end opened to us, used while it is open (RFC 5626 §4.5, RFC 7118 §5). */
@@ -75,7 +79,7 @@ export class RequestSender {
     const sentBy = transports.sentBy(transport);
     const routes = spec.routes?.length
       ? spec.routes
-      : outboundProxy?.params.has("lr")
+      : !spec.inDialog && outboundProxy?.params.has("lr")
         ? [`<${formatSipUri(outboundProxy)}>`]
         : [];
     const body = spec.body?.text ?? "";
@@ -103,7 +107,7 @@ export class RequestSender {
   private nextHop(spec: RequestSpec): SipUri {
     const first = spec.routes?.[0];
     if (first) return routeUri(first);
-    return this.options.outboundProxy ?? spec.ruri;
+    return (!spec.inDialog && this.options.outboundProxy) || spec.ruri;
   }
 
   /** Sends one request and resolves with its final outcome; never rejects. */

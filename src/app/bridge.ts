@@ -13,6 +13,7 @@ import type { Logger } from "../ports/logger.js";
 import { MemoryPresenceStore } from "../presence/memory-store.js";
 import { PresenceService } from "../presence/presence-service.js";
 import { RedisMessageQueue } from "../../components/redis/redis-message-queue.js";
+import { RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
 import { MemoryMessageQueue } from "../messages/memory-queue.js";
 import { OutboundRelay } from "../messages/outbound-relay.js";
 import type { MessageQueue } from "../ports/message-queue.js";
@@ -28,8 +29,6 @@ export function version(): string {
 /** Parts of the configuration that the bridge cannot run yet, with the reason (key path first). */
 export function notYetSupported(config: Config): string[] {
   const problems: string[] = [];
-  if (config.store.url)
-    problems.push("store.url: the Redis store is not built yet; leave it out to use the in-memory store");
   if (config.tenants && config.tenants.length > 0)
     problems.push("tenants: several tenants in one process are not built yet");
   return problems;
@@ -48,7 +47,14 @@ export function createLogger(config: Config): Logger {
 export async function startBridge(config: Config, log: Logger): Promise<Bridge> {
   const problems = notYetSupported(config);
   if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
-  const presence = new PresenceService(new MemoryPresenceStore());
+  const store = config.store.url
+    ? await RedisPresenceStore.connect({
+        url: config.store.url,
+        prefix: config.store.prefix,
+        log: log.child({ component: "redis" }),
+      })
+    : new MemoryPresenceStore();
+  const presence = new PresenceService(store);
   const queue: MessageQueue & { close?: () => Promise<void>; ready?: () => boolean } = config.store.url
     ? await RedisMessageQueue.connect({
         url: config.store.url,
@@ -135,6 +141,8 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     ready: () => {
       const reasons: string[] = [];
       if (xmpp.connection.state !== "online") reasons.push("xmpp component offline");
+      if (store instanceof RedisPresenceStore && !store.ready())
+        reasons.push("redis unreachable (presence store)");
       if (queue.ready && !queue.ready()) reasons.push("redis unreachable (message queue)");
       return { ready: reasons.length === 0, reasons };
     },
@@ -152,10 +160,16 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     await sip.stop();
     await xmpp.stop();
     await queue.close?.();
+    if (store instanceof RedisPresenceStore) await store.close();
     throw err;
   });
   log.info(
-    { domain: config.domain, gateway: config.xmpp.component.jid, store: "memory", sip: config.sip.listen },
+    {
+      domain: config.domain,
+      gateway: config.xmpp.component.jid,
+      store: config.store.url ? "redis" : "memory",
+      sip: config.sip.listen,
+    },
     "switchboard started",
   );
   return {
@@ -167,6 +181,8 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
       await sip.stop();
       await xmpp.stop();
       await queue.close?.();
+      presence.close();
+      if (store instanceof RedisPresenceStore) await store.close();
     },
   };
 }

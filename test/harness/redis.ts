@@ -77,6 +77,14 @@ export class RedisServer {
     return RedisServer.startIn(this.dir, this.port);
   }
 
+  /**
+   * Stops the server (kill -9 with `kill`) and keeps its data directory, for outage tests;
+   * `restart()` brings it back on the same port with the same data.
+   */
+  async halt(options: { kill?: boolean } = {}): Promise<void> {
+    await (options.kill ? this.process.kill() : this.process.stop());
+  }
+
   async stop(): Promise<void> {
     await this.process.stop();
     this.dir.remove();

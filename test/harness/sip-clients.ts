@@ -1,7 +1,8 @@
 // Independent SIP user agents for tests: sipsak (one request, from a template file, since Debian's
 // `sipsak -M` segfaults) and baresip (a full UA, controlled over its ctrl_tcp netstring socket).
 import { execFile } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { createSocket, type Socket as DgramSocket } from "node:dgram";
+import { writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { promisify } from "node:util";
 import { freePort, LOOPBACK, tempDir, type TempDir } from "./net.js";
@@ -78,19 +79,39 @@ export class Baresip {
   );
   private token = 0;
 
+  /** What baresip's console (the cons module, over UDP) showed: incoming messages among it. */
+  private consoleText = "";
+  private console?: DgramSocket;
+
   private constructor(
     readonly sipPort: number,
     readonly controlPort: number,
+    readonly consolePort: number,
     readonly aor: string,
     private readonly dir: TempDir,
     readonly process: ManagedProcess,
   ) {}
+
+  /**
+   * Attaches to the cons module: it sends its output to the last address that sent it input, so an
+   * empty datagram (no key pressed) makes us that address.
+   */
+  private async openConsole(): Promise<void> {
+    const socket = createSocket("udp4");
+    socket.on("message", (data) => (this.consoleText += data.toString("utf8")));
+    await new Promise<void>((resolve) => socket.bind(0, LOOPBACK, () => resolve()));
+    this.console = socket;
+    await new Promise<void>((resolve, reject) =>
+      socket.send(Buffer.alloc(0), this.consolePort, LOOPBACK, (err) => (err ? reject(err) : resolve())),
+    );
+  }
 
   static async start(options: BaresipOptions): Promise<Baresip> {
     const dir = tempDir("baresip");
     // baresip binds TLS on port + 1
     const sipPort = options.sipPort ?? (await freePort({ udp: true, withNext: true }));
     const controlPort = await freePort();
+    const consolePort = await freePort({ udp: true });
     const aor = `sip:${options.user}@${LOOPBACK}:${sipPort}`;
     // Facts learned with Debian's build: it needs net_interface and a dns_server even on loopback,
     // and the uuid file must not end with a newline. baresip also binds TLS on sip port + 1.
@@ -108,6 +129,8 @@ export class Baresip {
         "module_app menu.so",
         "module_app presence.so",
         "module_app ctrl_tcp.so",
+        "module cons.so",
+        `cons_listen ${LOOPBACK}:${consolePort}`,
         `ctrl_tcp_listen ${LOOPBACK}:${controlPort}`,
         "audio_player ausine,",
         "audio_source ausine,",
@@ -133,7 +156,7 @@ export class Baresip {
       args: ["-f", dir.path],
       logFile: dir.file("baresip.log"),
     });
-    const baresip = new Baresip(sipPort, controlPort, aor, dir, proc);
+    const baresip = new Baresip(sipPort, controlPort, consolePort, aor, dir, proc);
     const probe = await UdpSipSocket.open();
     try {
       await proc.waitReady(async () => {
@@ -152,6 +175,7 @@ export class Baresip {
         return answer?.status === 200;
       });
       await baresip.openControl();
+      await baresip.openConsole();
     } finally {
       await probe.close();
     }
@@ -208,13 +232,9 @@ export class Baresip {
     return response.data;
   }
 
-  /** What baresip printed (its console: incoming messages show as `<peer>: "<text>"`). */
+  /** What baresip showed on its console (incoming messages show as `<peer>: "<text>"`). */
   output(): string {
-    try {
-      return readFileSync(this.dir.file("baresip.log"), "utf8");
-    } catch {
-      return "";
-    }
+    return this.consoleText;
   }
 
   /** Waits (bounded) until baresip's output matches `pattern`; returns the output. */
@@ -235,6 +255,7 @@ export class Baresip {
 
   async stop(): Promise<void> {
     this.control?.destroy();
+    this.console?.close();
     await this.process.stop();
     this.dir.remove();
   }

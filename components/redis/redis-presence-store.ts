@@ -1,0 +1,658 @@
+// The presence store on Redis: durable (append-only file) and shared by every bridge instance.
+//
+// Key layout, everything under the configured prefix P:
+//   P presence:<person>           hash: one field per source ("xmpp:<resource>", "sip-publish:<etag>",
+//                                 "pbx-device", "pbx-custom") holding the record's JSON, plus
+//                                 "@aggregate" (the aggregate's JSON at the last write) and
+//                                 "@version" (bumped by every write). Deleted when no record is left.
+//   P persons:<kind>              set of persons holding a record of that source kind.
+//   P xmpp-subscribers:<contact>  set of the XMPP users (bare JIDs) subscribed to a gateway contact.
+//   P xmpp-subscribed-contacts    set of the contacts that have at least one subscriber.
+//   P watchers                    hash: watcher subscription id → its JSON.
+//   P watchers:expiry             sorted set: watcher subscription id, scored by its expiresAt.
+//   P changes                     pub/sub channel: JSON {person, aggregate} for every change.
+//
+// A write reads the person's hash, computes the new records and aggregate() in TypeScript (the one
+// pure function; no presence rule lives in Lua), and commits with one script that applies only if
+// the version is still the one read, so a change is never computed from records another instance
+// has replaced in between. The script publishes the change in the same atomic step, so every
+// instance, this one included, hears every change once and in commit order.
+import { EventEmitter } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createClient, defineScript, ErrorReply, type CommandParser } from "redis";
+import { SwitchboardError } from "../../src/domain/errors.js";
+import {
+  aggregate,
+  PRESENCE_STATES,
+  type AggregatePresence,
+  type PresenceRecord,
+  type PresenceSource,
+} from "../../src/domain/presence.js";
+import type { Logger } from "../../src/ports/logger.js";
+import type {
+  ChangeListener,
+  PresenceSnapshot,
+  PresenceStore,
+  PresenceUpdate,
+  WatcherSubscription,
+} from "../../src/ports/presence-store.js";
+import { sameSource } from "../../src/presence/source.js";
+
+export interface RedisPresenceStoreOptions {
+  /** redis:// or rediss:// URL (config `store.url`). */
+  url: string;
+  /** Prefix of every key and of the change channel (config `store.prefix`). */
+  prefix: string;
+  log: Logger;
+  /** How long connect() waits for Redis before failing; also the socket connect timeout. */
+  connectTimeoutMs?: number;
+  /** How long one command may wait for its reply before it fails as service-unavailable. */
+  commandTimeoutMs?: number;
+}
+
+export interface RedisPresenceStoreEvents {
+  /** Both connections are up (true) or at least one is down and reconnecting (false). */
+  readiness: [ready: boolean];
+}
+
+/**
+ * Attempts of one write when other instances keep committing in between; the backoff between them
+ * (random, up to 250 ms each) adds up to less than 1.5 s before it gives up.
+ */
+const MAX_ATTEMPTS = 10;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
+const KINDS = [
+  "xmpp",
+  "sip-publish",
+  "pbx-device",
+  "pbx-custom",
+] as const satisfies readonly PresenceSource["kind"][];
+const VERSION_FIELD = "@version";
+const AGGREGATE_FIELD = "@aggregate";
+
+/** Reconnect backoff: 200 ms more per failed attempt, at most 5 s. */
+function reconnectDelay(retries: number): number {
+  return Math.min((retries + 1) * 200, 5_000);
+}
+
+/** The hash field of a source; the two meta fields start with "@", which no source field does. */
+function sourceField(source: PresenceSource): string {
+  switch (source.kind) {
+    case "xmpp":
+      return `xmpp:${source.resource}`;
+    case "sip-publish":
+      return `sip-publish:${source.etag}`;
+    default:
+      return source.kind;
+  }
+}
+
+// Commit contract:
+//   KEYS[1] the person's hash; KEYS[2..5] the persons:<kind> sets, in KINDS order.
+//   ARGV[1] the version read ("0" when the hash did not exist); ARGV[2] the source's field;
+//   ARGV[3] the record's JSON, or "" to delete the field; ARGV[4] the new aggregate's JSON;
+//   ARGV[5] the person; ARGV[6..9] "1" if the person holds that kind after the write, else "0";
+//   ARGV[10] the change channel; ARGV[11] the change message, or "" when nothing changed.
+// Returns {"committed"}, or {"conflict", field, value, ...} (the hash as it is now) when another
+// writer came in between, so the caller can recompute and retry without another round trip.
+const COMMIT_PRESENCE = `
+local current = redis.call('HGET', KEYS[1], '${VERSION_FIELD}') or '0'
+if current ~= ARGV[1] then
+  local now = redis.call('HGETALL', KEYS[1])
+  table.insert(now, 1, 'conflict')
+  return now
+end
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+else
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+end
+redis.call('HSET', KEYS[1], '${AGGREGATE_FIELD}', ARGV[4], '${VERSION_FIELD}', tostring(tonumber(current) + 1))
+if redis.call('HLEN', KEYS[1]) <= 2 then
+  redis.call('DEL', KEYS[1])
+end
+for i = 1, 4 do
+  if ARGV[5 + i] == '1' then
+    redis.call('SADD', KEYS[1 + i], ARGV[5])
+  else
+    redis.call('SREM', KEYS[1 + i], ARGV[5])
+  end
+end
+if ARGV[11] ~= '' then
+  redis.call('PUBLISH', ARGV[10], ARGV[11])
+end
+return {'committed'}
+`;
+
+// The two-key updates below are scripts rather than MULTI because node-redis queues a MULTI while
+// disconnected (ignoring disableOfflineQueue and the command timeout): a script fails at once.
+
+// KEYS[1] a contact's subscriber set, KEYS[2] the contact index; ARGV[1] subscriber, ARGV[2] contact.
+const ADD_XMPP_SUBSCRIBER = `
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+`;
+
+// Same keys and arguments. Returns 1 if the subscriber was there. The index loses the contact with
+// its last subscriber.
+const REMOVE_XMPP_SUBSCRIBER = `
+local removed = redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[2])
+end
+return removed
+`;
+
+// KEYS[1] the watchers hash, KEYS[2] their expiry zset; ARGV[1] id, ARGV[2] JSON, ARGV[3] expiresAt.
+const PUT_WATCHER = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+`;
+
+// Same keys; ARGV[1] id.
+const REMOVE_WATCHER = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`;
+
+// Same keys; ARGV[1] now (ms). Drops the subscriptions
+// that expired before now and returns the JSON of the others, in one step so that a concurrent
+// refresh (putWatcherSubscription) is never dropped by a stale read.
+const LIST_WATCHERS = `
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+for _, id in ipairs(expired) do
+  redis.call('HDEL', KEYS[1], id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
+return redis.call('HVALS', KEYS[1])
+`;
+
+function stringArray(reply: unknown): string[] {
+  if (!Array.isArray(reply) || !reply.every((item) => typeof item === "string")) {
+    throw new Error(`unexpected script reply ${JSON.stringify(reply)}`);
+  }
+  return reply;
+}
+
+interface CommitArgs {
+  keys: string[];
+  version: string;
+  field: string;
+  value: string;
+  aggregate: string;
+  person: string;
+  kinds: boolean[];
+  channel: string;
+  message: string;
+}
+
+const SCRIPTS = {
+  commitPresence: defineScript({
+    SCRIPT: COMMIT_PRESENCE,
+    NUMBER_OF_KEYS: 5,
+    parseCommand(parser: CommandParser, a: CommitArgs) {
+      parser.pushKeys(a.keys);
+      parser.push(a.version, a.field, a.value, a.aggregate, a.person);
+      parser.push(...a.kinds.map((k) => (k ? "1" : "0")), a.channel, a.message);
+    },
+    transformReply: stringArray,
+  }),
+  addXmppSubscriber: defineScript({
+    SCRIPT: ADD_XMPP_SUBSCRIBER,
+    NUMBER_OF_KEYS: 2,
+    parseCommand(parser: CommandParser, set: string, index: string, subscriber: string, contact: string) {
+      parser.pushKeys([set, index]);
+      parser.push(subscriber, contact);
+    },
+    transformReply: () => undefined,
+  }),
+  removeXmppSubscriber: defineScript({
+    SCRIPT: REMOVE_XMPP_SUBSCRIBER,
+    NUMBER_OF_KEYS: 2,
+    parseCommand(parser: CommandParser, set: string, index: string, subscriber: string, contact: string) {
+      parser.pushKeys([set, index]);
+      parser.push(subscriber, contact);
+    },
+    transformReply: (reply: unknown) => reply === 1,
+  }),
+  putWatcher: defineScript({
+    SCRIPT: PUT_WATCHER,
+    NUMBER_OF_KEYS: 2,
+    parseCommand(
+      parser: CommandParser,
+      hash: string,
+      zset: string,
+      id: string,
+      json: string,
+      expiresAt: number,
+    ) {
+      parser.pushKeys([hash, zset]);
+      parser.push(id, json, String(expiresAt));
+    },
+    transformReply: () => undefined,
+  }),
+  removeWatcher: defineScript({
+    SCRIPT: REMOVE_WATCHER,
+    NUMBER_OF_KEYS: 2,
+    parseCommand(parser: CommandParser, hash: string, zset: string, id: string) {
+      parser.pushKeys([hash, zset]);
+      parser.push(id);
+    },
+    transformReply: () => undefined,
+  }),
+  listWatchers: defineScript({
+    SCRIPT: LIST_WATCHERS,
+    NUMBER_OF_KEYS: 2,
+    parseCommand(parser: CommandParser, hash: string, zset: string, now: number) {
+      parser.pushKeys([hash, zset]);
+      parser.push(String(now));
+    },
+    transformReply: stringArray,
+  }),
+};
+
+function createStoreClient(url: string, connectTimeoutMs: number, commandTimeoutMs: number) {
+  return createClient({
+    url,
+    scripts: SCRIPTS,
+    // While Redis is unreachable, commands fail at once instead of queueing until it returns: the
+    // caller answers service-unavailable and the watcher or source retries later.
+    disableOfflineQueue: true,
+    commandOptions: { timeout: commandTimeoutMs },
+    socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: reconnectDelay },
+  });
+}
+
+type StoreClient = ReturnType<typeof createStoreClient>;
+
+/** Redis replies that mean "not now" rather than "wrong": loading the AOF, read-only replica, … */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MISCONF|READONLY|OOM|MASTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
+
+function storeError(what: string, err: unknown): SwitchboardError {
+  if (err instanceof SwitchboardError) return err;
+  const reason = err instanceof Error ? err.message : String(err);
+  const condition =
+    err instanceof ErrorReply && !TRANSIENT_REPLY.test(reason)
+      ? "internal-server-error"
+      : "service-unavailable";
+  return new SwitchboardError(condition, `presence store (Redis): ${what}: ${reason}`, { cause: err });
+}
+
+function isAggregate(value: unknown): value is AggregatePresence {
+  if (typeof value !== "object" || value === null) return false;
+  const a = value as Record<string, unknown>;
+  return (
+    PRESENCE_STATES.includes(a.state as never) &&
+    (a.note === null || typeof a.note === "string") &&
+    (a.since === null || typeof a.since === "number") &&
+    (a.winner === null || typeof a.winner === "object")
+  );
+}
+
+function isRecord(value: unknown): value is PresenceRecord {
+  if (typeof value !== "object" || value === null) return false;
+  const r = value as Record<string, unknown>;
+  const source = r.source as Record<string, unknown> | null | undefined;
+  return (
+    typeof source === "object" &&
+    source !== null &&
+    KINDS.includes(source.kind as never) &&
+    typeof r.updatedAt === "number" &&
+    (r.expiresAt === null || typeof r.expiresAt === "number")
+  );
+}
+
+export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> implements PresenceStore {
+  private readonly changeListeners = new Set<ChangeListener>();
+  /** One write at a time per person from this instance: conflicts only come from other instances. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly channel: string;
+  private wasReady = false;
+  private closed = false;
+  /** The last connection error, to say why connect() gave up. */
+  private lastError: string | null = null;
+
+  private constructor(
+    private readonly client: StoreClient,
+    private readonly subscriber: StoreClient,
+    private readonly prefix: string,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.channel = `${prefix}changes`;
+  }
+
+  /**
+   * Connects both connections (commands, and the dedicated pub/sub one) and subscribes to the
+   * change channel; fails with service-unavailable if Redis does not answer within the timeout.
+   * Afterwards the connections reconnect by themselves, with backoff, for as long as the store is open.
+   */
+  static async connect(options: RedisPresenceStoreOptions): Promise<RedisPresenceStore> {
+    const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const client = createStoreClient(
+      options.url,
+      connectTimeoutMs,
+      options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    );
+    const subscriber = client.duplicate();
+    const log = options.log.child({ component: "redis-presence-store" });
+    const store = new RedisPresenceStore(client, subscriber, options.prefix, log);
+    store.watchConnection(client, "commands");
+    store.watchConnection(subscriber, "pub/sub");
+
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const why = store.lastError === null ? "" : ` (${store.lastError})`;
+        reject(new Error(`not ready within ${connectTimeoutMs} ms${why}`));
+      }, connectTimeoutMs);
+    });
+    const connecting = (async () => {
+      await Promise.all([client.connect(), subscriber.connect()]);
+      await subscriber.subscribe(store.channel, (message) => store.deliver(message));
+    })();
+    try {
+      await Promise.race([connecting, timeout]);
+    } catch (err) {
+      connecting.catch(() => undefined); // destroy() below makes it reject; the reason is `err`
+      store.closed = true;
+      client.destroy();
+      subscriber.destroy();
+      throw storeError(`connect to ${redactUrl(options.url)}`, err);
+    } finally {
+      clearTimeout(timer);
+    }
+    store.updateReadiness();
+    log.info({ url: redactUrl(options.url), prefix: options.prefix }, "presence store connected");
+    return store;
+  }
+
+  /**
+   * Both connections are up. While false, writes fail with service-unavailable, and so do reads
+   * while the command connection is the one down.
+   */
+  ready(): boolean {
+    return !this.closed && this.client.isReady && this.subscriber.isReady;
+  }
+
+  private watchConnection(connection: StoreClient, name: string): void {
+    // node-redis reports every failed (re)connect attempt as an error event, and an error event
+    // without a listener would throw. Report the loss once, the attempts that follow at debug level.
+    let up = false;
+    connection.on("error", (err: unknown) => {
+      const message = err instanceof Error ? err.message : String(err);
+      this.lastError = message;
+      if (up) this.log.warn({ connection: name, err: message }, "Redis connection lost");
+      else this.log.debug({ connection: name, err: message }, "Redis unreachable");
+      up = false;
+      this.updateReadiness();
+    });
+    connection.on("ready", () => {
+      up = true;
+      this.updateReadiness();
+    });
+    for (const event of ["end", "reconnecting"] as const) connection.on(event, () => this.updateReadiness());
+  }
+
+  private updateReadiness(): void {
+    const ready = this.ready();
+    if (ready === this.wasReady) return;
+    this.wasReady = ready;
+    if (ready) this.log.info({}, "Redis ready");
+    this.emit("readiness", ready);
+  }
+
+  private deliver(message: string): void {
+    let change: unknown;
+    try {
+      change = JSON.parse(message);
+    } catch {
+      change = undefined;
+    }
+    const c = change as { person?: unknown; aggregate?: unknown } | undefined;
+    if (typeof c !== "object" || c === null || typeof c.person !== "string" || !isAggregate(c.aggregate)) {
+      this.log.warn({ channel: this.channel, message: message.slice(0, 200) }, "ignoring a malformed change");
+      return;
+    }
+    for (const listener of [...this.changeListeners]) {
+      try {
+        listener(c.person, c.aggregate);
+      } catch (err) {
+        this.log.error(
+          { person: c.person, err: err instanceof Error ? err.message : String(err) },
+          "change listener failed",
+        );
+      }
+    }
+  }
+
+  /** Closes both connections; later calls fail. Waits for this instance's writes in progress. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.allSettled([...this.queues.values()]);
+    this.closed = true;
+    this.changeListeners.clear();
+    // close() lets replies in flight arrive; bounded, since a peer that stopped answering never would.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([this.client.close(), this.subscriber.close()]),
+      new Promise((resolve) => (timer = setTimeout(resolve, 1_000))),
+    ]);
+    clearTimeout(timer);
+    this.client.destroy();
+    this.subscriber.destroy();
+    this.updateReadiness();
+  }
+
+  private key(...parts: string[]): string {
+    return `${this.prefix}${parts.join(":")}`;
+  }
+
+  private async call<T>(what: string, command: () => Promise<T>): Promise<T> {
+    if (this.closed)
+      throw new SwitchboardError("service-unavailable", `presence store (Redis): ${what}: closed`);
+    try {
+      return await command();
+    } catch (err) {
+      throw storeError(what, err);
+    }
+  }
+
+  watchChanges(listener: ChangeListener): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  /** The records in a person's hash; a field that does not parse is logged and left out. */
+  private decode(
+    person: string,
+    hash: Record<string, string>,
+  ): { version: string; records: PresenceRecord[] } {
+    const records: PresenceRecord[] = [];
+    for (const [field, value] of Object.entries(hash)) {
+      if (field.startsWith("@")) continue;
+      let record: unknown;
+      try {
+        record = JSON.parse(value);
+      } catch {
+        record = undefined;
+      }
+      if (isRecord(record)) records.push(record);
+      else this.log.warn({ person, field }, "ignoring a malformed presence record");
+    }
+    return { version: hash[VERSION_FIELD] ?? "0", records };
+  }
+
+  private inTurn<T>(person: string, update: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(person) ?? Promise.resolve();
+    const next = previous.then(update, update);
+    const settled = next.catch(() => undefined);
+    this.queues.set(person, settled);
+    void settled.then(() => {
+      if (this.queues.get(person) === settled) this.queues.delete(person);
+    });
+    return next;
+  }
+
+  private write(
+    person: string,
+    source: PresenceSource,
+    record: PresenceRecord | null,
+    now: number,
+  ): Promise<PresenceUpdate> {
+    return this.inTurn(person, async () => {
+      // Without the change channel this instance would not hear its own change: refuse (the source
+      // retries) rather than store a change that nobody here announces.
+      if (!this.closed && !this.subscriber.isReady) {
+        throw new SwitchboardError(
+          "service-unavailable",
+          `presence store (Redis): write presence of ${person}: change channel disconnected`,
+        );
+      }
+      const key = this.key("presence", person);
+      let hash: Record<string, string> = await this.call(`read presence of ${person}`, () =>
+        this.client.hGetAll(key),
+      );
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        const { version, records } = this.decode(person, hash);
+        const others = records.filter((r) => !sameSource(r.source, source));
+        const next = record === null ? others : [...others, record];
+        const before = aggregate(records, now);
+        const after = aggregate(next, now);
+        const changed = before.state !== after.state || before.note !== after.note;
+        const reply = await this.call(`write presence of ${person}`, () =>
+          this.client.commitPresence({
+            keys: [key, ...KINDS.map((kind) => this.key("persons", kind))],
+            version,
+            field: sourceField(source),
+            value: record === null ? "" : JSON.stringify(record),
+            aggregate: JSON.stringify(after),
+            person,
+            kinds: KINDS.map((kind) => next.some((r) => r.source.kind === kind)),
+            channel: this.channel,
+            message: changed ? JSON.stringify({ person, aggregate: after }) : "",
+          }),
+        );
+        if (reply[0] === "committed") return { aggregate: after, changed };
+        if (attempt === MAX_ATTEMPTS) break;
+        this.log.debug({ person, attempt }, "presence write conflicted with another instance; retrying");
+        if (attempt === 1) {
+          // At once, from the hash the script returned: usually the other writer is done by now.
+          hash = {};
+          for (let i = 1; i + 1 < reply.length; i += 2) hash[reply[i] as string] = reply[i + 1] as string;
+        } else {
+          // Several instances keep writing this person: back off a random while, so that they
+          // stop colliding round after round, then read afresh.
+          await sleep(Math.random() * Math.min(5 * 2 ** attempt, 250));
+          hash = await this.call(`read presence of ${person}`, () => this.client.hGetAll(key));
+        }
+      }
+      throw new SwitchboardError(
+        "service-unavailable",
+        `presence store (Redis): write presence of ${person}: ${MAX_ATTEMPTS} conflicting writes in a row`,
+      );
+    });
+  }
+
+  putRecord(person: string, record: PresenceRecord, now: number): Promise<PresenceUpdate> {
+    return this.write(person, record.source, record, now);
+  }
+
+  removeRecord(person: string, source: PresenceSource, now: number): Promise<PresenceUpdate> {
+    return this.write(person, source, null, now);
+  }
+
+  async presence(person: string, now: number): Promise<PresenceSnapshot> {
+    const hash = await this.call(`read presence of ${person}`, () =>
+      this.client.hGetAll(this.key("presence", person)),
+    );
+    const { records } = this.decode(person, hash);
+    return { records, aggregate: aggregate(records, now) };
+  }
+
+  personsWithSource(kind: PresenceSource["kind"]): Promise<string[]> {
+    return this.call(`list persons with ${kind}`, () => this.client.sMembers(this.key("persons", kind)));
+  }
+
+  addXmppSubscriber(contact: string, subscriber: string): Promise<void> {
+    return this.call(`add XMPP subscriber of ${contact}`, () =>
+      this.client.addXmppSubscriber(
+        this.key("xmpp-subscribers", contact),
+        this.key("xmpp-subscribed-contacts"),
+        subscriber,
+        contact,
+      ),
+    );
+  }
+
+  removeXmppSubscriber(contact: string, subscriber: string): Promise<boolean> {
+    return this.call(`remove XMPP subscriber of ${contact}`, () =>
+      this.client.removeXmppSubscriber(
+        this.key("xmpp-subscribers", contact),
+        this.key("xmpp-subscribed-contacts"),
+        subscriber,
+        contact,
+      ),
+    );
+  }
+
+  xmppSubscribers(contact: string): Promise<string[]> {
+    return this.call(`list XMPP subscribers of ${contact}`, () =>
+      this.client.sMembers(this.key("xmpp-subscribers", contact)),
+    );
+  }
+
+  xmppSubscribedContacts(): Promise<string[]> {
+    return this.call("list XMPP-subscribed contacts", () =>
+      this.client.sMembers(this.key("xmpp-subscribed-contacts")),
+    );
+  }
+
+  putWatcherSubscription(subscription: WatcherSubscription): Promise<void> {
+    return this.call(`store watcher subscription ${subscription.id}`, () =>
+      this.client.putWatcher(
+        this.key("watchers"),
+        this.key("watchers", "expiry"),
+        subscription.id,
+        JSON.stringify(subscription),
+        subscription.expiresAt,
+      ),
+    );
+  }
+
+  removeWatcherSubscription(id: string): Promise<void> {
+    return this.call(`remove watcher subscription ${id}`, () =>
+      this.client.removeWatcher(this.key("watchers"), this.key("watchers", "expiry"), id),
+    );
+  }
+
+  async watcherSubscriptions(): Promise<WatcherSubscription[]> {
+    const values = await this.call("list watcher subscriptions", () =>
+      this.client.listWatchers(this.key("watchers"), this.key("watchers", "expiry"), Date.now()),
+    );
+    const subscriptions: WatcherSubscription[] = [];
+    for (const value of values) {
+      try {
+        subscriptions.push(JSON.parse(value) as WatcherSubscription);
+      } catch {
+        this.log.warn({ value: value.slice(0, 200) }, "ignoring a malformed watcher subscription");
+      }
+    }
+    return subscriptions;
+  }
+}
+
+/** The URL without its password, for logs and errors. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparsable URL)";
+  }
+}

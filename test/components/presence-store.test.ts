@@ -1,0 +1,307 @@
+// The PresenceStore contract against both adapters, and what only the Redis one has to show against
+// a real redis-server: instances sharing it, key hygiene, durability across a kill -9, outages.
+import assert from "node:assert/strict";
+import { RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
+import { SwitchboardError } from "../../src/domain/errors.js";
+import type { PresenceState } from "../../src/domain/presence.js";
+import { silentLogger, type Logger } from "../../src/ports/logger.js";
+import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
+import { memoryLogger, type LogLine } from "../harness/memory-logger.js";
+import { freePort, LOOPBACK } from "../harness/net.js";
+import { RedisServer } from "../harness/redis.js";
+import {
+  deviceRecord,
+  presenceStoreContract,
+  recordChanges,
+  sortRecords,
+  until,
+  xmppRecord,
+} from "./presence-store-contract.js";
+
+presenceStoreContract("MemoryPresenceStore", () =>
+  Promise.resolve({ store: new MemoryPresenceStore(), close: () => Promise.resolve() }),
+);
+
+const T = 1_700_000_000_000;
+
+/** Fails if `promise` has not settled within `ms`: the call must not hang while Redis is away. */
+async function settlesWithin<V>(promise: Promise<V>, ms: number): Promise<V> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function isUnavailable(err: unknown): boolean {
+  assert.ok(err instanceof SwitchboardError, `expected SwitchboardError, got ${String(err)}`);
+  assert.equal(err.condition, "service-unavailable");
+  return true;
+}
+
+describe("RedisPresenceStore (real redis-server)", function () {
+  let server: RedisServer;
+  const opened: RedisPresenceStore[] = [];
+
+  before(async function () {
+    server = await RedisServer.start();
+  });
+
+  after(async function () {
+    await server?.stop();
+  });
+
+  afterEach(async function () {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+  });
+
+  async function connect(prefix: string, log: Logger = silentLogger): Promise<RedisPresenceStore> {
+    const store = await RedisPresenceStore.connect({
+      url: server.url,
+      prefix,
+      log,
+      connectTimeoutMs: 5_000,
+      commandTimeoutMs: 3_000,
+    });
+    opened.push(store);
+    return store;
+  }
+
+  async function keys(): Promise<string[]> {
+    const found: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, batch] = (await server.command("SCAN", cursor, "COUNT", "1000")) as [string, string[]];
+      found.push(...batch);
+      cursor = next;
+    } while (cursor !== "0");
+    return found.sort();
+  }
+
+  presenceStoreContract("RedisPresenceStore", async () => {
+    const store = await connect(RedisServer.newPrefix("contract"));
+    return { store, close: () => store.close() };
+  });
+
+  it("two instances on one prefix both hear a write made on either, once", async function () {
+    const prefix = RedisServer.newPrefix("two");
+    const [a, b] = [await connect(prefix), await connect(prefix)];
+    const [heardA, heardB] = [recordChanges(a), recordChanges(b)];
+    await a.putRecord("alice", xmppRecord("laptop", "away", T), T);
+    await b.putRecord("alice", xmppRecord("phone", "dnd", T + 1), T + 1);
+    await b.putRecord("bob", deviceRecord("idle", T + 2), T + 2);
+    await until("three changes on both", () => heardA.seen.length >= 3 && heardB.seen.length >= 3);
+    const expected = [
+      ["alice", "away"],
+      ["alice", "dnd"],
+      ["bob", "available"],
+    ];
+    assert.deepEqual(
+      heardA.seen.map(([p, x]) => [p, x.state]),
+      expected,
+    );
+    assert.deepEqual(heardB.seen, heardA.seen);
+    // And each reads what the other wrote.
+    assert.equal((await a.presence("bob", T + 2)).aggregate.state, "available");
+    assert.equal((await b.presence("alice", T + 2)).records.length, 2);
+  });
+
+  it("two instances writing one person at once keep every record and agree on the last change", async function () {
+    const prefix = RedisServer.newPrefix("race");
+    const [a, b] = [await connect(prefix), await connect(prefix)];
+    const [heardA, heardB] = [recordChanges(a), recordChanges(b)];
+    const states: PresenceState[] = ["away", "dnd", "chat", "xa"];
+    const records = Array.from({ length: 40 }, (_, i) =>
+      xmppRecord(`r${i}`, states[i % states.length] ?? "away", T + ((i * 7) % 40), { note: `n${i}` }),
+    );
+    const now = T + 100;
+    // Conflicts between the two instances are retried inside putRecord; none may surface.
+    const updates = await Promise.all(
+      records.map((r, i) => (i % 2 === 0 ? a : b).putRecord("alice", r, now)),
+    );
+    const changes = updates.filter((u) => u.changed).length;
+    await until(
+      `${changes} changes on both`,
+      () => heardA.seen.length >= changes && heardB.seen.length >= changes,
+    );
+    const stored = await a.presence("alice", now);
+    assert.deepEqual(sortRecords(stored.records), sortRecords(records));
+    assert.equal(heardA.seen.length, changes);
+    assert.deepEqual(heardB.seen, heardA.seen);
+    const last = heardA.seen.at(-1)?.[1];
+    assert.deepEqual([last?.state, last?.note], [stored.aggregate.state, stored.aggregate.note]);
+  });
+
+  it("writes only keys under its prefix, and leaves none once everything is removed", async function () {
+    await server.command("FLUSHALL"); // only this test's keys from here on
+    const prefix = RedisServer.newPrefix("keys");
+    const store = await connect(prefix);
+    await store.putRecord("alice@example.org", xmppRecord("laptop", "away", T), T);
+    await store.putRecord("alice@example.org", deviceRecord("inuse", T), T);
+    await store.putRecord(
+      "bob@example.org",
+      {
+        source: { kind: "sip-publish", etag: "e1" },
+        state: "dnd",
+        note: null,
+        updatedAt: T,
+        expiresAt: T + 60_000,
+      },
+      T,
+    );
+    await store.putRecord(
+      "bob@example.org",
+      { source: { kind: "pbx-custom" }, state: "xa", updatedAt: T, expiresAt: null },
+      T,
+    );
+    await store.addXmppSubscriber("alice@sip.example.org", "carol@example.org");
+    await store.putWatcherSubscription({
+      id: "w1",
+      event: "dialog",
+      person: "alice@example.org",
+      presentity: "sip:alice@example.org",
+      callId: "c1",
+      localTag: "l1",
+      remote: "<sip:bob@example.org>;tag=r1",
+      local: "<sip:alice@example.org>;tag=l1",
+      target: "sip:bob@192.0.2.1",
+      routes: [],
+      cseq: 1,
+      expiresAt: Date.now() + 60_000,
+    });
+    const written = await keys();
+    assert.ok(written.length >= 8, `expected the store's keys, found ${JSON.stringify(written)}`);
+    for (const key of written) assert.ok(key.startsWith(prefix), `${key} is outside the prefix ${prefix}`);
+
+    await store.removeRecord("alice@example.org", { kind: "xmpp", resource: "laptop" }, T + 1);
+    await store.removeRecord("alice@example.org", { kind: "pbx-device" }, T + 1);
+    await store.removeRecord("bob@example.org", { kind: "sip-publish", etag: "e1" }, T + 1);
+    await store.removeRecord("bob@example.org", { kind: "pbx-custom" }, T + 1);
+    await store.removeXmppSubscriber("alice@sip.example.org", "carol@example.org");
+    await store.removeWatcherSubscription("w1");
+    assert.deepEqual(await keys(), []);
+  });
+
+  it("drops watcher subscriptions past their expiry when listing them", async function () {
+    const prefix = RedisServer.newPrefix("expiry");
+    const store = await connect(prefix);
+    const base = {
+      event: "presence" as const,
+      person: "alice@example.org",
+      presentity: "sip:alice@example.org",
+      callId: "c",
+      localTag: "l",
+      remote: "<sip:bob@example.org>;tag=r",
+      local: "<sip:alice@example.org>;tag=l",
+      target: "sip:bob@192.0.2.1",
+      routes: [],
+      cseq: 1,
+    };
+    const live = { ...base, id: "live", expiresAt: Date.now() + 60_000 };
+    await store.putWatcherSubscription({ ...base, id: "expired", expiresAt: Date.now() - 1_000 });
+    await store.putWatcherSubscription(live);
+    assert.deepEqual(await store.watcherSubscriptions(), [live]);
+    assert.equal(await server.command("HLEN", `${prefix}watchers`), 1);
+    assert.equal(await server.command("ZCARD", `${prefix}watchers:expiry`), 1);
+    // A refresh moves the expiry on: an expired subscription renewed in time is kept.
+    await store.putWatcherSubscription({ ...live, expiresAt: Date.now() - 1 });
+    await store.putWatcherSubscription({ ...live, cseq: 2 });
+    assert.deepEqual(await store.watcherSubscriptions(), [{ ...live, cseq: 2 }]);
+  });
+
+  it("logs and ignores a malformed change message", async function () {
+    const lines: LogLine[] = [];
+    const prefix = RedisServer.newPrefix("bad");
+    const store = await connect(prefix, memoryLogger(lines));
+    const { seen } = recordChanges(store);
+    await server.command("PUBLISH", `${prefix}changes`, "not JSON {");
+    await server.command(
+      "PUBLISH",
+      `${prefix}changes`,
+      JSON.stringify({ person: "x", aggregate: { state: "bogus" } }),
+    );
+    await store.putRecord("alice", xmppRecord("laptop", "away", T), T);
+    await until("the real change", () => seen.length >= 1);
+    assert.deepEqual(
+      seen.map(([p, a]) => [p, a.state]),
+      [["alice", "away"]],
+    );
+    const warnings = lines.filter((l) => l.level === "warn" && l.message === "ignoring a malformed change");
+    assert.equal(warnings.length, 2);
+  });
+
+  it("keeps its data across a kill -9 of redis-server, and reconnects and works again by itself", async function () {
+    const lines: LogLine[] = [];
+    const prefix = RedisServer.newPrefix("restart");
+    const store = await connect(prefix, memoryLogger(lines));
+    const readiness: boolean[] = [];
+    store.on("readiness", (ready) => readiness.push(ready));
+    const { seen } = recordChanges(store);
+    await store.putRecord("alice", xmppRecord("laptop", "dnd", T, { note: "Focus" }), T);
+    await store.addXmppSubscriber("alice@sip.example.org", "bob@example.org");
+    await until("the first change", () => seen.length === 1);
+    assert.equal(store.ready(), true);
+
+    server = await server.restart({ kill: true });
+    await until("the store to be ready again", () => readiness.length >= 2 && store.ready(), 20_000);
+    assert.deepEqual(readiness.slice(0, 2), [false, true]);
+
+    const { records, aggregate } = await store.presence("alice", T);
+    assert.deepEqual(records, [xmppRecord("laptop", "dnd", T, { note: "Focus" })]);
+    assert.deepEqual([aggregate.state, aggregate.note], ["dnd", "Focus"]);
+    assert.deepEqual(await store.xmppSubscribers("alice@sip.example.org"), ["bob@example.org"]);
+    // Writes work, and the change channel was subscribed again.
+    const update = await store.putRecord("alice", xmppRecord("laptop", "away", T + 1), T + 1);
+    assert.equal(update.changed, true);
+    await until("the change after the restart", () => seen.length === 2);
+    assert.deepEqual(seen[1]?.[1].state, "away");
+    assert.ok(lines.some((l) => l.level === "warn" && l.message === "Redis connection lost"));
+  });
+
+  it("fails calls promptly with service-unavailable while redis-server is down, then recovers", async function () {
+    const prefix = RedisServer.newPrefix("down");
+    const store = await connect(prefix);
+    await store.putRecord("alice", xmppRecord("laptop", "away", T), T);
+
+    await server.halt({ kill: true });
+    await until("the store to notice", () => !store.ready());
+    assert.equal(store.ready(), false);
+    await assert.rejects(
+      settlesWithin(store.putRecord("alice", xmppRecord("laptop", "dnd", T + 1), T + 1), 10_000),
+      isUnavailable,
+    );
+    await assert.rejects(settlesWithin(store.presence("alice", T + 1), 10_000), isUnavailable);
+    await assert.rejects(settlesWithin(store.watcherSubscriptions(), 10_000), isUnavailable);
+    await assert.rejects(
+      settlesWithin(store.addXmppSubscriber("a@sip.example.org", "b@example.org"), 10_000),
+      isUnavailable,
+    );
+    await assert.rejects(settlesWithin(store.removeWatcherSubscription("w"), 10_000), isUnavailable);
+    await assert.rejects(settlesWithin(store.personsWithSource("xmpp"), 10_000), isUnavailable);
+
+    server = await server.restart();
+    await until("the store to be ready again", () => store.ready(), 20_000);
+    const update = await store.putRecord("alice", xmppRecord("laptop", "dnd", T + 2), T + 2);
+    assert.deepEqual([update.aggregate.state, update.changed], ["dnd", true]);
+  });
+
+  it("fails to connect with service-unavailable when nothing answers", async function () {
+    const port = await freePort();
+    await assert.rejects(
+      settlesWithin(
+        RedisPresenceStore.connect({
+          url: `redis://${LOOPBACK}:${port}`,
+          prefix: "nowhere:",
+          log: silentLogger,
+          connectTimeoutMs: 500,
+        }),
+        10_000,
+      ),
+      isUnavailable,
+    );
+  });
+});
