@@ -498,6 +498,18 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     return next;
   }
 
+  /** The aggregate written with the last change (state and note are what was announced). */
+  private storedAggregate(hash: Record<string, string>): Pick<AggregatePresence, "state" | "note"> | null {
+    const json = hash[AGGREGATE_FIELD];
+    if (json === undefined) return null;
+    try {
+      const parsed = JSON.parse(json) as Partial<AggregatePresence>;
+      return typeof parsed.state === "string" ? { state: parsed.state, note: parsed.note ?? null } : null;
+    } catch {
+      return null;
+    }
+  }
+
   private write(
     person: string,
     source: PresenceSource,
@@ -521,7 +533,9 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
         const { version, records } = this.decode(person, hash);
         const others = records.filter((r) => !sameSource(r.source, source));
         const next = record === null ? others : [...others, record];
-        const before = aggregate(records, now);
+        // Compared with the aggregate stored at the last write, not one recomputed now: a record
+        // that has just expired (its withdrawal) is already invisible to aggregate(records, now).
+        const before = this.storedAggregate(hash) ?? aggregate(records, now);
         const after = aggregate(next, now);
         const changed = before.state !== after.state || before.note !== after.note;
         const reply = await this.call(`write presence of ${person}`, () =>

@@ -1,6 +1,11 @@
 // The embedded store used when `store.url` is absent: everything in this process's memory, lost on
 // restart, one bridge instance only. For trying Switchboard out and for tests of the use cases.
-import { aggregate, type PresenceRecord, type PresenceSource } from "../domain/presence.js";
+import {
+  aggregate,
+  type AggregatePresence,
+  type PresenceRecord,
+  type PresenceSource,
+} from "../domain/presence.js";
 import type {
   ChangeListener,
   PresenceSnapshot,
@@ -15,6 +20,7 @@ export class MemoryPresenceStore implements PresenceStore {
   private readonly subscribers = new Map<string, Set<string>>();
   private readonly watchers = new Map<string, WatcherSubscription>();
   private readonly listeners = new Set<ChangeListener>();
+  private readonly aggregates = new Map<string, AggregatePresence>();
 
   watchChanges(listener: ChangeListener): () => void {
     this.listeners.add(listener);
@@ -22,10 +28,14 @@ export class MemoryPresenceStore implements PresenceStore {
   }
 
   private write(person: string, records: PresenceRecord[], now: number): PresenceUpdate {
-    const before = aggregate(this.records.get(person) ?? [], now);
+    // Compared with the aggregate of the last write, not one recomputed now: a record that has just
+    // expired (its withdrawal) is already invisible to aggregate(records, now).
+    const before = this.aggregates.get(person) ?? aggregate(this.records.get(person) ?? [], now);
     if (records.length === 0) this.records.delete(person);
     else this.records.set(person, records);
     const after = aggregate(records, now);
+    if (records.length === 0) this.aggregates.delete(person);
+    else this.aggregates.set(person, after);
     const changed = before.state !== after.state || before.note !== after.note;
     if (changed) for (const listener of this.listeners) listener(person, after);
     return { aggregate: after, changed };

@@ -217,6 +217,28 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreUnd
         assert.deepEqual([back.aggregate.state, back.changed], ["away", true]);
       });
 
+      it("announces the change when a record is withdrawn at the instant it expires", async function () {
+        const { seen, stop } = recordChanges(store);
+        try {
+          await store.putRecord("alice", xmppRecord("desk", "available", T, { note: "At my desk" }), T);
+          await store.putRecord("alice", xmppRecord("call", "dnd", T + 10, { expiresAt: T + 2_000 }), T + 10);
+          // The expiry timer fires at T + 2000: the record is invisible at that `now` already, but
+          // what was announced last (dnd) is not what holds now (available): a change.
+          const update = await store.removeRecord("alice", { kind: "xmpp", resource: "call" }, T + 2_000);
+          assert.deepEqual(
+            [update.aggregate.state, update.aggregate.note, update.changed],
+            ["available", "At my desk", true],
+          );
+          await until("three changes", () => seen.length >= 3);
+          assert.deepEqual(
+            seen.map(([, aggregate]) => aggregate.state),
+            ["available", "dnd", "available"],
+          );
+        } finally {
+          stop();
+        }
+      });
+
       it("removes a record; removing a source that is not there changes nothing", async function () {
         const nobody = await store.removeRecord("alice", { kind: "pbx-custom" }, T);
         assert.deepEqual(nobody, {
