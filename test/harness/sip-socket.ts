@@ -290,3 +290,41 @@ export class TcpSipServer extends Collector {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }
+
+/**
+ * A cable between the bridge and a UA that a test can pull: datagrams sent to `port` go on to the
+ * UA while `connected`, and are dropped otherwise (the UA is unreachable, as an offline phone);
+ * what the UA sends back goes to whoever sent last.
+ */
+export class UdpCable {
+  connected = true;
+  private last?: { address: string; port: number };
+
+  private constructor(
+    private readonly socket: UdpSocket,
+    private readonly target: number,
+  ) {
+    socket.on("message", (data, rinfo) => {
+      if (rinfo.port === target && rinfo.address === LOOPBACK) {
+        if (this.last && this.connected) socket.send(data, this.last.port, this.last.address);
+        return;
+      }
+      this.last = { address: rinfo.address, port: rinfo.port };
+      if (this.connected) socket.send(data, target, LOOPBACK);
+    });
+  }
+
+  static async open(target: number): Promise<UdpCable> {
+    const socket = createSocket("udp4");
+    await new Promise<void>((resolve) => socket.bind(0, LOOPBACK, () => resolve()));
+    return new UdpCable(socket, target);
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}

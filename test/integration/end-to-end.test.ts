@@ -10,7 +10,7 @@ import { freePort, tempDir } from "../harness/net.js";
 import { Prosody, type ComponentGrant } from "../harness/prosody.js";
 import { RedisServer } from "../harness/redis.js";
 import { Baresip } from "../harness/sip-clients.js";
-import { buildRequest, header, UdpSipSocket } from "../harness/sip-socket.js";
+import { buildRequest, header, UdpCable, UdpSipSocket } from "../harness/sip-socket.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
 
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
@@ -25,6 +25,8 @@ for (const storeKind of ["memory", "redis"] as const) {
     let phone: Baresip;
     let sipPort: number;
     let phonePort: number;
+    let httpPort: number;
+    let cable: UdpCable;
     const dir = tempDir("e2e");
     const sockets: UdpSipSocket[] = [];
 
@@ -35,14 +37,16 @@ for (const storeKind of ["memory", "redis"] as const) {
       grant = prosody.takeComponent({ privileged: true });
       sipPort = await freePort({ udp: true });
       phonePort = await freePort({ udp: true, withNext: true });
+      // Between the bridge and Bob's phone: a cable the queue test pulls out.
+      cable = await UdpCable.open(phonePort);
       bridge = BridgeProcess.start(dir.file("switchboard.yaml"), {
         domain: prosody.domain,
         xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
         sip: {
           listen: [`udp:127.0.0.1:${sipPort}`],
           // Bob's phone plays the proxy in front of itself: the bridge's requests for
-          // sip:bob@example.org go to it (loose routing).
-          outboundProxy: `sip:127.0.0.1:${phonePort};lr`,
+          // sip:bob@example.org go to it (loose routing), through the cable.
+          outboundProxy: `sip:127.0.0.1:${cable.port};lr`,
           timers: { t1: 50, t2: 400, t4: 500 },
           minExpires: 2,
         },
@@ -51,7 +55,7 @@ for (const storeKind of ["memory", "redis"] as const) {
           prefix: RedisServer.newPrefix("e2e"),
           queue: { ttlSeconds: 120, retryMinSeconds: 1, retryMaxSeconds: 2 },
         },
-        http: { listen: `127.0.0.1:${await freePort()}` },
+        http: { listen: `127.0.0.1:${(httpPort = await freePort())}` },
         directory: { users: [{ uid: "bob", displayName: "Bob Baker", numbers: ["+44 20 7123 4568"] }] },
       });
       await bridge.online();
@@ -70,6 +74,7 @@ for (const storeKind of ["memory", "redis"] as const) {
       await alice?.close();
       await phone?.stop();
       for (const socket of sockets) await socket.close();
+      await cable?.close();
       if (bridge?.running) await bridge.stop();
       await redis?.stop();
       await prosody?.stop();
@@ -181,7 +186,7 @@ for (const storeKind of ["memory", "redis"] as const) {
 
     if (storeKind === "redis") {
       it("5. a message for the offline phone waits through SIGTERM and SIGKILL of the bridge, and arrives once", async function () {
-        await phone.stop();
+        cable.connected = false; // Bob's phone is unplugged
         alice.send({
           op: "message",
           to: `bob@${grant.jid}`,
@@ -196,12 +201,8 @@ for (const storeKind of ["memory", "redis"] as const) {
         assert.equal(await bridge.stop("SIGKILL"), null);
         bridge = bridge.restart();
         await bridge.online();
-        phone = await Baresip.start({
-          user: "bob",
-          domain: "example.org",
-          sipPort: phonePort,
-          outbound: `sip:127.0.0.1:${sipPort};lr`,
-        });
+        assert.doesNotMatch(phone.output(), /while you were out/);
+        cable.connected = true; // and plugged in again
         const output = await phone.waitForOutput(/while you were out ✉/, 15_000);
         await alice.waitFor(
           (e) =>
@@ -213,6 +214,54 @@ for (const storeKind of ["memory", "redis"] as const) {
         // Once: a further retry round would show it again.
         await new Promise((resolve) => setTimeout(resolve, 3_000));
         assert.equal(count(phone.output(), "while you were out ✉"), 1, output);
+      });
+
+      it("6. while Redis is away the bridge says it is not ready and still relays a desk phone's message", async function () {
+        const readyz = async (): Promise<{ status: number; body: { ready: boolean; reasons: string[] } }> => {
+          const response = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+          return {
+            status: response.status,
+            body: (await response.json()) as { ready: boolean; reasons: string[] },
+          };
+        };
+        assert.equal((await readyz()).status, 200);
+        await redis?.halt();
+        try {
+          let state = await readyz();
+          for (let i = 0; i < 50 && state.status === 200; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            state = await readyz();
+          }
+          assert.equal(state.status, 503);
+          assert.ok(
+            state.body.reasons.some((r) => r.startsWith("redis unreachable")),
+            state.body.reasons.join(", "),
+          );
+          const deskPhone = await UdpSipSocket.open();
+          sockets.push(deskPhone);
+          await deskPhone.send(
+            buildRequest({
+              method: "MESSAGE",
+              uri: "sip:alice@example.org",
+              via: `UDP 127.0.0.1:${deskPhone.port}`,
+              from: "<sip:bob@example.org>",
+              to: "<sip:alice@example.org>",
+              headers: { "Content-Type": "text/plain;charset=UTF-8" },
+              body: "Redis is down, messages are not",
+            }),
+            sipPort,
+          );
+          assert.equal((await deskPhone.waitFor((m) => m.status !== undefined)).status, 200);
+          await alice.waitFor((e) => e.event === "message" && e.body === "Redis is down, messages are not");
+        } finally {
+          redis = await redis?.restart();
+        }
+        let state = await readyz();
+        for (let i = 0; i < 100 && state.status !== 200; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          state = await readyz();
+        }
+        assert.equal(state.status, 200, state.body.reasons.join(", "));
       });
     }
   });
