@@ -95,6 +95,7 @@ export class XmppMessageHandler {
       ...(rawBody !== null && stanza.getChild("request", NS.receipts) && stanza.attrs.id
         ? { receipt: true }
         : {}),
+      ...(rawBody !== null && stanza.attrs.from ? { replyTo: stanza.attrs.from } : {}),
     };
     const flow = this.options.log.child({
       jid: message.from,
@@ -130,7 +131,11 @@ export class XmppMessageHandler {
   /** A queued message (`message.to` a person key) was delivered later: its receipt, when asked. */
   async reportDelivered(message: ChatMessage, outcome: "delivered" | "accepted"): Promise<void> {
     if (outcome !== "delivered" || !message.receipt) return;
-    await this.sendReceipt(contactForPerson(message.to, this.options.domains), message.from, message.id);
+    await this.sendReceipt(
+      contactForPerson(message.to, this.options.domains),
+      message.replyTo ?? message.from,
+      message.id,
+    );
   }
 
   /** A queued message was given up: the sender gets a message error from the contact. */
@@ -140,7 +145,7 @@ export class XmppMessageHandler {
     text: string,
   ): Promise<void> {
     const contact = contactForPerson(message.to, this.options.domains);
-    const original = xml("message", { id: message.id, from: message.from, to: contact });
+    const original = xml("message", { id: message.id, from: message.replyTo ?? message.from, to: contact });
     await this.options.send(errorReply(original, condition, text));
   }
 

@@ -23,6 +23,8 @@ export interface ChatMessage {
   chatState?: ChatState;
   /** The sender asked for a delivery receipt (XEP-0184), for a receipt sent later from the queue. */
   receipt?: boolean;
+  /** Where late outcomes go: the sender's full JID (its resource may be gone by then; the server then delivers as to the bare JID). */
+  replyTo?: string;
 }
 
 /**

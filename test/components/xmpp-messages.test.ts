@@ -60,6 +60,8 @@ describe("XMPP messages (Prosody + slixmpp)", function () {
       from: "alice@example.org",
       to: "bob@example.org",
       body: "Hello Bob — ça va? 🎉",
+      receipt: true,
+      replyTo: got?.replyTo,
       thread: "t-42",
       lang: "en",
     });
@@ -91,6 +93,28 @@ describe("XMPP messages (Prosody + slixmpp)", function () {
       assert.match(error.xml ?? "", new RegExp(`<${condition} xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"`));
     });
   }
+
+  it("says nothing yet for a queued message, then the receipt or the error when the queue reports", async function () {
+    sink.answers.set("dave@example.org", "queued");
+    alice.send({ op: "message", to: `dave@${grant.jid}`, body: "later", id: "q1", receipt: true });
+    alice.send({ op: "message", to: `dave@${grant.jid}`, body: "never", id: "q2", receipt: true });
+    for (let i = 0; i < 50 && sink.received.filter((m) => m.to === "dave@example.org").length < 2; i++)
+      await sleep(20);
+    const [later, never] = ["q1", "q2"].map((id) => sink.received.find((m) => m.id === id));
+    assert.ok(later && never);
+    await sleep(300);
+    assert.ok(!alice.events.some((e) => /id="q[12]"/.test(e.xml ?? "")), "no receipt and no error yet");
+    await gateway.reports.delivered(later, "delivered");
+    const receipt = await alice.waitFor(
+      (e) => e.event === "message" && /<received xmlns="urn:xmpp:receipts" id="q1"/.test(e.xml ?? ""),
+    );
+    assert.equal(receipt.from, `dave@${grant.jid}`);
+    await gateway.reports.failed(never, "recipient-unavailable", "not delivered: the phone stayed offline");
+    const error = await alice.waitFor((e) => message("q2")(e) && e.type === "error");
+    assert.equal(error.from, `dave@${grant.jid}`);
+    assert.match(error.xml ?? "", /<recipient-unavailable xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/);
+    assert.match(error.xml ?? "", /the phone stayed offline/);
+  });
 
   it("passes chat states on to the message port", async function () {
     alice.send({
