@@ -24,6 +24,7 @@ import { buildIsComposing, isComposingFromChatState } from "./is-composing.js";
 import { locateSipServer } from "./locate.js";
 import { MwiSubscriber, type MailboxConfig } from "./mwi-subscriber.js";
 import { DEFAULT_PUBLISH_LIMITS, PublishHandler } from "./publish-handler.js";
+import { RegWatcher } from "./reg-watcher.js";
 import { PresenceNotifier } from "./notifier.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { DEFAULT_LIMITS } from "./framing.js";
@@ -69,6 +70,18 @@ export interface SipEndpointOptions {
   minExpires?: number;
   /** MWI (RFC 3842): the mailboxes to subscribe to at the PBX, and where their changes go. */
   mwi?: { mailboxes: readonly MailboxConfig[]; expires?: number; sink: VoicemailSink; retryMs?: number };
+  /**
+   * RFC 3680 `reg` subscriptions at the registrar, so the bridge hears when a watched desk phone
+   * registers again (`endpoint.reg.watch(person, aor)`); `onOnline` gets the person.
+   */
+  regEvents?: {
+    registrar: string;
+    expires?: number;
+    onOnline: (person: string) => void | Promise<void>;
+    retryMs?: number;
+    /** At most this many AORs watched at once (default 1000). */
+    maxWatched?: number;
+  };
   timers?: TimerSettings;
   log: Logger;
 }
@@ -105,6 +118,7 @@ export class SipEndpoint {
   private readonly publish: PublishHandler | undefined;
   readonly notifier: PresenceNotifier | undefined;
   readonly mwi: MwiSubscriber | undefined;
+  readonly reg: RegWatcher | undefined;
   private readonly allow: string;
   /** Sender→recipient pairs with an `active` isComposing outstanding (only those get an `idle`). */
   private readonly composing = new Set<string>();
@@ -163,7 +177,23 @@ export class SipEndpoint {
           ...(options.mwi.retryMs ? { retryMs: options.mwi.retryMs } : {}),
         })
       : undefined;
-    this.allow = [this.publish ? ALLOW_WITH_PRESENCE : ALLOW, ...(this.mwi ? ["NOTIFY"] : [])].join(", ");
+    this.reg = options.regEvents
+      ? new RegWatcher({
+          registrar: options.regEvents.registrar,
+          ...(options.outboundProxy ? { outboundProxy: options.outboundProxy } : {}),
+          sender: this.sender,
+          from: `sip:switchboard@${options.domains.gatewayDomain}`,
+          onOnline: options.regEvents.onOnline,
+          log: options.log.child({ event: "reg" }),
+          ...(options.regEvents.expires ? { expires: options.regEvents.expires } : {}),
+          ...(options.regEvents.retryMs ? { retryMs: options.regEvents.retryMs } : {}),
+          ...(options.regEvents.maxWatched ? { maxWatched: options.regEvents.maxWatched } : {}),
+        })
+      : undefined;
+    this.allow = [
+      this.publish ? ALLOW_WITH_PRESENCE : ALLOW,
+      ...(this.mwi || this.reg ? ["NOTIFY"] : []),
+    ].join(", ");
     transports.on("message", (text, flow, raw) => {
       this.onText(text, flow, raw).catch((err: unknown) => {
         // A peer that went away before its answer is ordinary; anything else is a bug here.
@@ -247,7 +277,7 @@ export class SipEndpoint {
         await answer(481); // nothing here is ever pending long enough to cancel
         return;
       case "NOTIFY":
-        if (!this.mwi) break;
+        if (!this.mwi && !this.reg) break;
         await this.authenticated(request, flow, raw, answer);
         return;
       case "MESSAGE":
@@ -284,17 +314,25 @@ export class SipEndpoint {
         await this.onMessage(request, raw, sender, answer);
         return;
       case "NOTIFY": {
-        // Voicemail counts are believed from the PBX (a trusted peer) only, never from a user.
-        if (auth.via === "digest") {
-          await answer(403, { reason: "message-summary is accepted from the PBX only" });
-          return;
-        }
+        // Voicemail counts (from the PBX) and registration state (from the registrar) are believed
+        // from trusted peers only, never from a user.
         const event = (request.getHeader("Event") ?? "").split(";")[0]?.trim().toLowerCase();
-        if (event !== "message-summary") {
-          await answer(489, { headers: [["Allow-Events", "message-summary"]] });
+        if (auth.via === "digest") {
+          await answer(403, {
+            reason:
+              event === "reg"
+                ? "reg is accepted from the registrar only"
+                : "message-summary is accepted from the PBX only",
+          });
           return;
         }
-        const result = await this.mwi!.handleNotify(request);
+        const handler = event === "message-summary" ? this.mwi : event === "reg" ? this.reg : undefined;
+        if (!handler) {
+          const events = [...(this.mwi ? ["message-summary"] : []), ...(this.reg ? ["reg"] : [])];
+          await answer(489, { headers: [["Allow-Events", events.join(", ")]] });
+          return;
+        }
+        const result = await handler.handleNotify(request);
         await answer(result.status, { reason: result.reason });
         return;
       }
@@ -414,6 +452,15 @@ export class SipEndpoint {
   }
 
   /** The SIP address of the party a person key stands for (numbers through the directory). */
+  /**
+   * Follows the registration of the phone a person key stands for (RFC 3680 reg event at
+   * `sip.regEvents.registrar`), while messages wait for it; false without a registrar.
+   */
+  async watchRegistration(person: string): Promise<boolean> {
+    if (!this.reg) return false;
+    return this.reg.watch(person, formatSipUri(await this.targetFor(person)));
+  }
+
   private async targetFor(person: string): Promise<SipUri> {
     const { domains, directory } = this.options;
     if (person.startsWith("sip:")) return parseSipUri(person);
@@ -490,11 +537,11 @@ export class SipEndpoint {
   }
 
   async stop(): Promise<void> {
-    // Unsubscribe from the PBX, but do not let a silent one hold the shutdown up.
-    if (this.mwi) {
+    // Unsubscribe from the PBX and the registrar, but do not let a silent one hold the shutdown up.
+    if (this.mwi || this.reg) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        this.mwi.stop(),
+        Promise.all([this.mwi?.stop(), this.reg?.stop()]),
         new Promise<void>((resolve) => (timer = setTimeout(resolve, 2_000))),
       ]);
       clearTimeout(timer);

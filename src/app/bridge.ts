@@ -80,6 +80,16 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     ...(config.sip.dnsServers ? { dnsServers: config.sip.dnsServers } : {}),
     ...(config.sip.tls ? { tls: config.sip.tls } : {}),
     timers: config.sip.timers,
+    ...(config.sip.regEvents
+      ? {
+          regEvents: {
+            registrar: config.sip.regEvents.registrar,
+            expires: config.sip.regEvents.expires,
+            // The phone registered again: its waiting messages go at once.
+            onOnline: (person: string) => relay.recipientOnline(person),
+          },
+        }
+      : {}),
     minExpires: config.sip.minExpires,
     ...(config.sip.mwi
       ? {
@@ -130,6 +140,18 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     ttlMs: config.store.queue.ttlSeconds * 1000,
     retryMinMs: config.store.queue.retryMinSeconds * 1000,
     retryMaxMs: config.store.queue.retryMaxSeconds * 1000,
+    recipients: {
+      waiting: (person) => {
+        sip
+          .watchRegistration(person)
+          .catch((err: unknown) =>
+            log.warn({ err: String(err), person }, "cannot follow the phone's registration"),
+          );
+      },
+      done: (person) => {
+        void sip.reg?.unwatch(person);
+      },
+    },
   });
   xmpp.start();
   relay.start();

@@ -250,6 +250,23 @@ export const configSchema = z
           .describe(
             "Shortest Expires accepted in PUBLISH and SUBSCRIBE, in seconds (shorter: 423 with Min-Expires).",
           ),
+        regEvents: z
+          .strictObject({
+            registrar: sipUri.describe(
+              "The registrar (Kamailio, OpenSIPS) that serves RFC 3680 reg event subscriptions, e.g. sip:registrar.example.org.",
+            ),
+            expires: z
+              .number()
+              .int()
+              .min(60)
+              .max(86_400)
+              .default(3600)
+              .describe("Subscription duration asked of the registrar, in seconds."),
+          })
+          .optional()
+          .describe(
+            "Phone-is-back signal for queued messages: while messages wait for a phone, the bridge subscribes to its registration (Event: reg) and retries them when it registers again.",
+          ),
         mwi: z
           .strictObject({
             expires: z

@@ -28,6 +28,8 @@ export interface OutboundRelayOptions {
   retryMaxMs?: number;
   /** How often the queue is looked at (default 5 s). */
   tickMs?: number;
+  /** Called when a recipient gets a queued message, and when their last one leaves the queue (to follow their registration). */
+  recipients?: { waiting: (person: string) => void; done: (person: string) => void };
   clock?: () => number;
 }
 
@@ -66,6 +68,7 @@ export class OutboundRelay implements MessageSink {
         nextAttemptAt: now + this.delay(1),
       };
       const added = await this.options.queue.enqueue(entry);
+      if (added) this.options.recipients?.waiting(message.to);
       this.options.log.info(
         { id: message.id, jid: message.from, to: message.to, reason: err.message, added },
         "message queued: recipient offline",
@@ -111,12 +114,19 @@ export class OutboundRelay implements MessageSink {
     return this.running;
   }
 
+  /** After an entry left the queue: tell `recipients.done` when it was the recipient's last. */
+  private async left(person: string): Promise<void> {
+    if (!this.options.recipients) return;
+    if ((await this.options.queue.forRecipient(person)).length === 0) this.options.recipients.done(person);
+  }
+
   private async attempt(entry: QueuedMessage): Promise<void> {
     const { queue, reports, log } = this.options;
     const { message } = entry;
     const flow = log.child({ id: message.id, jid: message.from, to: message.to });
     if (entry.expiresAt <= this.clock()) {
       if (await queue.remove(entry.key)) {
+        await this.left(message.to);
         flow.info({ attempts: entry.attempts }, "queued message expired");
         await reports.failed(
           message,
@@ -138,6 +148,7 @@ export class OutboundRelay implements MessageSink {
         return;
       }
       if (await queue.remove(entry.key)) {
+        await this.left(message.to);
         flow.warn({ err: String(err) }, "queued message refused");
         await reports.failed(message, condition, err instanceof Error ? err.message : "delivery failed");
       }
@@ -146,6 +157,7 @@ export class OutboundRelay implements MessageSink {
     // Taken out after the send: a crash between the two repeats it once, with the same id (the one
     // repeat the design allows); taking it out first could lose it.
     if (await queue.remove(entry.key)) {
+      await this.left(message.to);
       flow.info({ outcome, attempts: entry.attempts + 1 }, "queued message delivered");
       if (outcome !== "queued") await reports.delivered(message, outcome);
     }

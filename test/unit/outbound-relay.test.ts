@@ -133,6 +133,35 @@ describe("outbound relay and its queue", function () {
     assert.equal(await queue.size(), 0);
   });
 
+  it("says when a recipient starts waiting and when their last message left the queue", async function () {
+    const events: string[] = [];
+    let now = 0;
+    const queue = new MemoryMessageQueue();
+    const answers = ["recipient-unavailable", "recipient-unavailable", "delivered", "delivered"];
+    const relay = new OutboundRelay({
+      send: () => {
+        const answer = answers.shift() ?? "delivered";
+        return answer === "delivered"
+          ? Promise.resolve("delivered")
+          : Promise.reject(new SwitchboardError("recipient-unavailable", "offline"));
+      },
+      queue,
+      reports: { delivered: () => Promise.resolve(), failed: () => Promise.resolve() },
+      log: memoryLogger(),
+      retryMinMs: 1_000,
+      clock: () => now,
+      recipients: {
+        waiting: (person) => events.push(`waiting ${person}`),
+        done: (person) => events.push(`done ${person}`),
+      },
+    });
+    await relay.deliver(message("one"));
+    await relay.deliver(message("two"));
+    now += 1_000;
+    await relay.retryDue();
+    assert.deepEqual(events, ["waiting bob@example.org", "waiting bob@example.org", "done bob@example.org"]);
+  });
+
   it("tries a recipient's messages at once when they come back, oldest first", async function () {
     const { relay, sent } = setup([
       "recipient-unavailable",
