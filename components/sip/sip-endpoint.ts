@@ -179,8 +179,9 @@ export class SipEndpoint {
       : undefined;
     this.reg = options.regEvents
       ? new RegWatcher({
+          // Straight to the registrar the operator named: it is the one that knows registrations,
+          // and the outbound proxy may be anything (in tests, the phone itself).
           registrar: options.regEvents.registrar,
-          ...(options.outboundProxy ? { outboundProxy: options.outboundProxy } : {}),
           sender: this.sender,
           from: `sip:switchboard@${options.domains.gatewayDomain}`,
           onOnline: options.regEvents.onOnline,
