@@ -17,6 +17,7 @@
 // the version is still the one read, so a change is never computed from records another instance
 // has replaced in between. The script publishes the change in the same atomic step, so every
 // instance, this one included, hears every change once and in commit order.
+import { KeyedQueue } from "../../src/util/keyed-queue.js";
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createClient, defineScript, ErrorReply, type CommandParser } from "redis";
@@ -309,7 +310,7 @@ function isRecord(value: unknown): value is PresenceRecord {
 export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> implements PresenceStore {
   private readonly changeListeners = new Set<ChangeListener>();
   /** One write at a time per person from this instance: conflicts only come from other instances. */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queues = new KeyedQueue();
   private readonly channel: string;
   private wasReady = false;
   private closed = false;
@@ -433,7 +434,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
   /** Closes both connections; later calls fail. Waits for this instance's writes in progress. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await Promise.allSettled([...this.queues.values()]);
+    await this.queues.idle();
     this.closed = true;
     this.changeListeners.clear();
     // close() lets replies in flight arrive; bounded, since a peer that stopped answering never would.
@@ -488,14 +489,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
   }
 
   private inTurn<T>(person: string, update: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(person) ?? Promise.resolve();
-    const next = previous.then(update, update);
-    const settled = next.catch(() => undefined);
-    this.queues.set(person, settled);
-    void settled.then(() => {
-      if (this.queues.get(person) === settled) this.queues.delete(person);
-    });
-    return next;
+    return this.queues.run(person, update);
   }
 
   /** The aggregate written with the last change (state and note are what was announced). */

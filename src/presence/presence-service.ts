@@ -4,13 +4,14 @@
 import { EventEmitter } from "node:events";
 import type { AggregatePresence, PresenceRecord, PresenceSource } from "../domain/presence.js";
 import type { PresenceSnapshot, PresenceStore, PresenceUpdate } from "../ports/presence-store.js";
+import { KeyedQueue } from "../util/keyed-queue.js";
 
 export interface PresenceServiceEvents {
   change: [person: string, aggregate: AggregatePresence];
 }
 
 export class PresenceService extends EventEmitter<PresenceServiceEvents> {
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queues = new KeyedQueue();
 
   private readonly unwatch: () => void;
 
@@ -36,14 +37,7 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
    * the store holds last, whatever the store's latency (another person's updates are not held up).
    */
   private inTurn(person: string, update: () => Promise<PresenceUpdate>): Promise<PresenceUpdate> {
-    const previous = this.queues.get(person) ?? Promise.resolve();
-    const next = previous.then(update, update);
-    const settled = next.catch(() => undefined);
-    this.queues.set(person, settled);
-    void settled.then(() => {
-      if (this.queues.get(person) === settled) this.queues.delete(person);
-    });
-    return next;
+    return this.queues.run(person, update);
   }
 
   report(person: string, record: PresenceRecord): Promise<PresenceUpdate> {
