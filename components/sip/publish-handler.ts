@@ -83,10 +83,11 @@ export class PublishHandler {
     if (ifMatch !== undefined) {
       publication = this.publications.get(ifMatch);
       if (!publication || publication.person !== person) return { status: 412 };
-      this.publications.delete(ifMatch);
-      clearTimeout(publication.timer);
       if (expires === 0) {
+        // Taken out only once the store has it, so a failed write leaves the tag usable.
         await this.presence.withdraw(person, publication.source);
+        this.publications.delete(ifMatch);
+        clearTimeout(publication.timer);
         this.log.info({ person, etag: ifMatch }, "publication removed");
         return { status: 200, headers: [["Expires", "0"]] };
       }
@@ -125,6 +126,11 @@ export class PublishHandler {
       if (current && "state" in current) {
         await this.presence.report(person, { ...current, expiresAt: this.presence.now() + expires * 1000 });
       }
+    }
+    if (publication && ifMatch !== undefined) {
+      // The store has the new state: the old tag is done (RFC 3903 §4.3: a new tag each time).
+      this.publications.delete(ifMatch);
+      clearTimeout(publication.timer);
     }
     this.keep(etag, { person, source }, expires);
     return {

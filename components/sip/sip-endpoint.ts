@@ -18,7 +18,7 @@ import type { Condition } from "../../src/domain/errors.js";
 import { e164Fallback } from "../../src/domain/gateway-mapping.js";
 import { parseJid } from "../../src/domain/jid.js";
 import { unescapeLocal } from "../../src/domain/jid-escape.js";
-import { Authenticator, type SipUserCredentials } from "./authenticator.js";
+import { Authenticator, type Authentication, type SipUserCredentials } from "./authenticator.js";
 import { ClientTransactions } from "./client-transactions.js";
 import { buildIsComposing, isComposingFromChatState } from "./is-composing.js";
 import { locateSipServer } from "./locate.js";
@@ -97,7 +97,11 @@ export function outcomeFor(status: number): "delivered" | "accepted" | Condition
   if (status === 413 || status === 513) return "policy-violation";
   if (status === 415 || status === 488 || status === 606) return "not-acceptable";
   if (status === 482 || status === 483) return "loop-detected";
-  return "service-unavailable";
+  if (status === 501) return "feature-not-implemented";
+  // Not reachable now, perhaps later (the queue retries these): 503, a proxy's 502/504.
+  if (status === 502 || status === 503 || status === 504) return "service-unavailable";
+  if (status >= 500) return "internal-server-error";
+  return "bad-request"; // another 4xx: the request itself was wrong, retrying will not help
 }
 
 /** A SIP party as a person key (see src/presence/person.ts): name@home, the number, or its SIP URI. */
@@ -309,6 +313,26 @@ export class SipEndpoint {
       await answer(auth.status, { reason: auth.reason, headers: auth.headers });
       return;
     }
+    try {
+      await this.serve(request, flow, raw, auth, answer);
+    } catch (err) {
+      // The store or a sink failed (e.g. Redis is away): the peer still gets a final answer, so it
+      // stops retransmitting and may retry later (503), and the transaction completes.
+      const condition = err instanceof SwitchboardError ? err.condition : "internal-server-error";
+      this.options.log.warn({ err: String(err), method: request.method }, "sip request not served");
+      await answer(sipStatusFor(condition), {
+        reason: err instanceof SwitchboardError ? err.message.slice(0, 100) : undefined,
+      });
+    }
+  }
+
+  private async serve(
+    request: SipRequest,
+    flow: Flow,
+    raw: Buffer,
+    auth: Extract<Authentication, { ok: true }>,
+    answer: (status: number, extra?: { reason?: string; headers?: [string, string][] }) => Promise<void>,
+  ): Promise<void> {
     const sender = auth.sender;
     switch (request.method) {
       case "MESSAGE":
@@ -523,7 +547,8 @@ export class SipEndpoint {
       cseq: 1,
       body,
     });
-    const outcome = outcomeFor(result.status);
+    // A condition of our own (e.g. the next hop is not in DNS) says more than the 503 it came as.
+    const outcome = result.condition ?? outcomeFor(result.status);
     this.options.log.info(
       {
         sip: formatSipUri(target),

@@ -1,6 +1,7 @@
 // PUBLISH (RFC 3903) lifecycle against raw UDP: initial, refresh, modify, remove, the refusals, and
 // hostile PIDF bodies (XML bombs, external entities) — each answered, none taking the process down.
 import assert from "node:assert/strict";
+import { SwitchboardError } from "../../src/domain/errors.js";
 import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
 import type { SipEndpoint } from "../../components/sip/sip-endpoint.js";
 import { startSipEndpoint } from "../harness/sip-endpoint.js";
@@ -117,5 +118,58 @@ describe("SIP PUBLISH (raw sockets)", function () {
       activities: ["busy"],
       note: "In a <meeting> & more",
     });
+  });
+
+  it("answers 503 when the store cannot take the publication, and the tag stays usable", async function () {
+    const store = new MemoryPresenceStore();
+    const flaky = new PresenceService(store);
+    const failing = await startSipEndpoint({ presence: flaky });
+    const peer = await UdpSipSocket.open();
+    try {
+      const send = async (
+        headers: Record<string, string>,
+        body: string | undefined,
+      ): Promise<RawSipMessage> => {
+        const callId = `flaky-${++n}@127.0.0.1`;
+        await peer.send(
+          buildRequest({
+            method: "PUBLISH",
+            uri: "sip:alice@example.org",
+            via: `UDP 127.0.0.1:${peer.port}`,
+            from: "<sip:alice@example.org>",
+            to: "<sip:alice@example.org>",
+            callId,
+            headers: {
+              Event: "presence",
+              ...(body ? { "Content-Type": "application/pidf+xml" } : {}),
+              ...headers,
+            },
+            ...(body ? { body } : {}),
+          }),
+          failing.port,
+        );
+        return peer.waitFor((m) => m.status !== undefined && header(m, "call-id") === callId);
+      };
+      const first = await send({ Expires: "600" }, buildPidf("sip:alice@example.org", "away", null));
+      assert.equal(first.status, 200);
+      const etag = header(first, "sip-etag") ?? "";
+      const put = store.putRecord.bind(store);
+      store.putRecord = () => Promise.reject(new SwitchboardError("service-unavailable", "store away"));
+      const refused = await send(
+        { Expires: "600", "SIP-If-Match": etag },
+        buildPidf("sip:alice@example.org", "dnd", null),
+      );
+      assert.equal(refused.status, 503);
+      store.putRecord = put;
+      const again = await send(
+        { Expires: "600", "SIP-If-Match": etag },
+        buildPidf("sip:alice@example.org", "dnd", null),
+      );
+      assert.equal(again.status, 200, "the tag survived the failed write");
+      assert.equal((await flaky.current("alice@example.org")).state, "dnd");
+    } finally {
+      await peer.close();
+      await failing.endpoint.stop();
+    }
   });
 });

@@ -291,7 +291,7 @@ describe("SIP transports: TLS, WebSocket (RFC 7118), and sending over TCP/TLS", 
           to: "sip:erin@nowhere.example.com",
           body: "x",
         }),
-        { condition: "service-unavailable" },
+        { condition: "remote-server-not-found" },
       );
     } finally {
       await located.stop();
