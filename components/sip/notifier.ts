@@ -257,8 +257,9 @@ export class PresenceNotifier {
       },
       ...(subscription.flow ? { flow: subscription.flow } : {}),
     });
-    if (result.cseq !== subscription.cseq) {
-      subscription.cseq = result.cseq; // a challenge was answered with the next CSeq
+    if (result.cseq > subscription.cseq) {
+      // A challenge was answered with the next CSeq (never backwards: NOTIFYs may overlap).
+      subscription.cseq = result.cseq;
       if (!terminated) this.save(subscription);
     }
     if (result.status >= 300) {

@@ -4,6 +4,7 @@
 // request too large for UDP goes over TCP or TLS (RFC 3261 §18.1.1), else fails with 513. A 401
 // or 407 is answered once with digest credentials (RFC 3261 §22.2, RFC 8760).
 import { randomBytes } from "node:crypto";
+import { isIP } from "node:net";
 import { SwitchboardError, type Condition } from "../../src/domain/errors.js";
 import { formatSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
 import type { Logger } from "../../src/ports/logger.js";
@@ -112,16 +113,24 @@ export class RequestSender {
 
   /** Sends one request and resolves with its final outcome; never rejects. */
   async send(spec: RequestSpec): Promise<SendResult> {
-    const size = Buffer.byteLength(this.build(spec, "udp", spec.cseq, []).text);
+    // Room for the Authorization header a challenge would add (~400 bytes with SHA-256).
+    const margin = this.options.credentials ? 400 : 0;
+    const size = Buffer.byteLength(this.build(spec, "udp", spec.cseq, []).text) + margin;
     const tooLargeForUdp = size > UDP_MESSAGE_LIMIT;
+    let last: SendResult = { status: 503, reason: "no server to send to", cseq: spec.cseq };
+    let attempted = false;
     if (spec.flow && (spec.flow.reliable || !tooLargeForUdp)) {
-      const result = await this.exchange(spec, spec.flow);
-      if (result.status !== 503 || result.response !== undefined) return result;
+      last = await this.exchange(spec, spec.flow);
+      if (last.status !== 503 || last.response !== undefined) return last;
       // The connection is gone: fall back to the Contact / route as a new flow.
+      attempted = true;
     }
     let targets: SipTarget[];
+    const hop = this.nextHop(spec);
+    // RFC 5922 §4.1: a TLS server proves the domain of the URI we located it from.
+    const servername = isIP(hop.host.replace(/^\[|\]$/g, "")) === 0 ? hop.host : undefined;
     try {
-      targets = await this.options.locate(this.nextHop(spec), { preferReliable: tooLargeForUdp });
+      targets = await this.options.locate(hop, { preferReliable: tooLargeForUdp });
     } catch (err) {
       return {
         status: 503,
@@ -130,7 +139,6 @@ export class RequestSender {
         ...(err instanceof SwitchboardError ? { condition: err.condition } : {}),
       };
     }
-    let last: SendResult = { status: 503, reason: "no server to send to", cseq: spec.cseq };
     for (const target of targets) {
       if (target.transport === "udp" && tooLargeForUdp) {
         last = {
@@ -142,14 +150,16 @@ export class RequestSender {
       }
       let flow: Flow;
       try {
-        flow = await this.options.transports.connect(target.transport, target.host, target.port);
+        flow = await this.options.transports.connect(target.transport, target.host, target.port, servername);
       } catch (err) {
         last = tooLargeForUdp
           ? { status: 513, reason: `too large for UDP, and ${(err as Error).message}`, cseq: spec.cseq }
           : { status: 503, reason: (err as Error).message, cseq: spec.cseq };
         continue;
       }
-      last = await this.exchange(spec, flow);
+      // Each further server gets the next CSeq (a request inside a dialog must never repeat one).
+      last = await this.exchange({ ...spec, cseq: attempted ? last.cseq + 1 : spec.cseq }, flow);
+      attempted = true;
       // RFC 3263 §4.3: a transport failure, a timeout or a 503 moves on to the next server.
       if (last.status !== 503 && !(last.status === 408 && last.response === undefined)) return last;
     }

@@ -135,8 +135,10 @@ export class SipTransports extends EventEmitter<TransportEvents> {
   }
 
   /** An open connection to `address:port` over `transport`, if there is one. */
-  existing(transport: TransportName, address: string, port: number): Flow | undefined {
-    return this.flows.get(`${transport}|${address}|${port}`)?.flow;
+  existing(transport: TransportName, address: string, port: number, servername?: string): Flow | undefined {
+    // A TLS connection is reused only for the name it was verified for.
+    const name = transport === "tls" && servername ? `|${servername}` : "";
+    return this.flows.get(`${transport}|${address}|${port}${name}`)?.flow;
   }
 
   /**
@@ -144,8 +146,8 @@ export class SipTransports extends EventEmitter<TransportEvents> {
    * TCP or TLS an open connection to it or a new one (bounded by connectTimeoutMs). WebSocket
    * peers can only be reached over the connection they opened.
    */
-  async connect(transport: TransportName, address: string, port: number): Promise<Flow> {
-    const open = this.existing(transport, address, port);
+  async connect(transport: TransportName, address: string, port: number, servername?: string): Promise<Flow> {
+    const open = this.existing(transport, address, port, servername);
     if (open) return open;
     if (transport === "udp") {
       const socket = this.udp[0];
@@ -159,11 +161,17 @@ export class SipTransports extends EventEmitter<TransportEvents> {
         `no open ${transport} connection to ${address}:${port}`,
       );
     }
-    const socket = await this.dial(transport, address, port);
-    return this.attach(socket, transport, true);
+    const socket = await this.dial(transport, address, port, servername);
+    return this.attach(socket, transport, true, transport === "tls" ? servername : undefined);
   }
 
-  private dial(transport: "tcp" | "tls", address: string, port: number): Promise<Socket> {
+  /** `servername`: the domain the TLS server must prove (SNI and certificate check); else the address. */
+  private dial(
+    transport: "tcp" | "tls",
+    address: string,
+    port: number,
+    servername?: string,
+  ): Promise<Socket> {
     const timeout = this.options.connectTimeoutMs ?? 5_000;
     return new Promise((resolve, reject) => {
       const socket: Socket | TLSSocket =
@@ -173,7 +181,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
               host: address,
               port,
               ...(this.tlsContext?.ca ? { ca: this.tlsContext.ca } : {}),
-              ...(isIP(address) === 0 ? { servername: address } : {}),
+              ...(servername ? { servername } : isIP(address) === 0 ? { servername: address } : {}),
             });
       const ready = transport === "tcp" ? "connect" : "secureConnect";
       const timer = setTimeout(() => {
@@ -296,9 +304,9 @@ export class SipTransports extends EventEmitter<TransportEvents> {
   }
 
   /** A TCP or TLS connection, accepted or dialled: framed by Content-Length (RFC 3261 §18.3). */
-  private attach(socket: Socket, transport: "tcp" | "tls", outgoing: boolean): Flow {
+  private attach(socket: Socket, transport: "tcp" | "tls", outgoing: boolean, servername?: string): Flow {
     const remote = { address: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
-    const key = `${transport}|${remote.address}|${remote.port}`;
+    const key = `${transport}|${remote.address}|${remote.port}${servername ? `|${servername}` : ""}`;
     const framer = new StreamFramer(this.limits);
     const flow: Flow = {
       transport,

@@ -300,4 +300,50 @@ describe("SIP transports: TLS, WebSocket (RFC 7118), and sending over TCP/TLS", 
       await udp.close();
     }
   });
+
+  it("checks a TLS server's certificate against the domain it was located from (RFC 5922)", async function () {
+    const named = testCertificate(["DNS:tls.example.com"]);
+    const server = await TcpSipServer.listen(0, {
+      cert: readFileSync(named.cert),
+      key: readFileSync(named.key),
+    });
+    const dns = await DnsServer.start([], ["example.com"], {
+      hosts: [
+        { name: "tls.example.com", address: "127.0.0.1" },
+        { name: "impostor.example.com", address: "127.0.0.1" },
+      ],
+    });
+    const { endpoint: client } = await startSipEndpoint({
+      listen: ["udp:127.0.0.1:0"],
+      tls: { cert: named.cert, key: named.key, ca: named.cert },
+      dnsServers: [dns.address],
+    });
+    try {
+      const outcome = client.sendMessage({
+        id: "sni",
+        from: "alice@example.org",
+        to: `sip:bob@tls.example.com:${server.port};transport=tls`,
+        body: "for tls.example.com",
+      });
+      const request = await server.waitFor((m) => m.method === "MESSAGE");
+      await server.answer(request, 200);
+      assert.equal(await outcome, "delivered");
+      // The same server under another name cannot prove it: nothing is sent.
+      await assert.rejects(
+        client.sendMessage({
+          id: "impostor",
+          from: "alice@example.org",
+          to: `sip:bob@impostor.example.com:${server.port};transport=tls`,
+          body: "for the impostor",
+        }),
+        { condition: "service-unavailable" },
+      );
+      assert.equal(server.received.filter((m) => m.body === "for the impostor").length, 0);
+    } finally {
+      await client.stop();
+      await dns.stop();
+      await server.close();
+      named.dir.remove();
+    }
+  });
 });

@@ -12,7 +12,8 @@ export interface TestCertificate {
   dir: TempDir;
 }
 
-export function testCertificate(): TestCertificate {
+/** A certificate for `names` (default 127.0.0.1 and localhost). */
+export function testCertificate(names: string[] = ["IP:127.0.0.1", "DNS:localhost"]): TestCertificate {
   const dir = tempDir("tls");
   const cert = dir.file("cert.pem");
   const key = dir.file("key.pem");
@@ -33,9 +34,9 @@ export function testCertificate(): TestCertificate {
       "-days",
       "2",
       "-subj",
-      "/CN=localhost",
+      `/CN=${(names.find((n) => n.startsWith("DNS:")) ?? "DNS:localhost").slice(4)}`,
       "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      `subjectAltName=${names.join(",")}`,
     ],
     { stdio: "pipe" },
   );
