@@ -1,41 +1,45 @@
 // The durable message queue in Redis (the MessageQueue port). With append-only persistence
 // (`appendonly yes`, as `switchboard check` reports) an acknowledged enqueue survives a restart of
 // Redis and of the bridge. Keys, all under the configured prefix:
-//   queue:entries      hash   key → JSON QueuedMessage
-//   queue:due          zset   key scored by nextAttemptAt
+//   queue:entries      hash   key → JSON of the message and its times (never rewritten)
+//   queue:attempts     hash   key → attempts so far
+//   queue:recipient    hash   key → the recipient's person key
+//   queue:due          zset   key scored by the next attempt
 //   queue:to:{person}  zset   key scored by queuedAt (a recipient's messages, oldest first)
-// Every change of an entry is one Lua script, so the three never disagree.
+// Every change of an entry is one Lua script, so they never disagree; the scripts never decode the
+// JSON (a body Lua's cjson cannot read must not make an entry impossible to remove).
 import { createClient, type RedisClientType } from "redis";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import type { Logger } from "../../src/ports/logger.js";
 import type { MessageQueue, QueuedMessage } from "../../src/ports/message-queue.js";
 
-// KEYS: entries, due, to:{person}; ARGV: key, json, nextAttemptAt, queuedAt. Returns 1 when added.
+// KEYS: entries, attempts, recipient, due, to:{person}; ARGV: key, json, attempts, nextAttemptAt,
+// queuedAt, person. Returns 1 when added.
 const ENQUEUE = `
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
 return 1`;
 
-// KEYS: entries, due; ARGV: key, nextAttemptAt, attempts.
+// KEYS: entries, attempts, due; ARGV: key, nextAttemptAt, attempts.
 const RESCHEDULE = `
-local json = redis.call('HGET', KEYS[1], ARGV[1])
-if not json then return 0 end
-local entry = cjson.decode(json)
-entry.nextAttemptAt = tonumber(ARGV[2])
-entry.attempts = tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 return 1`;
 
-// KEYS: entries, due; ARGV: key, prefix of the per-recipient key. Returns 1 when it was there.
+// KEYS: entries, attempts, recipient, due; ARGV: key, prefix of the per-recipient key (the one key
+// not in KEYS: it is known only here; fine for a single Redis, see docs/store.md).
 const REMOVE = `
-local json = redis.call('HGET', KEYS[1], ARGV[1])
-if not json then return 0 end
-local entry = cjson.decode(json)
+local person = redis.call('HGET', KEYS[3], ARGV[1])
+if not person then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', ARGV[2] .. entry.message.to, ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', ARGV[2] .. person, ARGV[1])
 return 1`;
 
 export interface RedisQueueOptions {
@@ -43,6 +47,7 @@ export interface RedisQueueOptions {
   prefix: string;
   log: Logger;
   connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
 }
 
 export class RedisMessageQueue implements MessageQueue {
@@ -56,6 +61,8 @@ export class RedisMessageQueue implements MessageQueue {
       url: options.url,
       // While Redis is away, commands fail at once instead of waiting in memory.
       disableOfflineQueue: true,
+      // A Redis that stops answering without closing the connection must not stall the queue.
+      commandOptions: { timeout: options.commandTimeoutMs ?? 5_000 },
       socket: {
         connectTimeout: options.connectTimeoutMs ?? 5_000,
         reconnectStrategy: (retries) => Math.min(200 * (retries + 1), 5_000),
@@ -68,11 +75,14 @@ export class RedisMessageQueue implements MessageQueue {
     return new RedisMessageQueue(client, options.prefix);
   }
 
-  private get keys(): { entries: string; due: string; to: string } {
+  private get keys(): { entries: string; attempts: string; recipient: string; due: string; to: string } {
+    const p = `${this.prefix}queue:`;
     return {
-      entries: `${this.prefix}queue:entries`,
-      due: `${this.prefix}queue:due`,
-      to: `${this.prefix}queue:to:`,
+      entries: `${p}entries`,
+      attempts: `${p}attempts`,
+      recipient: `${p}recipient`,
+      due: `${p}due`,
+      to: `${p}to:`,
     };
   }
 
@@ -90,11 +100,19 @@ export class RedisMessageQueue implements MessageQueue {
   }
 
   async enqueue(entry: QueuedMessage): Promise<boolean> {
-    const { entries, due, to } = this.keys;
+    const { entries, attempts, recipient, due, to } = this.keys;
+    const { attempts: tries, nextAttemptAt, ...fixed } = entry;
     const added = await this.run("enqueue", () =>
       this.client.eval(ENQUEUE, {
-        keys: [entries, due, `${to}${entry.message.to}`],
-        arguments: [entry.key, JSON.stringify(entry), String(entry.nextAttemptAt), String(entry.queuedAt)],
+        keys: [entries, attempts, recipient, due, `${to}${entry.message.to}`],
+        arguments: [
+          entry.key,
+          JSON.stringify(fixed),
+          String(tries),
+          String(nextAttemptAt),
+          String(entry.queuedAt),
+          entry.message.to,
+        ],
       }),
     );
     return added === 1;
@@ -102,15 +120,27 @@ export class RedisMessageQueue implements MessageQueue {
 
   private async read(keys: string[]): Promise<QueuedMessage[]> {
     if (keys.length === 0) return [];
-    const values = await this.run("read", () => this.client.hmGet(this.keys.entries, keys));
-    return values.flatMap((json) => {
+    const { entries, attempts, due } = this.keys;
+    const [values, tries, scores] = await this.run("read", () =>
+      Promise.all([
+        this.client.hmGet(entries, keys),
+        this.client.hmGet(attempts, keys),
+        this.client.zmScore(due, keys),
+      ]),
+    );
+    return values.flatMap((json, i) => {
       if (typeof json !== "string") return [];
       try {
-        return [JSON.parse(json) as QueuedMessage];
+        const fixed = JSON.parse(json) as Omit<QueuedMessage, "attempts" | "nextAttemptAt">;
+        return [{ ...fixed, attempts: Number(tries[i] ?? 1), nextAttemptAt: Number(scores[i] ?? 0) }];
       } catch {
         return [];
       }
     });
+  }
+
+  async get(key: string): Promise<QueuedMessage | undefined> {
+    return (await this.read([key]))[0];
   }
 
   async due(now: number, limit: number): Promise<QueuedMessage[]> {
@@ -126,19 +156,19 @@ export class RedisMessageQueue implements MessageQueue {
   }
 
   async reschedule(key: string, nextAttemptAt: number, attempts: number): Promise<void> {
-    const { entries, due } = this.keys;
+    const { entries, attempts: tries, due } = this.keys;
     await this.run("reschedule", () =>
       this.client.eval(RESCHEDULE, {
-        keys: [entries, due],
+        keys: [entries, tries, due],
         arguments: [key, String(nextAttemptAt), String(attempts)],
       }),
     );
   }
 
   async remove(key: string): Promise<boolean> {
-    const { entries, due, to } = this.keys;
+    const { entries, attempts, recipient, due, to } = this.keys;
     const removed = await this.run("remove", () =>
-      this.client.eval(REMOVE, { keys: [entries, due], arguments: [key, to] }),
+      this.client.eval(REMOVE, { keys: [entries, attempts, recipient, due], arguments: [key, to] }),
     );
     return removed === 1;
   }

@@ -32,7 +32,17 @@ export interface AuthenticatorOptions {
 
 export type Authentication =
   | { ok: true; sender: SipUri; via: "trusted-peer" | "asserted" | "digest" }
-  | { ok: false; status: 401 | 403; reason: string; headers: [string, string][] };
+  | { ok: false; status: 400 | 401 | 403; reason: string; headers: [string, string][] };
+
+/** The parts of a SIP URI that identify where it leads, for comparing the digest `uri`. */
+function sameTarget(a: string, b: string): boolean {
+  try {
+    const [x, y] = [parseSipUri(a), parseSipUri(b)];
+    return x.scheme === y.scheme && x.user === y.user && x.host === y.host && (x.port ?? 0) === (y.port ?? 0);
+  } catch {
+    return false;
+  }
+}
 
 function blockList(cidrs: readonly string[]): BlockList {
   const list = new BlockList();
@@ -100,6 +110,15 @@ export class Authenticator {
     if (authorization.length === 0) return this.challenge("Authentication required", false);
     const result = await this.verifier.verify(request.method, authorization);
     if (!result.ok) return this.challenge(result.reason, result.stale);
+    // RFC 7616 §3.4.6: the credentials must be for this request's target, not replayed from another.
+    if (!sameTarget(result.uri, request.ruri?.toString() ?? "")) {
+      return {
+        ok: false,
+        status: 400,
+        reason: "Authorization uri does not match the Request-URI",
+        headers: [],
+      };
+    }
     return {
       ok: true,
       sender: makeSipUri({ user: result.username.toLowerCase(), host: this.options.homeDomain }),

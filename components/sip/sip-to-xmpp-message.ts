@@ -79,11 +79,14 @@ export function readMessageContent(contentType: string | undefined, bytes: Buffe
     case "application/im-iscomposing+xml":
       return composingContent(bytes.toString("utf8"));
     case "message/cpim": {
-      const cpim = parseCpim(bytes.toString("utf8"));
+      // Read byte for byte (latin1 keeps every byte), so the content keeps its own charset.
+      const cpim = parseCpim(bytes.toString("latin1"));
       if (!cpim) return { kind: "refused", status: 400, reason: "Bad message/cpim body" };
       const inner = parseContentType(cpim.contentType);
-      if (inner.mediaType === "text/plain") return textContent(Buffer.from(cpim.text, "utf8"), undefined);
-      if (inner.mediaType === "application/im-iscomposing+xml") return composingContent(cpim.text);
+      const content = Buffer.from(cpim.text, "latin1");
+      if (inner.mediaType === "text/plain") return textContent(content, cpim.charset);
+      if (inner.mediaType === "application/im-iscomposing+xml")
+        return composingContent(content.toString("utf8"));
       return {
         kind: "refused",
         status: 415,

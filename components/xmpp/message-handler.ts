@@ -2,6 +2,7 @@
 // message sink (the SIP side); messages from SIP parties arrive from their gateway contact. XEP-0184
 // receipts only when the far end confirmed delivery, XEP-0085 chat states both ways, and every
 // failure answered with a message error whose condition says why.
+import { randomUUID } from "node:crypto";
 import { xml, type Element } from "@xmpp/component";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import type { GatewayDomains } from "../../src/domain/gateway-mapping.js";
@@ -85,7 +86,8 @@ export class XmppMessageHandler {
       return;
     }
     const message: ChatMessage = {
-      id: stanza.attrs.id ?? "",
+      // A message without an id gets one of its own: the queue keys messages by sender and id.
+      id: stanza.attrs.id || `sb-${randomUUID()}`,
       from: formatJid(bareJid(from)),
       to: person,
       ...(rawBody !== null ? { body: xmlSafeText(rawBody) } : {}),

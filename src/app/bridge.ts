@@ -47,6 +47,31 @@ export function createLogger(config: Config): Logger {
 export async function startBridge(config: Config, log: Logger): Promise<Bridge> {
   const problems = notYetSupported(config);
   if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
+  // What has been started, to stop in reverse order — on stop(), or when a later part fails to start.
+  const started: { what: string; stop: () => Promise<void> | void }[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const part of started.splice(0).reverse()) {
+      try {
+        await part.stop();
+      } catch (err) {
+        log.warn({ err: String(err), part: part.what }, "stopping failed");
+      }
+    }
+  };
+  try {
+    const bridge = await compose(config, log, (what, stop) => started.push({ what, stop }));
+    return { ...bridge, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+async function compose(
+  config: Config,
+  log: Logger,
+  started: (what: string, stop: () => Promise<void> | void) => void,
+): Promise<Omit<Bridge, "stop">> {
   const store = config.store.url
     ? await RedisPresenceStore.connect({
         url: config.store.url,
@@ -54,7 +79,9 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
         log: log.child({ component: "redis" }),
       })
     : new MemoryPresenceStore();
+  if (store instanceof RedisPresenceStore) started("presence store", () => store.close());
   const presence = new PresenceService(store);
+  started("presence service", () => presence.close());
   const queue: MessageQueue & { close?: () => Promise<void>; ready?: () => boolean } = config.store.url
     ? await RedisMessageQueue.connect({
         url: config.store.url,
@@ -62,7 +89,22 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
         log: log.child({ component: "redis" }),
       })
     : new MemoryMessageQueue();
+  started("message queue", () => queue.close?.());
   const directory = new ConfigDirectory(config.directory?.users ?? [], config.domain);
+  // XMPP → SIP: a chat user's message to a gateway contact goes through the relay (below); the
+  // gateway connects only at xmpp.start(), once everything it hands messages to exists.
+  const xmpp = new XmppGateway({
+    connection: config.xmpp.component,
+    homeDomain: config.domain,
+    version: version(),
+    presence,
+    allowedDomains: config.xmpp.allowedDomains,
+    directory,
+    rosterPhones: config.xmpp.rosterPhones,
+    maxMessageBytes: config.xmpp.maxMessageBytes,
+    messages: { deliver: (message): Promise<DeliveryOutcome> => relay.deliver(message) },
+    log,
+  });
   // SIP → XMPP: a MESSAGE is accepted once the XMPP side has it (sent, or held while the
   // component reconnects).
   const sip = await SipEndpoint.start({
@@ -117,20 +159,7 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     allowedDomains: config.xmpp.allowedDomains,
     log: log.child({ component: "sip" }),
   });
-  await sip.notifier?.restore();
-  // XMPP → SIP: a chat user's message to a gateway contact becomes a MESSAGE.
-  const xmpp = new XmppGateway({
-    connection: config.xmpp.component,
-    homeDomain: config.domain,
-    version: version(),
-    presence,
-    allowedDomains: config.xmpp.allowedDomains,
-    directory,
-    rosterPhones: config.xmpp.rosterPhones,
-    maxMessageBytes: config.xmpp.maxMessageBytes,
-    messages: { deliver: (message): Promise<DeliveryOutcome> => relay.deliver(message) },
-    log,
-  });
+  started("sip endpoint", () => sip.stop());
   // XMPP → SIP through the relay: a phone that is offline gets the message queued and retried.
   const relay: OutboundRelay = new OutboundRelay({
     send: (message) => sip.sendMessage(message),
@@ -153,8 +182,12 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
       },
     },
   });
+  started("xmpp gateway", () => xmpp.stop());
+  started("outbound relay", () => relay.stop());
   xmpp.start();
   relay.start();
+  // Watchers' subscriptions kept in the store: they go on, each with a NOTIFY of the state now.
+  await sip.notifier?.restore();
   // Read-only HTTP: health, readiness, metrics, and the presence API `switchboard presence` asks.
   const http = await startHttpServer({
     listen: config.http.listen,
@@ -177,14 +210,8 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
       ].join("\n"),
     version: version(),
     log,
-  }).catch(async (err: unknown) => {
-    await relay.stop();
-    await sip.stop();
-    await xmpp.stop();
-    await queue.close?.();
-    if (store instanceof RedisPresenceStore) await store.close();
-    throw err;
   });
+  started("http", () => http.close());
   log.info(
     {
       domain: config.domain,
@@ -194,17 +221,5 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     },
     "switchboard started",
   );
-  return {
-    xmpp,
-    sip,
-    stop: async () => {
-      await http.close();
-      await relay.stop();
-      await sip.stop();
-      await xmpp.stop();
-      await queue.close?.();
-      presence.close();
-      if (store instanceof RedisPresenceStore) await store.close();
-    },
-  };
+  return { xmpp, sip };
 }

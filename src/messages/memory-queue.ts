@@ -18,6 +18,11 @@ export class MemoryMessageQueue implements MessageQueue {
     return Promise.resolve(due.map((e) => structuredClone(e)));
   }
 
+  get(key: string): Promise<QueuedMessage | undefined> {
+    const entry = this.entries.get(key);
+    return Promise.resolve(entry ? structuredClone(entry) : undefined);
+  }
+
   forRecipient(person: string): Promise<QueuedMessage[]> {
     const entries = [...this.entries.values()].filter((e) => e.message.to === person);
     return Promise.resolve(entries.sort((a, b) => a.queuedAt - b.queuedAt).map((e) => structuredClone(e)));

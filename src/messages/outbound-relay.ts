@@ -36,6 +36,9 @@ export interface OutboundRelayOptions {
 export class OutboundRelay implements MessageSink {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
+  private stopped = false;
+  /** Entries being sent now: a tick and a "phone is back" signal must not send one twice. */
+  private readonly inFlight = new Set<string>();
   private readonly clock: () => number;
 
   constructor(private readonly options: OutboundRelayOptions) {
@@ -77,18 +80,37 @@ export class OutboundRelay implements MessageSink {
     }
   }
 
-  /** Looks at the queue every tickMs (and once at once) until stop(). */
+  /**
+   * Looks at the queue every tickMs (and once at once) until stop(); first follows the recipients
+   * already waiting (after a restart), so their "phone is back" signal comes again.
+   */
   start(): void {
+    this.stopped = false;
     const tick = (): void => {
+      if (this.stopped) return;
       this.timer = setTimeout(() => {
         void this.retryDue().finally(tick);
       }, this.options.tickMs ?? 5_000);
       this.timer.unref();
     };
-    void this.retryDue().finally(tick);
+    void this.followWaiting()
+      .then(() => this.retryDue())
+      .finally(tick);
   }
 
+  private async followWaiting(): Promise<void> {
+    if (!this.options.recipients) return;
+    try {
+      const waiting = await this.options.queue.due(Number.MAX_SAFE_INTEGER, 10_000);
+      for (const person of new Set(waiting.map((e) => e.message.to))) this.options.recipients.waiting(person);
+    } catch (err) {
+      this.options.log.warn({ err: String(err) }, "message queue not readable at start");
+    }
+  }
+
+  /** Stops looking at the queue; resolves when the round under way has ended (at its next entry). */
   stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     return this.running ?? Promise.resolve();
@@ -96,7 +118,10 @@ export class OutboundRelay implements MessageSink {
 
   /** The recipient is back (registered again): try their messages now, oldest first. */
   async recipientOnline(person: string): Promise<void> {
-    for (const entry of await this.options.queue.forRecipient(person)) await this.attempt(entry);
+    for (const entry of await this.options.queue.forRecipient(person)) {
+      if (this.stopped) return;
+      await this.attempt(entry);
+    }
   }
 
   /** Every entry that is due or expired, one after another (bounded per round). */
@@ -104,7 +129,10 @@ export class OutboundRelay implements MessageSink {
     if (this.running) return this.running;
     this.running = (async () => {
       try {
-        for (const entry of await this.options.queue.due(this.clock(), 100)) await this.attempt(entry);
+        for (const entry of await this.options.queue.due(this.clock(), 100)) {
+          if (this.stopped) break;
+          await this.attempt(entry);
+        }
       } catch (err) {
         this.options.log.warn({ err: String(err) }, "message queue not readable; will try again");
       } finally {
@@ -121,6 +149,19 @@ export class OutboundRelay implements MessageSink {
   }
 
   private async attempt(entry: QueuedMessage): Promise<void> {
+    if (this.inFlight.has(entry.key)) return;
+    this.inFlight.add(entry.key);
+    try {
+      await this.attemptOnce(entry);
+    } finally {
+      this.inFlight.delete(entry.key);
+    }
+  }
+
+  private async attemptOnce(snapshot: QueuedMessage): Promise<void> {
+    // As the queue has it now: another round may have delivered or rescheduled it meanwhile.
+    const entry = await this.options.queue.get(snapshot.key);
+    if (!entry) return;
     const { queue, reports, log } = this.options;
     const { message } = entry;
     const flow = log.child({ id: message.id, jid: message.from, to: message.to });

@@ -5,7 +5,7 @@
 import type { ChatMessage } from "./message-port.js";
 
 export interface QueuedMessage {
-  /** `${from}\n${id}`: the sender's id for the message, unique per sender. */
+  /** `${sender}\n${id}` (queueKey): the sender's id for the message, unique per sender. */
   key: string;
   message: ChatMessage;
   queuedAt: number;
@@ -20,6 +20,8 @@ export interface MessageQueue {
   enqueue(entry: QueuedMessage): Promise<boolean>;
   /** Entries whose next attempt is due at `now`, soonest first, at most `limit`. */
   due(now: number, limit: number): Promise<QueuedMessage[]>;
+  /** The entry under `key` as it is now, or undefined when it has left the queue. */
+  get(key: string): Promise<QueuedMessage | undefined>;
   /** Entries for one recipient (person key), e.g. when their phone comes back. */
   forRecipient(person: string): Promise<QueuedMessage[]>;
   reschedule(key: string, nextAttemptAt: number, attempts: number): Promise<void>;
@@ -28,6 +30,7 @@ export interface MessageQueue {
   size(): Promise<number>;
 }
 
+/** Sender (the full JID where known: resources may reuse ids) and message id. */
 export function queueKey(message: ChatMessage): string {
-  return `${message.from}\n${message.id}`;
+  return `${message.replyTo ?? message.from}\n${message.id}`;
 }

@@ -74,6 +74,18 @@ function queueContract(
       assert.equal(await queue.size(), 3);
     });
 
+    it("gives one entry by key as it is now, and takes any body (even one Lua's JSON cannot read)", async function () {
+      const t = 1_764_460_000_000;
+      const odd = entry("odd", "bob@example.org", t);
+      odd.message.body = "lone \ud800 surrogate";
+      await queue.enqueue(odd);
+      assert.deepEqual(await queue.get(odd.key), odd);
+      await queue.reschedule(odd.key, t + 5, 2);
+      assert.deepEqual(await queue.get(odd.key), { ...odd, attempts: 2, nextAttemptAt: t + 5 });
+      assert.equal(await queue.remove(odd.key), true);
+      assert.equal(await queue.get(odd.key), undefined);
+    });
+
     it("removes an entry everywhere, once", async function () {
       const t = 1_764_460_000_000;
       await queue.enqueue(entry("x", "bob@example.org", t));

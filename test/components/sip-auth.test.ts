@@ -191,6 +191,32 @@ describe("SIP authentication: digest as UAS and UAC, P-Asserted-Identity", funct
     );
   });
 
+  it("refuses credentials computed for another Request-URI with 400", async function () {
+    const first = message(socket, { body: "moved" });
+    const [challenge = ""] = await challengeFor(first.callId, first.text);
+    const retry = message(socket, {
+      callId: first.callId,
+      cseq: 2,
+      body: "moved",
+      headers: {
+        Authorization: answer(challenge, {
+          username: "bob",
+          password: "s3cret",
+          method: "MESSAGE",
+          uri: "sip:carol@example.org",
+          nc: "00000001",
+          cnonce: "elsewhere",
+        }),
+      },
+    });
+    await socket.send(retry.text, port);
+    assert.equal((await socket.waitFor(answerTo(first.callId, 2))).status, 400);
+    assert.equal(
+      xmpp.received.find((m) => m.body === "moved"),
+      undefined,
+    );
+  });
+
   it("accepts users configured with HA1 hashes only", async function () {
     const first = message(socket, { body: "carol" });
     const challenges = await challengeFor(first.callId, first.text);

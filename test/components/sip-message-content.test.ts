@@ -134,6 +134,17 @@ describe("SIP MESSAGE content: charsets, CPIM, isComposing", function () {
       to: "alice@example.org",
       chatState: "composing",
     });
+    const latin1 = await send(
+      "message/cpim",
+      Buffer.concat([
+        Buffer.from(
+          "From: <sip:bob@example.org>\r\n\r\nContent-Type: text/plain; charset=ISO-8859-1\r\n\r\n",
+        ),
+        Buffer.from("café crème", "latin1"),
+      ]),
+    );
+    assert.equal(latin1.answer.status, 200);
+    assert.equal(delivered(latin1.callId)?.body, "café crème");
     const image = await send("message/cpim", cpim("image/png", "PNG"));
     assert.equal(image.answer.status, 415);
     const broken = await send("message/cpim", "no headers at all");

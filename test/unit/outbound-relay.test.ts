@@ -162,6 +162,17 @@ describe("outbound relay and its queue", function () {
     assert.deepEqual(events, ["waiting bob@example.org", "waiting bob@example.org", "done bob@example.org"]);
   });
 
+  it("sends a message once when a retry round and the phone-is-back signal meet", async function () {
+    const { relay, sent, advance } = setup(["recipient-unavailable"]);
+    await relay.deliver(message("once"));
+    advance(1_000);
+    await Promise.all([relay.retryDue(), relay.recipientOnline("bob@example.org"), relay.retryDue()]);
+    assert.deepEqual(
+      sent.map((m) => m.id),
+      ["once", "once"],
+    );
+  });
+
   it("tries a recipient's messages at once when they come back, oldest first", async function () {
     const { relay, sent } = setup([
       "recipient-unavailable",
