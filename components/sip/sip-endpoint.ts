@@ -66,6 +66,8 @@ export interface SipEndpointOptions {
   /** DNS servers (`host:port`) for locating SIP servers (RFC 3263); absent: the system's. */
   dnsServers?: readonly string[];
   tls?: TlsFiles;
+  /** `sip.advertisedHost`: the bridge's address in Via and Contact. */
+  advertisedHost?: string;
   /** Shortest Expires accepted for PUBLISH and SUBSCRIBE (default 60 s; 423 below it). */
   minExpires?: number;
   /** MWI (RFC 3842): the mailboxes to subscribe to at the PBX, and where their changes go. */
@@ -218,6 +220,7 @@ export class SipEndpoint {
     const transports = await SipTransports.listen(options.listen, {
       limits,
       ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.advertisedHost ? { advertisedHost: options.advertisedHost } : {}),
     });
     const endpoint = new SipEndpoint(
       transports,

@@ -48,6 +48,8 @@ export interface TransportOptions {
   connectTimeoutMs?: number;
   /** Outgoing connections with no traffic for this long are closed. */
   idleTimeoutMs?: number;
+  /** The host others reach the bridge at, for Via and Contact (needed with a 0.0.0.0 / :: listener). */
+  advertisedHost?: string;
 }
 
 interface Listener {
@@ -131,7 +133,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
       this.bound.find((l) => STREAMS.has(l.transport) === STREAMS.has(transport)) ??
       this.bound[0];
     if (!listener) return "invalid.invalid";
-    return `${uriHost(listener.host)}:${listener.port}`;
+    return `${uriHost(this.options.advertisedHost ?? listener.host)}:${listener.port}`;
   }
 
   /** An open connection to `address:port` over `transport`, if there is one. */

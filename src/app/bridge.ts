@@ -81,6 +81,20 @@ async function compose(
     : new MemoryPresenceStore();
   if (store instanceof RedisPresenceStore) started("presence store", () => store.close());
   const presence = new PresenceService(store);
+  if (store instanceof RedisPresenceStore) {
+    // Back after an outage: what other instances wrote meanwhile was never announced here.
+    let lost = false;
+    store.on("readiness", (ready) => {
+      if (!ready) lost = true;
+      else if (lost) {
+        lost = false;
+        presence
+          .resync()
+          .then((count) => log.info({ count }, "presence announced again after the store came back"))
+          .catch((err: unknown) => log.warn({ err: String(err) }, "presence resync failed"));
+      }
+    });
+  }
   started("presence service", () => presence.close());
   const queue: MessageQueue & { close?: () => Promise<void>; ready?: () => boolean } = config.store.url
     ? await RedisMessageQueue.connect({
@@ -122,6 +136,7 @@ async function compose(
     ...(config.sip.dnsServers ? { dnsServers: config.sip.dnsServers } : {}),
     ...(config.sip.tls ? { tls: config.sip.tls } : {}),
     timers: config.sip.timers,
+    ...(config.sip.advertisedHost ? { advertisedHost: config.sip.advertisedHost } : {}),
     ...(config.sip.regEvents
       ? {
           regEvents: {

@@ -156,6 +156,13 @@ export const configSchema = z
           .describe(
             "Peers (proxy, PBX) whose requests are accepted without digest authentication, and whose P-Asserted-Identity is believed.",
           ),
+        advertisedHost: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "The address or name phones and proxies reach the bridge at, put in Via and Contact; required when a listen address is 0.0.0.0 or [::].",
+          ),
         realm: z
           .string()
           .min(1)
@@ -551,6 +558,16 @@ export const configSchema = z
           code: "custom",
           path: ["sip", "listen", i],
           message: `${entry.split(":")[0] ?? ""}: needs sip.tls.cert and sip.tls.key`,
+        });
+      }
+    });
+    config.sip.listen.forEach((entry, i) => {
+      if (/^[a-z]+:(0\.0\.0\.0|\[::\]):/i.test(entry) && !config.sip.advertisedHost) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["sip", "listen", i],
+          message:
+            "a wildcard address cannot go in Via and Contact: set sip.advertisedHost (the address peers reach)",
         });
       }
     });

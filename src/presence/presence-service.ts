@@ -52,6 +52,22 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
     return this.store.presence(person, this.clock());
   }
 
+  /**
+   * Announces the current aggregate of everyone the store knows (persons with a source, persons
+   * watched over SIP) again: after the store's change feed was cut (Redis reconnected), changes
+   * written meanwhile by other instances were never heard here. Watchers get the state once more,
+   * which is harmless. Returns how many were announced.
+   */
+  async resync(): Promise<number> {
+    const kinds = ["xmpp", "sip-publish", "pbx-device", "pbx-custom"] as const;
+    const persons = new Set<string>();
+    for (const kind of kinds)
+      for (const person of await this.store.personsWithSource(kind)) persons.add(person);
+    for (const watcher of await this.store.watcherSubscriptions()) persons.add(watcher.person);
+    for (const person of persons) this.emit("change", person, await this.current(person));
+    return persons.size;
+  }
+
   async current(person: string): Promise<AggregatePresence> {
     return (await this.snapshot(person)).aggregate;
   }

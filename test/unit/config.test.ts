@@ -30,6 +30,25 @@ function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
 }
 
 describe("config", function () {
+  it("refuses SIP settings that cannot work together, naming the key", function () {
+    const sip = (yaml: string): string[] => problems(`${MINIMAL}sip:\n${yaml}`);
+    assert.deepEqual(sip("  listen: [udp:0.0.0.0:5060]\n"), [
+      'sip.listen[0]: a wildcard address cannot go in Via and Contact: set sip.advertisedHost (the address peers reach) (got "udp:0.0.0.0:5060")',
+    ]);
+    assert.deepEqual(sip("  listen: [tls:127.0.0.1:5061]\n"), [
+      'sip.listen[0]: tls: needs sip.tls.cert and sip.tls.key (got "tls:127.0.0.1:5061")',
+    ]);
+    assert.deepEqual(sip("  timers: { t1: 500, t2: 100 }\n"), [
+      "sip.timers.t2: must be at least t1 (500) (got 100)",
+    ]);
+    const ok = parseConfigText(
+      `${MINIMAL}sip:\n  listen: [udp:0.0.0.0:5060]\n  advertisedHost: sip.example.org\n`,
+      "test.yaml",
+      {},
+    );
+    assert.equal(ok.sip.advertisedHost, "sip.example.org");
+  });
+
   it("accepts the example file with every section", function () {
     const config = loadConfig(EXAMPLE, {});
     assert.equal(config.domain, "example.org");

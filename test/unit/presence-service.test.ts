@@ -107,4 +107,37 @@ describe("PresenceService with the in-memory store", function () {
     await store.removeXmppSubscriber("alice@sip.example.org", "carol@example.org");
     assert.deepEqual(await store.xmppSubscribedContacts(), []);
   });
+
+  it("announces everyone's current state again on resync", async function () {
+    const store = new MemoryPresenceStore();
+    const service = new PresenceService(store, () => 1_000);
+    await service.report("alice@example.org", {
+      source: { kind: "xmpp", resource: "laptop" },
+      state: "away",
+      note: "Lunch",
+      updatedAt: 1_000,
+      expiresAt: null,
+    });
+    await store.putWatcherSubscription({
+      id: "w1",
+      event: "presence",
+      person: "bob@example.org",
+      presentity: "sip:bob@example.org",
+      callId: "c",
+      localTag: "t",
+      remote: "<sip:carol@example.org>;tag=x",
+      local: "<sip:bob@example.org>",
+      target: "sip:carol@127.0.0.1",
+      routes: [],
+      cseq: 1,
+      expiresAt: 9_999_999_999_999,
+    });
+    const seen: [string, string][] = [];
+    service.on("change", (person, aggregate) => seen.push([person, aggregate.state]));
+    assert.equal(await service.resync(), 2);
+    assert.deepEqual(seen.sort(), [
+      ["alice@example.org", "away"],
+      ["bob@example.org", "unavailable"],
+    ]);
+  });
 });
