@@ -1,7 +1,10 @@
 // The XMPP side of the bridge as one object: the component connection plus the handlers for what
 // arrives on it (IQs, presence, the XEP-0356 advertisement), and the fan-out of presence changes to
 // chat users. Messages, vCards and rosters come with the next steps.
-import type { Element } from "@xmpp/component";
+import { randomUUID } from "node:crypto";
+import { xmlSafeText } from "../../src/util/xml-text.js";
+import { xml, type Element } from "@xmpp/component";
+import { formatJid, makeJid } from "../../src/domain/jid.js";
 import type { GatewayDomains } from "../../src/domain/gateway-mapping.js";
 import type { AggregatePresence } from "../../src/domain/presence.js";
 import type { Logger } from "../../src/ports/logger.js";
@@ -146,6 +149,22 @@ export class XmppGateway {
     delivered: (message, outcome) => this.messages.reportDelivered(message, outcome),
     failed: (message, condition, text) => this.messages.reportFailed(message, condition, text),
   };
+
+  /**
+   * A notice from the gateway itself (its domain JID) to a home user, e.g. "New voicemail: 2 new,
+   * 0 old". Sent like any stanza: held while the component reconnects.
+   */
+  notify(person: string, body: string): Promise<void> {
+    const at = person.lastIndexOf("@");
+    const to = formatJid(makeJid({ local: person.slice(0, at), domain: person.slice(at + 1) }));
+    return this.connection.send(
+      xml(
+        "message",
+        { type: "chat", from: this.domains.gatewayDomain, to, id: `notice-${randomUUID()}` },
+        xml("body", {}, xmlSafeText(body)),
+      ),
+    );
+  }
 
   /** A message from a SIP party to a chat user; rejects with a SwitchboardError the SIP side answers. */
   deliverToXmpp(message: ChatMessage): Promise<void> {

@@ -399,6 +399,41 @@ export const configSchema = z
           })
           .optional()
           .describe("AMI, for what ARI cannot do: presence-change events and voicemail counts."),
+        users: z
+          .array(
+            z.strictObject({
+              user: z.string().min(1).describe("The home user (alice → alice@domain)."),
+              devices: z
+                .array(z.string().min(1))
+                .optional()
+                .describe("Their phones' devices, e.g. [PJSIP/alice]; default PJSIP/<user>."),
+              presence: z
+                .string()
+                .min(1)
+                .optional()
+                .describe("Their CustomPresence provider name (hint CustomPresence:<name>); default <user>."),
+              mailbox: z
+                .string()
+                .min(1)
+                .optional()
+                .describe("Their voicemail box, e.g. alice@default; default <user>@default."),
+              endpoint: z
+                .string()
+                .min(1)
+                .optional()
+                .describe(
+                  "The endpoint ARI sends their messages to, e.g. PJSIP/alice; default PJSIP/<user>.",
+                ),
+            }),
+          )
+          .default([])
+          .describe("Who is who on the PBX: each home user's devices, CustomPresence, mailbox and endpoint."),
+        presenceDirection: z
+          .enum(["in", "out", "both"])
+          .default("both")
+          .describe(
+            "CustomPresence: in (PBX → chat), out (chat → PBX, written with PRESENCE_STATE), or both.",
+          ),
       })
       .optional()
       .describe("Asterisk PBX: device state, CustomPresence, voicemail. Absent: no PBX."),

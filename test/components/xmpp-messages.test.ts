@@ -116,6 +116,14 @@ describe("XMPP messages (Prosody + slixmpp)", function () {
     assert.match(error.xml ?? "", /the phone stayed offline/);
   });
 
+  it("sends a notice from the gateway itself (voicemail)", async function () {
+    await gateway.notify("alice@example.org", "New voicemail: 2 new, 0 old");
+    const notice = await alice.waitFor(
+      (e) => e.event === "message" && e.body === "New voicemail: 2 new, 0 old",
+    );
+    assert.equal(notice.from, grant.jid);
+  });
+
   it("passes chat states on to the message port", async function () {
     alice.send({
       op: "raw",
