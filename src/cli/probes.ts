@@ -1,4 +1,5 @@
 // Composition for `check`: one probe per configured component, in the order of the config file.
+import { amiProbe } from "../../components/asterisk/ami-probe.js";
 import { ariProbe } from "../../components/asterisk/ari-probe.js";
 import { enumProbe } from "../../components/enum/enum-probe.js";
 import { httpListenProbe } from "../../components/http/listen-probe.js";
@@ -17,6 +18,7 @@ export function probesFor(config: Config): Probe[] {
   config.sip.listen.forEach((listen, i) => probes.push(sipListenProbe(listen, i)));
   if (config.store.url) probes.push(redisProbe(config.store.url));
   if (config.asterisk) probes.push(ariProbe(config.asterisk));
+  if (config.asterisk?.ami) probes.push(amiProbe(config.asterisk.ami));
   if (config.ldap) probes.push(ldapProbe(config.ldap));
   if (config.enum) probes.push(enumProbe(config.enum));
   probes.push(httpListenProbe(config.http.listen));

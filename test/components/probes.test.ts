@@ -1,6 +1,8 @@
 // Each `check` probe against its real server (or, for Asterisk, the recorded ARI), in process.
 import assert from "node:assert/strict";
+import { amiProbe } from "../../components/asterisk/ami-probe.js";
 import { ariProbe } from "../../components/asterisk/ari-probe.js";
+import { AmiFake } from "../fakes/ami-fake.js";
 import { enumProbe } from "../../components/enum/enum-probe.js";
 import { httpListenProbe } from "../../components/http/listen-probe.js";
 import { ldapProbe } from "../../components/ldap/ldap-probe.js";
@@ -8,7 +10,7 @@ import { redisProbe } from "../../components/redis/redis-probe.js";
 import { sipListenProbe } from "../../components/sip/listen-probe.js";
 import { xmppComponentProbe } from "../../components/xmpp/xmpp-probe.js";
 import { runProbe, formatResult } from "../../src/check/probe.js";
-import { RecordedAri } from "../harness/ari-recorded.js";
+import { AriFake as RecordedAri } from "../fakes/ari-fake.js";
 import { freePort } from "../harness/net.js";
 import { Scene } from "../harness/scene.js";
 import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD } from "../harness/slapd.js";
@@ -42,6 +44,30 @@ describe("check probes (real servers, recorded ARI)", function () {
     assert.match(result.detail, /^501 /);
     assert.deepEqual(ari.unrecorded, ["GET /ari/asterisk/info"]);
     ari.unrecorded.length = 0;
+  });
+
+  it("AMI: the recorded greeting and login, and a refused secret named by its key", async function () {
+    const ami = await AmiFake.start();
+    try {
+      const ok = await runProbe(
+        amiProbe({ host: ami.host, port: ami.port, username: "bridge", password: "secret" }),
+        5_000,
+      );
+      assert.equal(ok.ok, true, ok.detail);
+      assert.match(ok.detail, /^Asterisk Call Manager\/11\.0\.0, login accepted for bridge$/);
+      const refused = await runProbe(
+        amiProbe({ host: ami.host, port: ami.port, username: "bridge", password: "wrong" }),
+        5_000,
+      );
+      assert.equal(refused.ok, false);
+      assert.match(
+        refused.detail,
+        /login refused: asterisk\.ami\.username\/password \(Authentication failed\)/,
+      );
+      assert.deepEqual(ami.unrecorded, []);
+    } finally {
+      await ami.stop();
+    }
   });
 
   it("Redis, LDAP, ENUM and the XMPP component answer", async function () {

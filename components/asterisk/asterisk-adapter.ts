@@ -1,0 +1,256 @@
+// The Asterisk side (facts in ../shared/fixtures/asterisk-22.10.1/README.md): phones' device state
+// from ARI (`DeviceStateChanged`) becomes each user's `pbx-device` presence source; CustomPresence
+// from AMI (`PresenceStateChange`; ARI has no such event and cannot read it) becomes `pbx-custom`;
+// the chat presence is written back to `CustomPresence:<user>` through ARI (`PRESENCE_STATE`), so
+// hints carry it to BLF keys; voicemail counts from AMI (`MessageWaiting`, `MailboxCount`) become a
+// chat notice. On every (re)connection the state of every mapped user is read again, so nothing
+// stale survives a PBX restart.
+import type { AggregatePresence, DeviceState } from "../../src/domain/presence.js";
+import { asteriskDeviceToDevice } from "../../src/domain/mapping/asterisk-device.js";
+import {
+  asteriskToPresence,
+  formatPresenceState,
+  presenceToAsterisk,
+} from "../../src/domain/mapping/asterisk-presence.js";
+import type { Logger } from "../../src/ports/logger.js";
+import { sameCounts, type VoicemailCounts, type VoicemailSink } from "../../src/ports/voicemail-port.js";
+import type { PresenceService } from "../../src/presence/presence-service.js";
+import type { AmiBlock, AmiClient } from "./ami-client.js";
+import type { AriClient, AriEvent } from "./ari-client.js";
+
+export interface PbxUser {
+  /** Person key, e.g. alice@example.org. */
+  person: string;
+  /** Devices of the user's phones, e.g. PJSIP/alice. */
+  devices: readonly string[];
+  /** CustomPresence provider name (hint `CustomPresence:<presence>`). */
+  presence: string;
+  /** Voicemail box, e.g. alice@default. */
+  mailbox: string;
+}
+
+export interface AsteriskAdapterOptions {
+  ari: AriClient;
+  ami?: AmiClient;
+  users: readonly PbxUser[];
+  presence: PresenceService;
+  /** CustomPresence: read from the PBX (`in`), written to it (`out`), or both. */
+  direction: "in" | "out" | "both";
+  voicemail: VoicemailSink;
+  log: Logger;
+}
+
+/** A call in progress beats ringing, ringing an idle phone, an idle phone an absent one. */
+const DEVICE_RANK: Readonly<Record<DeviceState, number>> = { inuse: 3, ringing: 2, idle: 1, unavailable: 0 };
+
+export class AsteriskAdapter {
+  private readonly byDevice = new Map<string, PbxUser>();
+  private readonly byPresence = new Map<string, PbxUser>();
+  private readonly byMailbox = new Map<string, PbxUser>();
+  private readonly byPerson = new Map<string, PbxUser>();
+  private readonly devices = new Map<string, DeviceState>();
+  /** Per provider, the value the bridge wrote last: its echo from the PBX is not news. */
+  private readonly written = new Map<string, { state: string; message: string }>();
+  private readonly counts = new Map<string, VoicemailCounts>();
+
+  constructor(private readonly options: AsteriskAdapterOptions) {
+    for (const user of options.users) {
+      for (const device of user.devices) this.byDevice.set(device.toLowerCase(), user);
+      this.byPresence.set(user.presence.toLowerCase(), user);
+      this.byMailbox.set(user.mailbox.toLowerCase(), user);
+      this.byPerson.set(user.person, user);
+    }
+  }
+
+  private get reads(): boolean {
+    return this.options.direction !== "out";
+  }
+
+  private get writes(): boolean {
+    return this.options.direction !== "in";
+  }
+
+  start(): void {
+    const { ari, ami, presence } = this.options;
+    ari.on("event", (event) => this.guard(this.onAriEvent(event), "ARI event"));
+    ari.on("connected", () => this.guard(this.resyncDevices(), "reading device states"));
+    if (ami) {
+      ami.on("event", (block) => this.guard(this.onAmiEvent(block), "AMI event"));
+      ami.on("connected", () => this.guard(this.resyncAmi(), "reading CustomPresence and mailboxes"));
+    }
+    presence.on("change", this.onChange);
+    ari.start();
+    ami?.start();
+  }
+
+  async stop(): Promise<void> {
+    this.options.presence.off("change", this.onChange);
+    await Promise.all([this.options.ari.stop(), this.options.ami?.stop()]);
+  }
+
+  private guard(flow: Promise<unknown>, what: string): void {
+    flow.catch((err: unknown) => this.options.log.warn({ err: String(err) }, `asterisk: failed ${what}`));
+  }
+
+  // --- device state (ARI) ---------------------------------------------------------------------
+
+  private async onAriEvent(event: AriEvent): Promise<void> {
+    if (event.type !== "DeviceStateChanged") return;
+    const device = (event as { device_state?: { name?: unknown; state?: unknown } }).device_state;
+    if (typeof device?.name !== "string" || typeof device.state !== "string") return;
+    await this.deviceChanged(device.name, device.state);
+  }
+
+  private async deviceChanged(name: string, state: string): Promise<void> {
+    const user = this.byDevice.get(name.toLowerCase());
+    if (!user) return;
+    this.devices.set(name.toLowerCase(), asteriskDeviceToDevice(state));
+    // One pbx-device source per person: the busiest of their phones.
+    const device = user.devices
+      .map((d) => this.devices.get(d.toLowerCase()) ?? "unavailable")
+      .reduce((a, b) => (DEVICE_RANK[b] > DEVICE_RANK[a] ? b : a), "unavailable" as DeviceState);
+    const now = this.options.presence.now();
+    await this.options.presence.report(user.person, {
+      source: { kind: "pbx-device" },
+      device,
+      updatedAt: now,
+      expiresAt: null,
+    });
+  }
+
+  /** After ARI (re)connected: the device state of every mapped phone, as Asterisk has it now. */
+  private async resyncDevices(): Promise<void> {
+    for (const user of this.options.users) {
+      for (const name of user.devices) {
+        try {
+          const { state } = await this.options.ari.deviceState(name);
+          await this.deviceChanged(name, state);
+        } catch (err) {
+          this.options.log.warn({ err: String(err), device: name }, "asterisk: device state unreadable");
+        }
+      }
+    }
+  }
+
+  // --- CustomPresence and voicemail (AMI) -------------------------------------------------------
+
+  private async onAmiEvent(block: AmiBlock): Promise<void> {
+    const event = block.get("Event");
+    if (event === "PresenceStateChange") {
+      const presentity = block.get("Presentity") ?? "";
+      const match = /^CustomPresence:(.+)$/i.exec(presentity);
+      if (match?.[1])
+        await this.customPresence(match[1], block.get("Status") ?? "", block.get("Message") ?? "");
+    } else if (event === "MessageWaiting") {
+      await this.mailbox(block.get("Mailbox") ?? "", {
+        waiting: /^(1|yes)$/i.test(block.get("Waiting") ?? ""),
+        newMessages: Number(block.get("New") ?? 0) || 0,
+        oldMessages: Number(block.get("Old") ?? 0) || 0,
+        urgentNew: 0,
+        urgentOld: 0,
+      });
+    }
+  }
+
+  private async customPresence(provider: string, status: string, message: string): Promise<void> {
+    if (!this.reads) return;
+    const user = this.byPresence.get(provider.toLowerCase());
+    if (!user) return;
+    const mine = this.written.get(provider.toLowerCase());
+    if (mine && mine.state === status.toLowerCase() && mine.message === message) {
+      // The PBX telling us what we wrote: not a change of the person's presence.
+      this.written.delete(provider.toLowerCase());
+      return;
+    }
+    const now = this.options.presence.now();
+    await this.options.presence.report(user.person, {
+      source: { kind: "pbx-custom" },
+      state: asteriskToPresence(status),
+      note: message === "" ? null : message,
+      updatedAt: now,
+      expiresAt: null,
+    });
+  }
+
+  /**
+   * A mailbox's counts: a notice only when the new messages went up (a voicemail was left), never
+   * for the same counts again (a poll, a reconnect) or for messages read.
+   */
+  private async mailbox(mailbox: string, counts: VoicemailCounts, quiet = false): Promise<void> {
+    const user = this.byMailbox.get(mailbox.toLowerCase());
+    if (!user) return;
+    const previous = this.counts.get(mailbox.toLowerCase());
+    this.counts.set(mailbox.toLowerCase(), counts);
+    if (previous && sameCounts(previous, counts)) return;
+    if (quiet && !previous) return; // the first reading after start-up is the baseline
+    if (previous && counts.newMessages <= previous.newMessages) return;
+    if (!previous && counts.newMessages === 0) return;
+    await this.options.voicemail.mailboxChanged({
+      person: user.person,
+      mailbox,
+      counts,
+      ...(previous ? { previous } : {}),
+    });
+  }
+
+  /** After AMI (re)connected: CustomPresence and mailbox counts of every mapped user. */
+  private async resyncAmi(): Promise<void> {
+    const ami = this.options.ami;
+    if (!ami) return;
+    for (const user of this.options.users) {
+      if (this.reads) {
+        try {
+          const reply = await ami.action("PresenceState", { Provider: `CustomPresence:${user.presence}` });
+          // The reply has two Message: lines (its own and the presence message): the last one.
+          const messages = reply.all("Message");
+          await this.customPresence(
+            user.presence,
+            reply.get("State") ?? "",
+            reply.get("PresenceMessage") ?? messages.at(-1) ?? "",
+          );
+        } catch (err) {
+          this.options.log.warn(
+            { err: String(err), user: user.person },
+            "asterisk: CustomPresence unreadable",
+          );
+        }
+      }
+      try {
+        const reply = await ami.action("MailboxCount", { Mailbox: user.mailbox });
+        await this.mailbox(
+          user.mailbox,
+          {
+            waiting: Number(reply.get("NewMessages") ?? 0) > 0,
+            newMessages: Number(reply.get("NewMessages") ?? 0) || 0,
+            oldMessages: Number(reply.get("OldMessages") ?? 0) || 0,
+            urgentNew: Number(reply.get("UrgMessages") ?? 0) || 0,
+            urgentOld: 0,
+          },
+          true,
+        );
+      } catch (err) {
+        this.options.log.warn({ err: String(err), mailbox: user.mailbox }, "asterisk: mailbox unreadable");
+      }
+    }
+  }
+
+  // --- chat presence → CustomPresence (ARI) ----------------------------------------------------
+
+  private readonly onChange = (person: string, aggregate: AggregatePresence): void => {
+    if (!this.writes) return;
+    const user = this.byPerson.get(person);
+    if (!user) return;
+    // What the PBX itself decided (its CustomPresence, or a call) is not written back to it.
+    if (aggregate.winner?.kind === "pbx-custom" || aggregate.winner?.kind === "pbx-device") return;
+    const value = presenceToAsterisk(aggregate.state);
+    if (value === null) return;
+    const message = aggregate.note ?? "";
+    const previous = this.written.get(user.presence.toLowerCase());
+    if (previous && previous.state === value && previous.message === message) return;
+    this.written.set(user.presence.toLowerCase(), { state: value, message });
+    this.guard(
+      this.options.ari.setCustomPresence(user.presence, formatPresenceState({ value, subtype: "", message })),
+      "writing CustomPresence",
+    );
+  };
+}
