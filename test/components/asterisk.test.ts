@@ -147,10 +147,10 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
   });
 
   it("reads every mapped phone again when ARI comes back, and corrects the presence", async function () {
-    const recorded = ari.recordedReply("GET", "/ari/deviceStates/PJSIP%2Falice") as {
-      name: string;
-      state: string;
-    };
+    const recorded = ari.recordedReply<{ name: string; state: string }>(
+      "GET",
+      "/ari/deviceStates/PJSIP%2Falice",
+    );
     ari.answer("GET", "/ari/deviceStates/PJSIP%2Falice", { ...recorded, state: "INUSE" });
     ari.dropEvents();
     const deadline = Date.now() + 5_000;
