@@ -37,6 +37,8 @@ export interface AsteriskAdapterOptions {
   /** CustomPresence: read from the PBX (`in`), written to it (`out`), or both. */
   direction: "in" | "out" | "both";
   voicemail: VoicemailSink;
+  /** A mapped phone registered (ARI ContactStatusChange): its waiting messages can go now. */
+  onPhoneOnline?: (person: string) => void;
   log: Logger;
 }
 
@@ -95,6 +97,10 @@ export class AsteriskAdapter {
   // --- device state (ARI) ---------------------------------------------------------------------
 
   private async onAriEvent(event: AriEvent): Promise<void> {
+    if (event.type === "ContactStatusChange") {
+      this.contactStatus(event);
+      return;
+    }
     if (event.type !== "DeviceStateChanged") return;
     const device = (event as { device_state?: { name?: unknown; state?: unknown } }).device_state;
     if (typeof device?.name !== "string" || typeof device.state !== "string") return;
@@ -116,6 +122,19 @@ export class AsteriskAdapter {
       updatedAt: now,
       expiresAt: null,
     });
+  }
+
+  /** A phone's contact became reachable (registered: NonQualified or Reachable, endpoint online). */
+  private contactStatus(event: AriEvent): void {
+    const { endpoint, contact_info: contact } = event as {
+      endpoint?: { technology?: unknown; resource?: unknown; state?: unknown };
+      contact_info?: { contact_status?: unknown };
+    };
+    if (typeof endpoint?.technology !== "string" || typeof endpoint.resource !== "string") return;
+    const status = typeof contact?.contact_status === "string" ? contact.contact_status : "";
+    if (endpoint.state !== "online" || !/^(NonQualified|Reachable)$/.test(status)) return;
+    const user = this.byDevice.get(`${endpoint.technology}/${endpoint.resource}`.toLowerCase());
+    if (user) this.options.onPhoneOnline?.(user.person);
   }
 
   /** After ARI (re)connected: the device state of every mapped phone, as Asterisk has it now. */

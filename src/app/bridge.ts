@@ -12,12 +12,16 @@ import { SwitchboardError } from "../domain/errors.js";
 import type { Logger } from "../ports/logger.js";
 import { MemoryPresenceStore } from "../presence/memory-store.js";
 import { PresenceService } from "../presence/presence-service.js";
+import { AmiClient } from "../../components/asterisk/ami-client.js";
+import { AriClient } from "../../components/asterisk/ari-client.js";
+import { AsteriskAdapter } from "../../components/asterisk/asterisk-adapter.js";
 import { RedisMessageQueue } from "../../components/redis/redis-message-queue.js";
 import { RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
 import { MemoryMessageQueue } from "../messages/memory-queue.js";
 import { OutboundRelay } from "../messages/outbound-relay.js";
 import type { MessageQueue } from "../ports/message-queue.js";
 import type { DeliveryOutcome } from "../ports/message-port.js";
+import { isNewVoicemail, voicemailText, type VoicemailSink } from "../ports/voicemail-port.js";
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -105,6 +109,18 @@ async function compose(
     : new MemoryMessageQueue();
   started("message queue", () => queue.close?.());
   const directory = new ConfigDirectory(config.directory?.users ?? [], config.domain);
+  // A new voicemail (SIP message-summary or Asterisk AMI) becomes a chat notice from the gateway.
+  const voicemail: VoicemailSink = {
+    mailboxChanged: (change) => {
+      log.info(
+        { person: change.person, mailbox: change.mailbox, counts: change.counts },
+        "voicemail changed",
+      );
+      return isNewVoicemail(change)
+        ? xmpp.notify(change.person, voicemailText(change.counts))
+        : Promise.resolve();
+    },
+  };
   // XMPP → SIP: a chat user's message to a gateway contact goes through the relay (below); the
   // gateway connects only at xmpp.start(), once everything it hands messages to exists.
   const xmpp = new XmppGateway({
@@ -157,16 +173,7 @@ async function compose(
               uri: m.uri,
               ...(m.account ? { account: m.account } : {}),
             })),
-            // The chat notice to the user comes with the Asterisk side; until then the change is logged.
-            sink: {
-              mailboxChanged: (change) => {
-                log.info(
-                  { person: change.person, mailbox: change.mailbox, counts: change.counts },
-                  "voicemail changed",
-                );
-                return Promise.resolve();
-              },
-            },
+            sink: voicemail,
           },
         }
       : {}),
@@ -199,8 +206,13 @@ async function compose(
   });
   started("xmpp gateway", () => xmpp.stop());
   started("outbound relay", () => relay.stop());
+  const pbx = config.asterisk
+    ? asteriskFor(config.asterisk, config.domain, presence, voicemail, relay, log)
+    : undefined;
+  if (pbx) started("asterisk", () => pbx.adapter.stop());
   xmpp.start();
   relay.start();
+  pbx?.adapter.start();
   // Watchers' subscriptions kept in the store: they go on, each with a NOTIFY of the state now.
   await sip.notifier?.restore();
   // Read-only HTTP: health, readiness, metrics, and the presence API `switchboard presence` asks.
@@ -213,6 +225,8 @@ async function compose(
       if (xmpp.connection.state !== "online") reasons.push("xmpp component offline");
       if (store instanceof RedisPresenceStore && !store.ready())
         reasons.push("redis unreachable (presence store)");
+      if (pbx && !pbx.ari.connected) reasons.push("asterisk ARI unreachable");
+      if (pbx?.ami && !pbx.ami.connected) reasons.push("asterisk AMI unreachable");
       if (queue.ready && !queue.ready()) reasons.push("redis unreachable (message queue)");
       return { ready: reasons.length === 0, reasons };
     },
@@ -237,4 +251,45 @@ async function compose(
     "switchboard started",
   );
   return { xmpp, sip };
+}
+
+/** The Asterisk side from `asterisk`: ARI and AMI clients and the adapter between them and presence. */
+function asteriskFor(
+  config: NonNullable<Config["asterisk"]>,
+  domain: string,
+  presence: PresenceService,
+  voicemail: VoicemailSink,
+  relay: OutboundRelay,
+  log: Logger,
+): { adapter: AsteriskAdapter; ari: AriClient; ami: AmiClient | undefined } {
+  const pbxLog = log.child({ component: "asterisk" });
+  const ari = new AriClient({
+    url: config.url,
+    username: config.username,
+    password: config.password,
+    app: config.app,
+    log: pbxLog,
+  });
+  const ami = config.ami ? new AmiClient({ ...config.ami, log: pbxLog }) : undefined;
+  const adapter = new AsteriskAdapter({
+    ari,
+    ...(ami ? { ami } : {}),
+    users: config.users.map((u) => ({
+      person: `${u.user.toLowerCase()}@${domain}`,
+      devices: u.devices ?? [`PJSIP/${u.user}`],
+      presence: u.presence ?? u.user,
+      mailbox: u.mailbox ?? `${u.user}@default`,
+    })),
+    presence,
+    direction: config.presenceDirection,
+    voicemail,
+    // The phone registered with Asterisk again: its waiting messages go at once.
+    onPhoneOnline: (person) => {
+      relay
+        .recipientOnline(person)
+        .catch((err: unknown) => pbxLog.warn({ err: String(err) }, "queue retry failed"));
+    },
+    log: pbxLog,
+  });
+  return { adapter, ari, ami };
 }

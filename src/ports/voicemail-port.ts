@@ -36,6 +36,11 @@ export function voicemailText(counts: VoicemailCounts): string {
   return counts.newMessages > 0 ? `New voicemail: ${text}` : `Voicemail: ${text}`;
 }
 
+/** Worth a chat notice: new messages went up (a voicemail was left), not a poll or messages read. */
+export function isNewVoicemail(change: VoicemailChange): boolean {
+  return change.counts.newMessages > (change.previous?.newMessages ?? 0);
+}
+
 export function sameCounts(a: VoicemailCounts, b: VoicemailCounts): boolean {
   return (
     a.waiting === b.waiting &&

@@ -29,6 +29,7 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
   let ami: AmiFake;
   let adapter: AsteriskAdapter;
   const presence = new PresenceService(new MemoryPresenceStore());
+  const online: string[] = [];
 
   before(async function () {
     prosody = await Prosody.start();
@@ -53,6 +54,7 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
       presence,
       direction: "both",
       voicemail: { mailboxChanged: (change) => gateway.notify(change.person, voicemailText(change.counts)) },
+      onPhoneOnline: (person) => online.push(person),
       log,
     });
     adapter.start();
@@ -144,6 +146,25 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
     ami.emit(ami.like(recorded, { Mailbox: "alice@default", Waiting: "1", New: "3", Old: "0" }));
     await sleep(500);
     assert.equal(notices(), before + 1);
+  });
+
+  it("says when a mapped phone registers (ContactStatusChange), for its waiting messages", async function () {
+    const registered = ariRecordedEvent(
+      (e) =>
+        e.type === "ContactStatusChange" &&
+        (e as { contact_info?: { contact_status?: string } }).contact_info?.contact_status === "NonQualified",
+    );
+    ari.emit(registered); // recorded: alice's phone registering
+    for (let i = 0; i < 50 && !online.includes("alice@example.org"); i++) await sleep(20);
+    assert.deepEqual(online, ["alice@example.org"]);
+    const removed = ariRecordedEvent(
+      (e) =>
+        e.type === "ContactStatusChange" &&
+        (e as { contact_info?: { contact_status?: string } }).contact_info?.contact_status === "Removed",
+    );
+    ari.emit(removed);
+    await sleep(200);
+    assert.deepEqual(online, ["alice@example.org"]);
   });
 
   it("reads every mapped phone again when ARI comes back, and corrects the presence", async function () {
