@@ -42,8 +42,14 @@ export interface AsteriskAdapterOptions {
   log: Logger;
 }
 
-/** A call in progress beats ringing, ringing an idle phone, an idle phone an absent one. */
-const DEVICE_RANK: Readonly<Record<DeviceState, number>> = { inuse: 3, ringing: 2, idle: 1, unavailable: 0 };
+/** A call in progress beats one on hold, a hold ringing, ringing an idle phone, idle an absent one. */
+const DEVICE_RANK: Readonly<Record<DeviceState, number>> = {
+  inuse: 4,
+  onhold: 3,
+  ringing: 2,
+  idle: 1,
+  unavailable: 0,
+};
 
 export class AsteriskAdapter {
   private readonly byDevice = new Map<string, PbxUser>();

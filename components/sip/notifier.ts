@@ -4,7 +4,7 @@
 // terminated`) on unsubscribe or expiry. Watchers from other domains are refused unless allowed
 // (DESIGN.md "Presence privacy"). Subscriptions are kept in the store, so that a restarted
 // bridge goes on notifying (restore()).
-import type { AggregatePresence, PresenceState } from "../../src/domain/presence.js";
+import { RINGING_NOTE, type AggregatePresence, type PresenceState } from "../../src/domain/presence.js";
 import { homeIdentity, type GatewayDomains } from "../../src/domain/gateway-mapping.js";
 import { formatSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
 import type { Logger } from "../../src/ports/logger.js";
@@ -17,11 +17,18 @@ import { buildPidf, escapeXml } from "./pidf.js";
 import type { SipRequest } from "./sip-message.js";
 
 /**
- * RFC 4235 dialog-info for a BLF key: busy (on the phone, do not disturb) lights it as a confirmed
- * dialog; anything else is no call (terminated). Full state each time, versions counting up.
+ * RFC 4235 dialog-info for a BLF key: a phone ringing is an `early` dialog (BLF keys blink), busy
+ * (on the phone, do not disturb) a `confirmed` one; anything else is no call (terminated). Full
+ * state each time, versions counting up.
  */
-export function buildDialogInfo(entity: string, state: PresenceState, version: number): string {
-  const dialog = state === "on-the-phone" || state === "dnd" ? "confirmed" : "terminated";
+export function buildDialogInfo(
+  entity: string,
+  state: PresenceState,
+  version: number,
+  note: string | null = null,
+): string {
+  const ringing = state === "on-the-phone" && note === RINGING_NOTE;
+  const dialog = ringing ? "early" : state === "on-the-phone" || state === "dnd" ? "confirmed" : "terminated";
   const escaped = escapeXml(entity);
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
@@ -232,7 +239,7 @@ export class PresenceNotifier {
   ): Promise<void> {
     const body =
       subscription.event === "dialog"
-        ? buildDialogInfo(subscription.presentity, aggregate.state, subscription.cseq + 1)
+        ? buildDialogInfo(subscription.presentity, aggregate.state, subscription.cseq + 1, aggregate.note)
         : buildPidf(subscription.presentity, aggregate.state, aggregate.note);
     const remaining = Math.max(0, Math.round((subscription.expiresAt - Date.now()) / 1000));
     const state = terminated ? `terminated;reason=${terminated}` : `active;expires=${remaining}`;

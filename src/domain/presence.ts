@@ -14,7 +14,7 @@ export const PRESENCE_STATES = [
 export type PresenceState = (typeof PRESENCE_STATES)[number];
 
 /** The PBX device state, reduced to what presence needs (see mapping/asterisk-device.ts). */
-export const DEVICE_STATES = ["idle", "inuse", "ringing", "unavailable"] as const;
+export const DEVICE_STATES = ["idle", "inuse", "onhold", "ringing", "unavailable"] as const;
 export type DeviceState = (typeof DEVICE_STATES)[number];
 
 /** Where a record came from; each source holds at most one record per user. */
@@ -63,6 +63,15 @@ export interface AggregatePresence {
 
 export const ON_THE_PHONE_NOTE = "On the phone";
 
+export const RINGING_NOTE = "Ringing";
+
+/** A busy phone's note, by what it is doing; the first one present wins (a call beats a hold). */
+const BUSY_NOTES: readonly [DeviceState, string][] = [
+  ["inuse", ON_THE_PHONE_NOTE],
+  ["onhold", "On hold"],
+  ["ringing", RINGING_NOTE],
+];
+
 // Tie-break order for explicit records reported in the same millisecond: the PBX CustomPresence is
 // set deliberately by dialplan or by the user at the phone, a SIP PUBLISH comes from a SIP client,
 // an XMPP resource last. Within a kind, the smaller resource/ETag (UTF-16 code unit order) wins,
@@ -101,13 +110,14 @@ function compareExplicit(a: ExplicitRecord, b: ExplicitRecord): number {
 /**
  * The aggregate presence at `now`, by DESIGN.md's rules, in this order:
  * 1. Expired records (expiresAt <= now) drop out.
- * 2. A call in progress (a live device record `inuse`) shows on-the-phone with the note
- *    "On the phone", over any chat state and over nothing at all.
+ * 2. A busy phone (a live device record `inuse`, `onhold` or `ringing`) shows on-the-phone with the
+ *    note "On the phone", "On hold" or "Ringing" (in that order of precedence), over any chat
+ *    state and over nothing at all: whoever is being called is about to be on the phone.
  * 3. Otherwise the most recent explicit record wins, with its note. Records whose state is
  *    `unavailable` (an XMPP resource gone offline, a closed PIDF) or null (Asterisk `not_set`)
  *    contribute nothing: one source going away reveals the others rather than hiding them.
- * 4. Otherwise a registered phone (device `idle` or `ringing`) gives `available` with no note, so a
- *    desk-phone user with no chat client shows available. Ringing is not a call in progress.
+ * 4. Otherwise a registered phone (device `idle`) gives `available` with no note, so a desk-phone
+ *    user with no chat client shows available.
  *    Device `unavailable` (phone unregistered) contributes nothing: a phone off is not a person off.
  * 5. Otherwise the user is unavailable.
  */
@@ -115,11 +125,12 @@ export function aggregate(records: readonly PresenceRecord[], now: number): Aggr
   const live = records.filter((r) => isLive(r, now));
   const devices = live.filter((r): r is DeviceRecord => r.source.kind === "pbx-device");
 
-  // If several device records are in use (several phones), the call that started last decides `since`.
-  const calls = devices.filter((d) => d.device === "inuse").sort((a, b) => b.updatedAt - a.updatedAt);
-  const call = calls[0];
-  if (call !== undefined) {
-    return { state: "on-the-phone", note: ON_THE_PHONE_NOTE, since: call.updatedAt, winner: call.source };
+  // If several device records are busy (several phones), the busiest kind wins, and of those the one
+  // that started last decides `since`.
+  for (const [busy, note] of BUSY_NOTES) {
+    const call = devices.filter((d) => d.device === busy).sort((a, b) => b.updatedAt - a.updatedAt)[0];
+    if (call !== undefined)
+      return { state: "on-the-phone", note, since: call.updatedAt, winner: call.source };
   }
 
   const explicit = live
@@ -132,9 +143,7 @@ export function aggregate(records: readonly PresenceRecord[], now: number): Aggr
     return { state: chosen.state, note, since: chosen.updatedAt, winner: chosen.source };
   }
 
-  const registered = devices
-    .filter((d) => d.device === "idle" || d.device === "ringing")
-    .sort((a, b) => b.updatedAt - a.updatedAt);
+  const registered = devices.filter((d) => d.device === "idle").sort((a, b) => b.updatedAt - a.updatedAt);
   const phone = registered[0];
   if (phone !== undefined) {
     return { state: "available", note: null, since: phone.updatedAt, winner: phone.source };

@@ -114,7 +114,7 @@ describe("Asterisk device state mapping", () => {
     ["NOT_INUSE", "idle"],
     ["INUSE", "inuse"],
     ["BUSY", "inuse"],
-    ["ONHOLD", "inuse"],
+    ["ONHOLD", "onhold"],
     ["RINGINUSE", "inuse"],
     ["RINGING", "ringing"],
     ["UNAVAILABLE", "unavailable"],
@@ -134,6 +134,7 @@ describe("Asterisk device state mapping", () => {
   const back: ReadonlyArray<[DeviceState, AsteriskDeviceState]> = [
     ["idle", "NOT_INUSE"],
     ["inuse", "INUSE"],
+    ["onhold", "ONHOLD"],
     ["ringing", "RINGING"],
     ["unavailable", "UNAVAILABLE"],
   ];

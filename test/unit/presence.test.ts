@@ -163,8 +163,13 @@ describe("aggregate()", () => {
       );
     });
 
-    it("ringing is not a call: the explicit state wins", () => {
-      assert.equal(aggregate([device("ringing", 900), xmpp("r", "away", 100)], NOW).state, "away");
+    it("a ringing or held phone is on the phone too, with its own note; a call beats a hold, a hold ringing", () => {
+      const ringing = aggregate([device("ringing", 900), xmpp("r", "away", 100)], NOW);
+      assert.deepEqual([ringing.state, ringing.note], ["on-the-phone", "Ringing"]);
+      const held = aggregate([device("onhold", 900), xmpp("r", "away", 100)], NOW);
+      assert.deepEqual([held.state, held.note], ["on-the-phone", "On hold"]);
+      assert.equal(aggregate([device("ringing", 900), device("onhold", 100)], NOW).note, "On hold");
+      assert.equal(aggregate([device("onhold", 900), device("inuse", 100)], NOW).note, "On the phone");
     });
 
     it("a SIP client may publish on-the-phone explicitly", () => {
@@ -201,7 +206,7 @@ describe("aggregate()", () => {
   });
 
   describe("registered phone fallback", () => {
-    for (const d of ["idle", "ringing"] as const) {
+    for (const d of ["idle"] as const) {
       it(`a ${d} phone with no explicit source shows available`, () => {
         assert.deepEqual(aggregate([device(d, 300)], NOW), {
           state: "available",

@@ -17,15 +17,15 @@ export const ASTERISK_DEVICE_STATES = [
 export type AsteriskDeviceState = (typeof ASTERISK_DEVICE_STATES)[number];
 
 /**
- * NOT_INUSE is a registered, idle phone. INUSE, BUSY, ONHOLD and RINGINUSE all mean a call is in
- * progress (RINGINUSE: a second call rings during the first). RINGING alone is not a call yet.
+ * NOT_INUSE is a registered, idle phone. INUSE, BUSY and RINGINUSE mean a call is in progress
+ * (RINGINUSE: a second call rings during the first); ONHOLD a call on hold; RINGING a call coming.
  * UNAVAILABLE (unregistered), INVALID (no such device) and UNKNOWN mean "no phone to speak of".
  */
 const TO_DEVICE: Readonly<Record<AsteriskDeviceState, DeviceState>> = {
   NOT_INUSE: "idle",
   INUSE: "inuse",
   BUSY: "inuse",
-  ONHOLD: "inuse",
+  ONHOLD: "onhold",
   RINGINUSE: "inuse",
   RINGING: "ringing",
   UNAVAILABLE: "unavailable",
@@ -36,6 +36,7 @@ const TO_DEVICE: Readonly<Record<AsteriskDeviceState, DeviceState>> = {
 const FROM_DEVICE: Readonly<Record<DeviceState, AsteriskDeviceState>> = {
   idle: "NOT_INUSE",
   inuse: "INUSE",
+  onhold: "ONHOLD",
   ringing: "RINGING",
   unavailable: "UNAVAILABLE",
 };
