@@ -13,6 +13,7 @@ import {
   presenceToAsterisk,
 } from "../../src/domain/mapping/asterisk-presence.js";
 import type { Logger } from "../../src/ports/logger.js";
+import type { ChatMessage, DeliveryOutcome, MessageSink } from "../../src/ports/message-port.js";
 import { sameCounts, type VoicemailCounts, type VoicemailSink } from "../../src/ports/voicemail-port.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import type { AmiBlock, AmiClient } from "./ami-client.js";
@@ -27,6 +28,8 @@ export interface PbxUser {
   presence: string;
   /** Voicemail box, e.g. alice@default. */
   mailbox: string;
+  /** The endpoint ARI sends their messages to, e.g. PJSIP/alice. */
+  endpoint?: string;
 }
 
 export interface AsteriskAdapterOptions {
@@ -39,6 +42,10 @@ export interface AsteriskAdapterOptions {
   voicemail: VoicemailSink;
   /** A mapped phone registered (ARI ContactStatusChange): its waiting messages can go now. */
   onPhoneOnline?: (person: string) => void;
+  /** Messages from phones on Asterisk (ARI TextMessageReceived) go here (the XMPP side). */
+  toXmpp?: MessageSink;
+  /** The users' home domain, for the addresses of messages. */
+  homeDomain: string;
   log: Logger;
 }
 
@@ -103,6 +110,10 @@ export class AsteriskAdapter {
   // --- device state (ARI) ---------------------------------------------------------------------
 
   private async onAriEvent(event: AriEvent): Promise<void> {
+    if (event.type === "TextMessageReceived") {
+      await this.textMessage(event);
+      return;
+    }
     if (event.type === "ContactStatusChange") {
       this.contactStatus(event);
       return;
@@ -128,6 +139,58 @@ export class AsteriskAdapter {
       updatedAt: now,
       expiresAt: null,
     });
+  }
+
+  /**
+   * A phone on Asterisk sent a MESSAGE that Asterisk handed to ARI (README fact 6): to the chat
+   * user named in `to` (`pjsip:alice@…`), from the sending endpoint's user (or its From address).
+   */
+  private async textMessage(event: AriEvent): Promise<void> {
+    const { endpoint, message } = event as {
+      endpoint?: { technology?: unknown; resource?: unknown };
+      message?: { from?: unknown; to?: unknown; body?: unknown; variables?: Record<string, unknown> };
+    };
+    const sink = this.options.toXmpp;
+    if (!sink || typeof message?.to !== "string" || typeof message.body !== "string") return;
+    const recipient = /^[a-z]+:([^@;>]+)/i.exec(message.to)?.[1];
+    if (!recipient) return;
+    const device =
+      typeof endpoint?.technology === "string" && typeof endpoint.resource === "string"
+        ? `${endpoint.technology}/${endpoint.resource}`
+        : "";
+    const sender =
+      this.byDevice.get(device.toLowerCase())?.person ??
+      (typeof message.from === "string" ? /sips?:([^@;>]+)@/i.exec(message.from)?.[1] : undefined);
+    if (!sender) return;
+    const callId = message.variables?.["Call-ID"];
+    await sink.deliver({
+      id: typeof callId === "string" ? callId : `ari-${event.timestamp ?? Date.now()}`,
+      from: sender.includes("@") ? sender : `${sender.toLowerCase()}@${this.options.homeDomain}`,
+      to: `${recipient.toLowerCase()}@${this.options.homeDomain}`,
+      body: message.body,
+    });
+  }
+
+  /** Whether a message for this person goes through ARI (they have a phone endpoint on Asterisk). */
+  handles(person: string): boolean {
+    return this.byPerson.get(person)?.endpoint !== undefined;
+  }
+
+  /**
+   * A chat user's message to a phone on Asterisk, through ARI `endpoints/sendMessage`: its 202
+   * means Asterisk took it, not that the phone has it (DESIGN.md: no receipt).
+   */
+  async sendMessage(message: ChatMessage): Promise<DeliveryOutcome> {
+    const user = this.byPerson.get(message.to);
+    if (!user?.endpoint || message.body === undefined) return "accepted";
+    const [technology = "", ...resource] = user.endpoint.split("/");
+    const sender = message.from.slice(0, message.from.lastIndexOf("@"));
+    await this.options.ari.sendMessage(
+      `${technology.toLowerCase()}:${resource.join("/")}`,
+      `sip:${sender}@${this.options.homeDomain}`,
+      message.body,
+    );
+    return "accepted";
   }
 
   /** A phone's contact became reachable (registered: NonQualified or Reachable, endpoint online). */

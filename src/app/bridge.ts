@@ -184,7 +184,9 @@ async function compose(
   started("sip endpoint", () => sip.stop());
   // XMPP → SIP through the relay: a phone that is offline gets the message queued and retried.
   const relay: OutboundRelay = new OutboundRelay({
-    send: (message) => sip.sendMessage(message),
+    // A phone on Asterisk gets it through ARI when asterisk.messages says so; others by SIP.
+    send: (message) =>
+      pbx?.adapter.handles(message.to) ? pbx.adapter.sendMessage(message) : sip.sendMessage(message),
     queue,
     reports: xmpp.reports,
     log: log.child({ component: "queue" }),
@@ -207,7 +209,7 @@ async function compose(
   started("xmpp gateway", () => xmpp.stop());
   started("outbound relay", () => relay.stop());
   const pbx = config.asterisk
-    ? asteriskFor(config.asterisk, config.domain, presence, voicemail, relay, log)
+    ? asteriskFor(config.asterisk, config.domain, presence, voicemail, relay, xmpp, log)
     : undefined;
   if (pbx) started("asterisk", () => pbx.adapter.stop());
   xmpp.start();
@@ -260,6 +262,7 @@ function asteriskFor(
   presence: PresenceService,
   voicemail: VoicemailSink,
   relay: OutboundRelay,
+  xmpp: XmppGateway,
   log: Logger,
 ): { adapter: AsteriskAdapter; ari: AriClient; ami: AmiClient | undefined } {
   const pbxLog = log.child({ component: "asterisk" });
@@ -279,7 +282,11 @@ function asteriskFor(
       devices: u.devices ?? [`PJSIP/${u.user}`],
       presence: u.presence ?? u.user,
       mailbox: u.mailbox ?? `${u.user}@default`,
+      ...(config.messages ? { endpoint: u.endpoint ?? `PJSIP/${u.user}` } : {}),
     })),
+    homeDomain: domain,
+    // A phone on Asterisk writes to a chat user (TextMessageReceived).
+    toXmpp: { deliver: (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const) },
     presence,
     direction: config.presenceDirection,
     voicemail,

@@ -428,6 +428,12 @@ export const configSchema = z
           )
           .default([])
           .describe("Who is who on the PBX: each home user's devices, CustomPresence, mailbox and endpoint."),
+        messages: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Chat users' messages to the mapped users' phones go through ARI endpoints/sendMessage (phones registered to Asterisk) instead of SIP; Asterisk's 202 gives no receipt.",
+          ),
         presenceDirection: z
           .enum(["in", "out", "both"])
           .default("both")

@@ -49,10 +49,18 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
           presence: "alice",
           mailbox: "alice@default",
         },
-        { person: "bob@example.org", devices: ["PJSIP/bob"], presence: "bob", mailbox: "bob@default" },
+        {
+          person: "bob@example.org",
+          devices: ["PJSIP/bob"],
+          presence: "bob",
+          mailbox: "bob@default",
+          endpoint: "PJSIP/bob",
+        },
       ],
       presence,
       direction: "both",
+      homeDomain: "example.org",
+      toXmpp: { deliver: (message) => gateway.deliverToXmpp(message).then(() => "accepted" as const) },
       voicemail: { mailboxChanged: (change) => gateway.notify(change.person, voicemailText(change.counts)) },
       onPhoneOnline: (person) => online.push(person),
       log,
@@ -167,6 +175,38 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
     assert.deepEqual(online, ["alice@example.org"]);
   });
 
+  it("hands a phone's MESSAGE on Asterisk (TextMessageReceived) to the chat user, from the phone's user", async function () {
+    const recorded = ariRecordedEvent((e) => e.type === "TextMessageReceived");
+    ari.emit(
+      ariLike(recorded, {
+        endpoint: { resource: "bob" },
+        message: { to: "pjsip:alice@127.0.0.1", body: "call me back ☎" },
+      }),
+    );
+    const got = await alice.waitFor((e) => e.event === "message" && e.body === "call me back ☎", 2_000);
+    assert.equal(got.from, `bob@${grant.jid}`);
+  });
+
+  it("sends a chat message to a phone on Asterisk through ARI sendMessage, in the recorded form", async function () {
+    // Only one sendMessage was recorded (to the bridge's own endpoint): this one is answered 501
+    // by the fake, which the adapter must report as a failure, not as delivered.
+    await assert.rejects(
+      adapter.sendMessage({
+        id: "a1",
+        from: "alice@example.org",
+        to: "bob@example.org",
+        body: "On my way, Bob",
+      }),
+      { condition: "service-unavailable" },
+    );
+    const request = ari.requests.at(-1);
+    assert.equal(request?.method, "PUT");
+    assert.equal(request?.path, "/ari/endpoints/sendMessage");
+    assert.equal(request?.query, "to=pjsip:bob&from=sip:alice@example.org&body=On%20my%20way,%20Bob");
+    assert.equal(adapter.handles("bob@example.org"), true);
+    assert.equal(adapter.handles("alice@example.org"), false);
+  });
+
   it("reads every mapped phone again when ARI comes back, and corrects the presence", async function () {
     const recorded = ari.recordedReply<{ name: string; state: string }>(
       "GET",
@@ -185,6 +225,7 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
   // recording lacks, so the fake answered them 501 and the adapter logged it.
   it("asks the PBX nothing else the recordings lack", function () {
     const expected = (line: string): boolean =>
+      line.startsWith("PUT /ari/endpoints/sendMessage?to=pjsip:bob&") ||
       /bob/i.test(line) ||
       /^POST \/ari\/asterisk\/variable\?variable=PRESENCE_STATE\(CustomPresence:alice\)/.test(line);
     assert.deepEqual(
