@@ -20,6 +20,7 @@ export function amiProbe(config: { host: string; port: number; username: string;
         };
         signal.addEventListener("abort", () => fail("no answer (timed out)"), { once: true });
         socket.on("error", (err) => fail(err.message));
+        socket.on("close", () => fail("the connection closed before the login reply"));
         socket.on("data", (chunk: Buffer) => {
           buffer = Buffer.concat([buffer, chunk]);
           if (greeting === undefined) {

@@ -12,7 +12,12 @@ import {
   formatPresenceState,
   presenceToAsterisk,
 } from "../../src/domain/mapping/asterisk-presence.js";
+import { SwitchboardError } from "../../src/domain/errors.js";
+import { unescapeLocal } from "../../src/domain/jid-escape.js";
+import { parseJid } from "../../src/domain/jid.js";
+import { formatSipUri, makeSipUri } from "../../src/domain/sip-uri.js";
 import type { Logger } from "../../src/ports/logger.js";
+import { KeyedQueue } from "../../src/util/keyed-queue.js";
 import type { ChatMessage, DeliveryOutcome, MessageSink } from "../../src/ports/message-port.js";
 import { sameCounts, type VoicemailCounts, type VoicemailSink } from "../../src/ports/voicemail-port.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
@@ -49,6 +54,24 @@ export interface AsteriskAdapterOptions {
   log: Logger;
 }
 
+interface PresenceValue {
+  state: string;
+  message: string;
+}
+
+const sameValue = (a: PresenceValue, b: PresenceValue): boolean =>
+  a.state === b.state && a.message === b.message;
+
+/**
+ * A note as Asterisk can carry it back in an AMI event: no control characters (a newline would
+ * end the `Message:` line) and at most 250 bytes (func_presencestate decodes into 255).
+ */
+export function pbxNote(note: string | null): string {
+  let text = (note ?? "").replace(/\p{Cc}/gu, " ");
+  while (Buffer.byteLength(text) > 250) text = text.slice(0, -1);
+  return text;
+}
+
 /** A call in progress beats one on hold, a hold ringing, ringing an idle phone, idle an absent one. */
 const DEVICE_RANK: Readonly<Record<DeviceState, number>> = {
   inuse: 4,
@@ -64,8 +87,15 @@ export class AsteriskAdapter {
   private readonly byMailbox = new Map<string, PbxUser>();
   private readonly byPerson = new Map<string, PbxUser>();
   private readonly devices = new Map<string, DeviceState>();
-  /** Per provider, the value the bridge wrote last: its echo from the PBX is not news. */
-  private readonly written = new Map<string, { state: string; message: string }>();
+  /** Per provider, the value the bridge wrote last (what the PBX holds because of us). */
+  private readonly written = new Map<string, PresenceValue>();
+  /** Per provider, writes whose PresenceStateChange has not come back yet, oldest first. */
+  private readonly echoes = new Map<string, PresenceValue[]>();
+  /** Writes of one provider go one after another, so Asterisk applies them in order. */
+  private readonly writing = new KeyedQueue();
+  /** When the last event for each device arrived (a resync reading older than it is dropped). */
+  private readonly deviceEventAt = new Map<string, number>();
+  private stopped = false;
   private readonly counts = new Map<string, VoicemailCounts>();
 
   constructor(private readonly options: AsteriskAdapterOptions) {
@@ -88,7 +118,18 @@ export class AsteriskAdapter {
   start(): void {
     const { ari, ami, presence } = this.options;
     ari.on("event", (event) => this.guard(this.onAriEvent(event), "ARI event"));
-    ari.on("connected", () => this.guard(this.resyncDevices(), "reading device states"));
+    ari.on("connected", () => {
+      this.guard(this.resyncDevices(), "reading device states");
+      // Writes lost while ARI was away: each mapped user's presence goes out again.
+      this.written.clear();
+      this.echoes.clear();
+      for (const user of this.options.users) {
+        this.guard(
+          this.options.presence.current(user.person).then((a) => this.onChange(user.person, a)),
+          "writing CustomPresence again",
+        );
+      }
+    });
     if (ami) {
       ami.on("event", (block) => this.guard(this.onAmiEvent(block), "AMI event"));
       ami.on("connected", () => this.guard(this.resyncAmi(), "reading CustomPresence and mailboxes"));
@@ -99,11 +140,13 @@ export class AsteriskAdapter {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.options.presence.off("change", this.onChange);
     await Promise.all([this.options.ari.stop(), this.options.ami?.stop()]);
   }
 
   private guard(flow: Promise<unknown>, what: string): void {
+    if (this.stopped) return;
     flow.catch((err: unknown) => this.options.log.warn({ err: String(err) }, `asterisk: failed ${what}`));
   }
 
@@ -124,8 +167,11 @@ export class AsteriskAdapter {
     await this.deviceChanged(device.name, device.state);
   }
 
-  private async deviceChanged(name: string, state: string): Promise<void> {
+  private async deviceChanged(name: string, state: string, readAt?: number): Promise<void> {
     const user = this.byDevice.get(name.toLowerCase());
+    // A resync reading taken before the device's latest event is older news: dropped.
+    if (readAt !== undefined && (this.deviceEventAt.get(name.toLowerCase()) ?? -1) >= readAt) return;
+    if (readAt === undefined) this.deviceEventAt.set(name.toLowerCase(), performance.now());
     if (!user) return;
     this.devices.set(name.toLowerCase(), asteriskDeviceToDevice(state));
     // One pbx-device source per person: the busiest of their phones.
@@ -158,14 +204,16 @@ export class AsteriskAdapter {
       typeof endpoint?.technology === "string" && typeof endpoint.resource === "string"
         ? `${endpoint.technology}/${endpoint.resource}`
         : "";
-    const sender =
-      this.byDevice.get(device.toLowerCase())?.person ??
-      (typeof message.from === "string" ? /sips?:([^@;>]+)@/i.exec(message.from)?.[1] : undefined);
-    if (!sender) return;
+    // Only a mapped phone speaks for its user: an unknown endpoint's From could say anything.
+    const sender = this.byDevice.get(device.toLowerCase())?.person;
+    if (!sender) {
+      this.options.log.info({ endpoint: device }, "asterisk: message from an unmapped endpoint ignored");
+      return;
+    }
     const callId = message.variables?.["Call-ID"];
     await sink.deliver({
       id: typeof callId === "string" ? callId : `ari-${event.timestamp ?? Date.now()}`,
-      from: sender.includes("@") ? sender : `${sender.toLowerCase()}@${this.options.homeDomain}`,
+      from: sender,
       to: `${recipient.toLowerCase()}@${this.options.homeDomain}`,
       body: message.body,
     });
@@ -184,12 +232,21 @@ export class AsteriskAdapter {
     const user = this.byPerson.get(message.to);
     if (!user?.endpoint || message.body === undefined) return "accepted";
     const [technology = "", ...resource] = user.endpoint.split("/");
-    const sender = message.from.slice(0, message.from.lastIndexOf("@"));
-    await this.options.ari.sendMessage(
-      `${technology.toLowerCase()}:${resource.join("/")}`,
-      `sip:${sender}@${this.options.homeDomain}`,
-      message.body,
-    );
+    const jid = parseJid(message.from);
+    const from = formatSipUri(makeSipUri({ user: unescapeLocal(jid.local ?? ""), host: jid.domain }));
+    try {
+      await this.options.ari.sendMessage(
+        `${technology.toLowerCase()}:${resource.join("/")}`,
+        from,
+        message.body,
+      );
+    } catch (err) {
+      // Asterisk's 404 for an endpoint with no registered phone: offline, so the message waits.
+      if (err instanceof SwitchboardError && err.condition === "item-not-found") {
+        throw new SwitchboardError("recipient-unavailable", err.message);
+      }
+      throw err;
+    }
     return "accepted";
   }
 
@@ -210,11 +267,14 @@ export class AsteriskAdapter {
   private async resyncDevices(): Promise<void> {
     for (const user of this.options.users) {
       for (const name of user.devices) {
+        const readAt = performance.now();
         try {
           const { state } = await this.options.ari.deviceState(name);
-          await this.deviceChanged(name, state);
+          await this.deviceChanged(name, state, readAt);
         } catch (err) {
+          // Unreadable after a restart: not "on the phone" from before it.
           this.options.log.warn({ err: String(err), device: name }, "asterisk: device state unreadable");
+          await this.deviceChanged(name, "UNKNOWN", readAt);
         }
       }
     }
@@ -240,17 +300,38 @@ export class AsteriskAdapter {
     }
   }
 
-  private async customPresence(provider: string, status: string, message: string): Promise<void> {
+  /**
+   * A CustomPresence value from the PBX. The echo of one of our writes is not news (it and any
+   * older pending write are done), nor is the value we wrote last (read again on a resync). At a
+   * resync (`found`), a value the store already holds keeps its time, and a new one is dated as
+   * old as can be: it was set at some unknown moment, and must not beat a newer chat state.
+   */
+  private async customPresence(
+    provider: string,
+    status: string,
+    message: string,
+    found = false,
+  ): Promise<void> {
     if (!this.reads) return;
     const user = this.byPresence.get(provider.toLowerCase());
     if (!user) return;
-    const mine = this.written.get(provider.toLowerCase());
-    if (mine && mine.state === status.toLowerCase() && mine.message === message) {
-      // The PBX telling us what we wrote: not a change of the person's presence.
-      this.written.delete(provider.toLowerCase());
+    const key = provider.toLowerCase();
+    const value = { state: status.toLowerCase(), message };
+    const pending = this.echoes.get(key) ?? [];
+    const echo = pending.findIndex((p) => sameValue(p, value));
+    if (echo >= 0) {
+      pending.splice(0, echo + 1);
       return;
     }
-    const now = this.options.presence.now();
+    const mine = this.written.get(key);
+    if (mine && sameValue(mine, value)) return;
+    const { records } = await this.options.presence.snapshot(user.person);
+    const stored = records.find((r) => r.source.kind === "pbx-custom");
+    const state = asteriskToPresence(status);
+    const note = message === "" ? null : message;
+    if (found && stored && "state" in stored && stored.state === state && (stored.note ?? null) === note)
+      return;
+    const now = found ? 0 : this.options.presence.now();
     await this.options.presence.report(user.person, {
       source: { kind: "pbx-custom" },
       state: asteriskToPresence(status),
@@ -295,6 +376,7 @@ export class AsteriskAdapter {
             user.presence,
             reply.get("State") ?? "",
             reply.get("PresenceMessage") ?? messages.at(-1) ?? "",
+            true,
           );
         } catch (err) {
           this.options.log.warn(
@@ -309,7 +391,9 @@ export class AsteriskAdapter {
           user.mailbox,
           {
             waiting: Number(reply.get("NewMessages") ?? 0) > 0,
-            newMessages: Number(reply.get("NewMessages") ?? 0) || 0,
+            // MessageWaiting's New counts urgent messages too; MailboxCount lists them apart.
+            newMessages:
+              (Number(reply.get("NewMessages") ?? 0) || 0) + (Number(reply.get("UrgMessages") ?? 0) || 0),
             oldMessages: Number(reply.get("OldMessages") ?? 0) || 0,
             urgentNew: Number(reply.get("UrgMessages") ?? 0) || 0,
             urgentOld: 0,
@@ -328,16 +412,36 @@ export class AsteriskAdapter {
     if (!this.writes) return;
     const user = this.byPerson.get(person);
     if (!user) return;
-    // What the PBX itself decided (its CustomPresence, or a call) is not written back to it.
-    if (aggregate.winner?.kind === "pbx-custom" || aggregate.winner?.kind === "pbx-device") return;
-    const value = presenceToAsterisk(aggregate.state);
-    if (value === null) return;
-    const message = aggregate.note ?? "";
-    const previous = this.written.get(user.presence.toLowerCase());
-    if (previous && previous.state === value && previous.message === message) return;
-    this.written.set(user.presence.toLowerCase(), { state: value, message });
+    // What the PBX itself decided (its CustomPresence) is not written back to it; a call is the
+    // device's to show (on-the-phone has no CustomPresence form); with only the phone left, the
+    // chat presence is plain available.
+    if (aggregate.winner?.kind === "pbx-custom") return;
+    const state =
+      aggregate.winner?.kind === "pbx-device"
+        ? aggregate.state === "on-the-phone"
+          ? null
+          : "available"
+        : presenceToAsterisk(aggregate.state);
+    if (state === null) return;
+    const key = user.presence.toLowerCase();
+    const value = { state, message: aggregate.winner?.kind === "pbx-device" ? "" : pbxNote(aggregate.note) };
+    const previous = this.written.get(key);
+    if (previous && sameValue(previous, value)) return;
+    this.written.set(key, value);
+    this.echoes.set(key, [...(this.echoes.get(key) ?? []), value].slice(-10));
+    const text = formatPresenceState({ value: state, subtype: "", message: value.message });
     this.guard(
-      this.options.ari.setCustomPresence(user.presence, formatPresenceState({ value, subtype: "", message })),
+      this.writing.run(key, () =>
+        this.options.ari.setCustomPresence(user.presence, text).catch((err: unknown) => {
+          // Not written: forget it, so the next change (or ARI coming back) writes again.
+          if (this.written.get(key) === value) this.written.delete(key);
+          this.echoes.set(
+            key,
+            (this.echoes.get(key) ?? []).filter((p) => p !== value),
+          );
+          throw err;
+        }),
+      ),
       "writing CustomPresence",
     );
   };

@@ -132,6 +132,26 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
     assert.equal((await presence.current("alice@example.org")).state, "away");
   });
 
+  it("takes a late echo of an earlier write as ours, not as a change at the PBX", async function () {
+    alice.send({ op: "presence", show: "xa", status: "Gone fishing" });
+    alice.send({ op: "presence", show: "away", status: "Lunch" });
+    alice.send({ op: "presence", show: "dnd", status: "Meeting" });
+    for (let i = 0; i < 100 && (await presence.current("alice@example.org")).note !== "Meeting"; i++)
+      await sleep(20);
+    // The echo of the away,,Lunch write arrives after Alice moved on: it changes nothing.
+    ami.emit(
+      ami.recordedEvent(
+        (b) =>
+          b.get("Event") === "PresenceStateChange" &&
+          b.get("Status") === "away" &&
+          b.get("Message") === "Lunch",
+      ),
+    );
+    await sleep(300);
+    const now = await presence.current("alice@example.org");
+    assert.deepEqual([now.state, now.note, now.winner?.kind], ["dnd", "Meeting", "xmpp"]);
+  });
+
   it("shows Bob's CustomPresence dnd within 500 ms", async function () {
     const recorded = ami.recordedEvent(
       (b) => b.get("Event") === "PresenceStateChange" && b.get("Status") === "dnd",
