@@ -1,4 +1,5 @@
 // The `switchboard` command line (DESIGN.md "External interface").
+import { lookup } from "./lookup.js";
 import { parseArgs } from "node:util";
 import { formatResult, runProbes } from "../check/probe.js";
 import { ConfigError, configPath, loadConfig } from "../config/load.js";
@@ -118,11 +119,19 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return presence(config, address, parsed.values.json, io);
     }
     case "lookup": {
-      // Not built yet: say so plainly rather than pretend (see the open issues for each).
-      io.err(
-        `switchboard ${command}: not implemented yet in this version (the configuration can be checked with 'switchboard check')`,
-      );
-      return 1;
+      const [input, ...extra] = rest;
+      if (input === undefined)
+        return usageError(io, "lookup needs a number or address, e.g. 8001 or +442071234567");
+      if (extra.length > 0)
+        return usageError(io, `lookup takes one number or address (got ${rest.join(" ")})`);
+      const config = load(file, io);
+      if (!config) return 1;
+      try {
+        return await lookup(config, input, parsed.values.json, io);
+      } catch (err) {
+        io.err(`switchboard lookup: ${err instanceof Error ? err.message : String(err)}`);
+        return 1;
+      }
     }
     default:
       return usageError(io, `unknown command '${command}'`);

@@ -9,6 +9,16 @@ export interface DirectoryEntry {
   extension?: string;
   /** Phone numbers, as written (E.164 preferred). */
   numbers: string[];
+  /** SIP address of record when the directory states one (`sip:alice@example.org`). */
+  sipUri?: string;
+  /** Bare JID when the directory states one. */
+  jid?: string;
+  mail?: string;
+  /**
+   * SIP digest HA1 = MD5(user:realm:password), only when the directory lets the bridge read it.
+   * As good as a password for SIP: the directory must protect it with an ACL.
+   */
+  ha1?: string;
 }
 
 export interface Directory {

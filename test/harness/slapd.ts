@@ -18,6 +18,14 @@ export const LDAP_ADMIN_PASSWORD = "admin-secret";
 
 let baseCounter = 0;
 
+export interface SlapdOptions {
+  /**
+   * Certificate and key (PEM files, e.g. from `testCertificate()`) for StartTLS on the `ldap://`
+   * listener (RFC 4513 §3). Absent: no TLS, as before.
+   */
+  tls?: { cert: string; key: string };
+}
+
 export class Slapd {
   private constructor(
     readonly port: number,
@@ -29,7 +37,7 @@ export class Slapd {
     return `ldap://${LOOPBACK}:${this.port}`;
   }
 
-  static async start(): Promise<Slapd> {
+  static async start(options: SlapdOptions = {}): Promise<Slapd> {
     const dir = tempDir("slapd");
     const port = await freePort();
     mkdirSync(dir.file("db"));
@@ -42,7 +50,7 @@ include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include ${CONFIG_DIR}switchboard.schema
 pidfile ${dir.file("slapd.pid")}
-modulepath /usr/lib/ldap
+${options.tls ? `TLSCertificateFile ${options.tls.cert}\nTLSCertificateKeyFile ${options.tls.key}\n` : ""}modulepath /usr/lib/ldap
 moduleload back_mdb
 database mdb
 maxsize 104857600
@@ -111,7 +119,18 @@ access to * by * read
     return base;
   }
 
+  /** Freezes slapd (SIGSTOP): connections are accepted by the kernel but never answered. */
+  halt(): void {
+    this.process.child.kill("SIGSTOP");
+  }
+
+  /** Undoes `halt()`. */
+  resume(): void {
+    if (this.process.running) this.process.child.kill("SIGCONT");
+  }
+
   async stop(): Promise<void> {
+    this.resume(); // a halted slapd would not act on SIGTERM
     await this.process.stop();
     this.dir.remove();
   }
