@@ -16,9 +16,11 @@ export interface LookupIo {
 }
 
 /** The directories and ENUM a config names, for the resolver (and the bridge). */
-export async function addressingFor(
-  config: Config,
-): Promise<{ resolver: AddressResolver; directory: Directory; close: () => Promise<void> }> {
+export function addressingFor(config: Config): {
+  resolver: AddressResolver;
+  directory: Directory;
+  close: () => Promise<void>;
+} {
   const region = config.enum?.defaultRegion ?? "GB";
   const ldap = config.ldap
     ? LdapDirectory.create({
@@ -54,7 +56,7 @@ function describe(step: Resolution["steps"][number]): string {
 }
 
 export async function lookup(config: Config, input: string, json: boolean, io: LookupIo): Promise<number> {
-  const { resolver, close } = await addressingFor(config);
+  const { resolver, close } = addressingFor(config);
   let result: Resolution;
   try {
     result = await resolver.resolve(input);
