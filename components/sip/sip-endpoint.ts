@@ -66,6 +66,8 @@ export interface SipEndpointOptions {
   /** DNS servers (`host:port`) for locating SIP servers (RFC 3263); absent: the system's. */
   dnsServers?: readonly string[];
   tls?: TlsFiles;
+  /** An E.164 number's SIP URI from ENUM (E2U+sip), or null; absent: no ENUM. */
+  enumSip?: (e164: string) => Promise<string | null>;
   /** `sip.advertisedHost`: the bridge's address in Via and Contact. */
   advertisedHost?: string;
   /** Shortest Expires accepted for PUBLISH and SUBSCRIBE (default 60 s; 423 below it). */
@@ -494,8 +496,16 @@ export class SipEndpoint {
     if (person.startsWith("sip:")) return parseSipUri(person);
     if (isNumber(person)) {
       const entry = await directory.findPerson(person);
-      if (entry) return makeSipUri({ user: entry.uid, host: domains.homeDomain });
-      if (person.startsWith("+")) return e164Fallback(person, domains.homeDomain);
+      if (entry)
+        return entry.sipUri
+          ? parseSipUri(entry.sipUri)
+          : makeSipUri({ user: entry.uid, host: domains.homeDomain });
+      if (person.startsWith("+")) {
+        // ENUM (E2U+sip) before the outbound-proxy fallback (DESIGN.md "Addressing").
+        const located = await this.options.enumSip?.(person).catch(() => null);
+        if (located) return parseSipUri(located);
+        return e164Fallback(person, domains.homeDomain);
+      }
       throw new SwitchboardError("item-not-found", `no one has the number ${person}`);
     }
     return makeSipUri({ user: person.slice(0, person.lastIndexOf("@")), host: domains.homeDomain });

@@ -7,11 +7,11 @@ import { startHttpServer } from "../../components/http/http-server.js";
 import { SipEndpoint } from "../../components/sip/sip-endpoint.js";
 import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
 import type { Config } from "../config/schema.js";
-import { ConfigDirectory } from "../directory/config-directory.js";
 import { SwitchboardError } from "../domain/errors.js";
 import type { Logger } from "../ports/logger.js";
 import { MemoryPresenceStore } from "../presence/memory-store.js";
 import { PresenceService } from "../presence/presence-service.js";
+import { addressingFor } from "./addressing.js";
 import { AmiClient } from "../../components/asterisk/ami-client.js";
 import { AriClient } from "../../components/asterisk/ari-client.js";
 import { AsteriskAdapter } from "../../components/asterisk/asterisk-adapter.js";
@@ -108,7 +108,10 @@ async function compose(
       })
     : new MemoryMessageQueue();
   started("message queue", () => queue.close?.());
-  const directory = new ConfigDirectory(config.directory?.users ?? [], config.domain);
+  // LDAP first, then the config file's people; ENUM for numbers nobody in them has.
+  const addressing = addressingFor(config);
+  started("directory", () => addressing.close());
+  const directory = addressing.directory;
   // A new voicemail (SIP message-summary or Asterisk AMI) becomes a chat notice from the gateway.
   const voicemail: VoicemailSink = {
     mailboxChanged: (change) => {
@@ -152,6 +155,14 @@ async function compose(
     ...(config.sip.dnsServers ? { dnsServers: config.sip.dnsServers } : {}),
     ...(config.sip.tls ? { tls: config.sip.tls } : {}),
     timers: config.sip.timers,
+    ...(config.enum
+      ? {
+          enumSip: async (e164: string) => {
+            const found = await addressing.resolver.resolve(e164);
+            return found.steps.some((s) => s.step === "enum" && s.answer !== null) ? found.sipUri : null;
+          },
+        }
+      : {}),
     ...(config.sip.advertisedHost ? { advertisedHost: config.sip.advertisedHost } : {}),
     ...(config.sip.regEvents
       ? {

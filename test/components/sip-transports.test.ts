@@ -346,4 +346,28 @@ describe("SIP transports: TLS, WebSocket (RFC 7118), and sending over TCP/TLS", 
       named.dir.remove();
     }
   });
+
+  it("sends to the SIP URI ENUM gives for a number nobody in the directory has", async function () {
+    const dave = await UdpSipSocket.open();
+    dave.autoAnswer(["MESSAGE"]);
+    const { endpoint: withEnum } = await startSipEndpoint({
+      listen: ["udp:127.0.0.1:0"],
+      enumSip: (e164) => Promise.resolve(e164 === "+442079460000" ? `sip:dave@127.0.0.1:${dave.port}` : null),
+    });
+    try {
+      assert.equal(
+        await withEnum.sendMessage({
+          id: "enum",
+          from: "alice@example.org",
+          to: "+442079460000",
+          body: "via ENUM",
+        }),
+        "delivered",
+      );
+      assert.equal(dave.received[0]?.startLine, `MESSAGE sip:dave@127.0.0.1:${dave.port} SIP/2.0`);
+    } finally {
+      await withEnum.stop();
+      await dave.close();
+    }
+  });
 });

@@ -1,0 +1,45 @@
+// The addressing parts a config names: the LDAP directory, then the config file's people (one
+// chain), and ENUM, behind the resolver. Used by `start` (relay, vCards, rosters) and `lookup`.
+import { EnumResolver } from "../../components/enum/enum-resolver.js";
+import { LdapDirectory } from "../../components/ldap/ldap-directory.js";
+import { AddressResolver } from "../addressing/resolver.js";
+import type { Config } from "../config/schema.js";
+import { ChainDirectory } from "../directory/chain-directory.js";
+import { ConfigDirectory } from "../directory/config-directory.js";
+import type { Directory } from "../ports/directory.js";
+import { silentLogger } from "../ports/logger.js";
+
+/** The directories and ENUM a config names, for the resolver (and the bridge). */
+export function addressingFor(config: Config): {
+  resolver: AddressResolver;
+  directory: Directory;
+  close: () => Promise<void>;
+} {
+  const region = config.enum?.defaultRegion ?? "GB";
+  const ldap = config.ldap
+    ? LdapDirectory.create({
+        url: config.ldap.url,
+        ...(config.ldap.bindDN ? { bindDN: config.ldap.bindDN } : {}),
+        ...(config.ldap.password ? { password: config.ldap.password } : {}),
+        base: config.ldap.base,
+        attributes: config.ldap.attributes,
+        defaultRegion: region,
+        homeDomain: config.domain,
+        log: silentLogger,
+      })
+    : undefined;
+  const directory = new ChainDirectory([
+    ...(ldap ? [ldap] : []),
+    new ConfigDirectory(config.directory?.users ?? [], config.domain),
+  ]);
+  const enumResolver = config.enum
+    ? new EnumResolver({ suffixes: config.enum.suffixes, servers: config.enum.servers, log: silentLogger })
+    : undefined;
+  const resolver = new AddressResolver({
+    directory,
+    ...(enumResolver ? { enum: enumResolver } : {}),
+    homeDomain: config.domain,
+    defaultRegion: region,
+  });
+  return { resolver, directory, close: async () => ldap?.close() };
+}
