@@ -3,6 +3,7 @@
 // callee (@xmpp/iq) frames the answer — exactly one per get/set (RFC 6120 §8.2.3), `bad-request` for
 // a query without exactly one payload, `service-unavailable` when we return nothing — so this only
 // says what to answer: a payload for the result, `true` for an empty result, or an `<error/>`.
+import { isExtension, toE164 } from "../../src/domain/phone-number.js";
 import { xml, type Element } from "@xmpp/component";
 import { parseSipUri } from "../../src/domain/address.js";
 import { SwitchboardError } from "../../src/domain/errors.js";
@@ -18,6 +19,8 @@ export interface GatewayIdentity {
   homeDomain: string;
   name: string;
   version: string;
+  /** Region for national numbers typed at the prompt (`020 7123 4567` in GB → +442071234567). */
+  defaultRegion?: string;
 }
 
 /** Features the gateway domain itself answers; only what is implemented is listed. */
@@ -41,7 +44,9 @@ export function promptToJid(prompt: string, identity: GatewayIdentity): string {
     if (!/^\+?\d{1,15}$/.test(digits)) {
       throw new SwitchboardError("not-acceptable", `not a phone number: '${text}'`);
     }
-    return formatJid(makeJid({ local: digits, domain: identity.gatewayDomain }));
+    // A phone number becomes E.164 (one JID however it was written); an extension stays as dialled.
+    const e164 = isExtension(digits) ? null : toE164(text, identity.defaultRegion ?? "GB");
+    return formatJid(makeJid({ local: e164 ?? digits, domain: identity.gatewayDomain }));
   }
   const uri = /^sips?:/i.test(text) ? text : `sip:${text}`;
   return formatJid(sipToGatewayJid(parseSipUri(uri), domains));

@@ -25,6 +25,8 @@ export interface XmppGatewayOptions {
   connection: ComponentConnectionOptions;
   homeDomain: string;
   version: string;
+  /** Region for reading national numbers at the XEP-0100 prompt (enum.defaultRegion). */
+  defaultRegion?: string;
   presence: PresenceService;
   /** Domains other than the home domain whose users may subscribe (xmpp.allowedDomains). */
   allowedDomains?: readonly string[];
@@ -65,6 +67,7 @@ export class XmppGateway {
       homeDomain: options.homeDomain,
       name: "Switchboard",
       version: options.version,
+      ...(options.defaultRegion ? { defaultRegion: options.defaultRegion } : {}),
     };
     this.directory = options.directory;
     // Keepalive: ping the home server; an unanswered ping means a dead connection (XEP-0199 §4.2).

@@ -130,6 +130,7 @@ async function compose(
     connection: config.xmpp.component,
     homeDomain: config.domain,
     version: version(),
+    defaultRegion: config.enum?.defaultRegion ?? "GB",
     presence,
     allowedDomains: config.xmpp.allowedDomains,
     directory,

@@ -61,6 +61,7 @@ describe("XMPP IQ answers", function () {
   const prompts: [string, string][] = [
     ["+44 (20) 7123 4567", "+442071234567@sip.example.org"],
     ["8001", "8001@sip.example.org"],
+    ["020 7123 4567", "+442071234567@sip.example.org"],
     ["alice@example.org", "alice@sip.example.org"],
     ["sip:carol@example.com", "carol\\40example.com@sip.example.org"],
   ];
