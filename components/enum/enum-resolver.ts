@@ -7,7 +7,7 @@
 import { createSocket } from "node:dgram";
 import { randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { connect, isIPv6 } from "node:net";
+import { connect, isIP, isIPv6 } from "node:net";
 import * as dnsPacket from "dns-packet";
 import type { Answer, DecodedPacket, NaptrData, Packet } from "dns-packet";
 
@@ -19,6 +19,8 @@ import { parseXmppUri } from "../../src/domain/xmpp-uri.js";
 import type { Logger } from "../../src/ports/logger.js";
 import { applyNaptrRegexp } from "./naptr-regexp.js";
 
+/** Most NAPTR answers kept (a long-running bridge messages many numbers). */
+const MAX_CACHED = 10_000;
 export type EnumService = "sip" | "xmpp" | "tel";
 
 export interface EnumNaptrRecord {
@@ -319,6 +321,12 @@ export class EnumResolver {
         const answer = await this.queryServer(domain, server);
         if (answer.ttlSeconds > 0) {
           this.cache.set(domain, { expires: Date.now() + answer.ttlSeconds * 1000, answer });
+          // Bounded: expired entries go first, then the oldest (a Map keeps insertion order).
+          if (this.cache.size > MAX_CACHED) {
+            const now = Date.now();
+            for (const [key, entry] of this.cache) if (entry.expires <= now) this.cache.delete(key);
+            while (this.cache.size > MAX_CACHED) this.cache.delete(this.cache.keys().next().value ?? "");
+          }
         }
         return { ok: true, answer, cached: false };
       } catch (err) {
@@ -420,7 +428,10 @@ export class EnumResolver {
       );
       socket.on("error", (err) => done(err));
       socket.on("message", (msg, rinfo) => {
+        // RFC 5452: only the server asked may answer (its address as well as its port).
         if (rinfo.port !== server.port) return;
+        if (isIP(server.host.replace(/%.*$/, "")) !== 0 && rinfo.address !== server.host.replace(/%.*$/, ""))
+          return;
         let response: DecodedPacket;
         try {
           response = dnsPacket.decode(msg);

@@ -61,14 +61,23 @@ export class AddressResolver {
     };
     const { directory, homeDomain, defaultRegion } = this.options;
     const fromDirectory = async (query: string): Promise<boolean> => {
-      const entry = await directory.findPerson(query);
+      let entry: DirectoryEntry | null;
+      try {
+        entry = await directory.findPerson(query);
+      } catch (err) {
+        // The directory is away: say so, and go on to ENUM and the fallback.
+        result.steps.push({ step: "directory", query, answer: null, detail: (err as Error).message });
+        return false;
+      }
       result.steps.push({ step: "directory", query, answer: entry ? entry.uid : null });
       if (!entry) return false;
       Object.assign(result, this.fromEntry(entry), { resolved: true });
       return true;
     };
 
-    if (/^(sips?|tel|xmpp):|@/i.test(text)) {
+    // tel:+442071234567;phone-context=… is the number it names.
+    if (/^tel:/i.test(text)) return this.resolve(text.slice(4).split(";")[0] ?? "");
+    if (/^(sips?|xmpp):|@/i.test(text)) {
       return this.resolveAddress(text, result, fromDirectory);
     }
     if (isExtension(text)) {
@@ -125,12 +134,21 @@ export class AddressResolver {
     const { homeDomain } = this.options;
     result.kind = "address";
     let local: string | null = null;
+    let numericUser: string | null = null;
     try {
       if (/^sips?:/i.test(text)) {
         const uri = parseSipUri(text);
         result.normalized = formatSipUri(uri);
         result.sipUri = result.normalized;
         local = homeIdentity({ kind: "sip", uri }, homeDomain);
+        if (
+          local === null &&
+          uri.user !== null &&
+          /^\+?[0-9*#]+$/.test(uri.user) &&
+          uri.host === homeDomain
+        ) {
+          numericUser = uri.user;
+        }
       } else {
         const bare = text.replace(/^xmpp:/i, "").replace(/\/.*$/, "");
         const at = bare.lastIndexOf("@");
@@ -147,6 +165,13 @@ export class AddressResolver {
     result.steps.push({ step: "address", query: text, answer: result.normalized });
     result.resolved = true;
     if (local !== null) await fromDirectory(`${local}@${homeDomain}`);
+    else if (numericUser !== null) {
+      // sip:8001@example.org or sip:+442071234567@example.org;user=phone: whose line it is.
+      const number = isExtension(numericUser)
+        ? numericUser
+        : (toE164(numericUser, this.options.defaultRegion) ?? numericUser);
+      await fromDirectory(number);
+    }
     return result;
   }
 }

@@ -7,10 +7,13 @@ import type { Config } from "../config/schema.js";
 import { ChainDirectory } from "../directory/chain-directory.js";
 import { ConfigDirectory } from "../directory/config-directory.js";
 import type { Directory } from "../ports/directory.js";
-import { silentLogger } from "../ports/logger.js";
+import { silentLogger, type Logger } from "../ports/logger.js";
 
 /** The directories and ENUM a config names, for the resolver (and the bridge). */
-export function addressingFor(config: Config): {
+export function addressingFor(
+  config: Config,
+  log: Logger = silentLogger,
+): {
   resolver: AddressResolver;
   directory: Directory;
   close: () => Promise<void>;
@@ -25,15 +28,22 @@ export function addressingFor(config: Config): {
         attributes: config.ldap.attributes,
         defaultRegion: region,
         homeDomain: config.domain,
-        log: silentLogger,
+        startTls: config.ldap.startTls,
+        ...(config.ldap.ca ? { tlsCa: config.ldap.ca } : {}),
+        timeoutMs: config.ldap.timeoutMs,
+        log: log.child({ component: "ldap" }),
       })
     : undefined;
   const directory = new ChainDirectory([
     ...(ldap ? [ldap] : []),
-    new ConfigDirectory(config.directory?.users ?? [], config.domain),
+    new ConfigDirectory(config.directory?.users ?? [], config.domain, region),
   ]);
   const enumResolver = config.enum
-    ? new EnumResolver({ suffixes: config.enum.suffixes, servers: config.enum.servers, log: silentLogger })
+    ? new EnumResolver({
+        suffixes: config.enum.suffixes,
+        servers: config.enum.servers,
+        log: log.child({ component: "enum" }),
+      })
     : undefined;
   const resolver = new AddressResolver({
     directory,

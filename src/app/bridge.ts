@@ -109,7 +109,7 @@ async function compose(
     : new MemoryMessageQueue();
   started("message queue", () => queue.close?.());
   // LDAP first, then the config file's people; ENUM for numbers nobody in them has.
-  const addressing = addressingFor(config);
+  const addressing = addressingFor(config, log);
   started("directory", () => addressing.close());
   const directory = addressing.directory;
   // A new voicemail (SIP message-summary or Asterisk AMI) becomes a chat notice from the gateway.

@@ -451,6 +451,26 @@ export const configSchema = z
         bindDN: z.string().min(1).optional().describe("DN to bind as; absent: anonymous."),
         password: secret.optional().describe("Bind password; required with bindDN."),
         base: z.string().min(1).describe("Search base, e.g. ou=people,dc=example,dc=org."),
+        startTls: z
+          .boolean()
+          .default(false)
+          .describe(
+            "Upgrade an ldap:// connection with StartTLS before binding (so the password is not sent in clear).",
+          ),
+        ca: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "PEM CA bundle to verify the server's certificate (ldaps:// or StartTLS); absent: the system's CAs.",
+          ),
+        timeoutMs: z
+          .number()
+          .int()
+          .min(100)
+          .max(60_000)
+          .default(3000)
+          .describe("Longest wait for one LDAP request, reconnect included."),
         attributes: z
           .strictObject({
             uid: z.string().default("uid").describe("user id, the local part of home-domain addresses"),
@@ -496,6 +516,10 @@ export const configSchema = z
       .refine((ldap) => ldap.bindDN === undefined || ldap.password !== undefined, {
         message: "required when bindDN is set",
         path: ["password"],
+      })
+      .refine((ldap) => !(ldap.startTls && ldap.url.startsWith("ldaps:")), {
+        message: "StartTLS is for ldap:// (ldaps:// is TLS already)",
+        path: ["startTls"],
       })
       .optional()
       .describe("LDAP directory for names, extensions and numbers. Absent: no directory."),

@@ -5,11 +5,20 @@ import type { Directory, DirectoryEntry } from "../ports/directory.js";
 export class ChainDirectory implements Directory {
   constructor(private readonly directories: readonly Directory[]) {}
 
+  /** The first that knows the person; one that fails is skipped, and only if all fail is it an error. */
   async findPerson(person: string): Promise<DirectoryEntry | null> {
+    let failure: Error | undefined;
+    let answered = false;
     for (const directory of this.directories) {
-      const entry = await directory.findPerson(person);
-      if (entry) return entry;
+      try {
+        const entry = await directory.findPerson(person);
+        answered = true;
+        if (entry) return entry;
+      } catch (err) {
+        failure ??= err instanceof Error ? err : new Error(String(err));
+      }
     }
+    if (!answered && failure !== undefined) throw failure;
     return null;
   }
 

@@ -90,4 +90,36 @@ describe("address resolver chain", function () {
       assert.equal(r.resolved, false, input);
     }
   });
+
+  it("reads tel: URIs as numbers and finds the owner of a numeric SIP user", async function () {
+    const tel = await resolver.resolve("tel:+44-20-7123-4567");
+    assert.deepEqual([tel.kind, tel.normalized, tel.jid], ["number", "+442071234567", "alice@example.org"]);
+    const line = await resolver.resolve("sip:8002@example.org");
+    assert.deepEqual([line.resolved, line.displayName], [true, "Bob Baker"]);
+  });
+
+  it("goes on to ENUM when the directory fails", async function () {
+    const failing = new AddressResolver({
+      directory: {
+        findPerson: () => Promise.reject(new Error("LDAP away")),
+        entries: () => Promise.resolve([]),
+      },
+      enum: enumPort,
+      homeDomain: "example.org",
+      defaultRegion: "GB",
+    });
+    const r = await failing.resolve("+44 20 7946 0000");
+    assert.equal(r.sipUri, "sip:dave@partner.example");
+    assert.deepEqual(r.steps[0], {
+      step: "directory",
+      query: "+442079460000",
+      answer: null,
+      detail: "LDAP away",
+    });
+  });
+
+  it("finds a config-file number written nationally by its E.164 form", async function () {
+    const r = await resolver.resolve("+442071234568");
+    assert.equal(r.jid, "bob@example.org");
+  });
 });
