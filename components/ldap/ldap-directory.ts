@@ -500,34 +500,51 @@ export class LdapDirectory implements Directory {
       // ldapts connects with TLS whenever tlsOptions are given, so only for ldaps://.
       ...(url.protocol === "ldaps:" ? { tlsOptions } : {}),
     });
+    // The whole connection (TCP, StartTLS, bind) is bounded: ldapts puts no timer on the TLS
+    // handshake, and a connection stuck half-way must not hold every later lookup.
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ConnectError(`connecting timed out after ${this.options.timeoutMs} ms`)),
+        this.options.timeoutMs,
+      );
+    });
     try {
-      if (this.options.startTls) {
-        try {
-          await client.startTLS({ ...tlsOptions });
-        } catch (err) {
-          throw new ConnectError(`StartTLS failed: ${describe(err)}`, { cause: err });
-        }
-      }
-      if (this.options.bindDN) {
-        // Simple bind (RFC 4513 §5.1.3); anonymous when no DN is configured.
-        try {
-          await client.bind(this.options.bindDN, this.options.password ?? "");
-        } catch (err) {
-          // A refused connection is reported as such; a bind result code (e.g. 49) says why.
-          if (!(err instanceof ResultCodeError)) throw err;
-          throw new ConnectError(`bind as ${this.options.bindDN} failed: ${describe(err)}`, { cause: err });
-        }
-      }
+      await Promise.race([this.handshake(client, tlsOptions), deadline]);
+      if (this.closed) throw new ConnectError("closed while connecting");
     } catch (err) {
       await Promise.race([
         client.unbind().catch(() => undefined),
         new Promise((resolve) => setTimeout(resolve, 200).unref()),
       ]);
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
     this.client = client;
     this.log.info({ startTls: this.options.startTls ?? false }, "ldap: connected");
     return client;
+  }
+
+  /** StartTLS (when configured) and the simple bind, on a new client. */
+  private async handshake(client: Client, tlsOptions: ConnectionOptions): Promise<void> {
+    if (this.options.startTls) {
+      try {
+        await client.startTLS({ ...tlsOptions });
+      } catch (err) {
+        throw new ConnectError(`StartTLS failed: ${describe(err)}`, { cause: err });
+      }
+    }
+    if (this.options.bindDN) {
+      // Simple bind (RFC 4513 §5.1.3); anonymous when no DN is configured.
+      try {
+        await client.bind(this.options.bindDN, this.options.password ?? "");
+      } catch (err) {
+        // A refused connection is reported as such; a bind result code (e.g. 49) says why.
+        if (!(err instanceof ResultCodeError)) throw err;
+        throw new ConnectError(`bind as ${this.options.bindDN} failed: ${describe(err)}`, { cause: err });
+      }
+    }
   }
 
   private async dropClient(): Promise<void> {
