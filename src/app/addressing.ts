@@ -7,6 +7,7 @@ import type { Config } from "../config/schema.js";
 import { ChainDirectory } from "../directory/chain-directory.js";
 import { ConfigDirectory } from "../directory/config-directory.js";
 import type { Directory } from "../ports/directory.js";
+import type { EnumLookup } from "../ports/enum-lookup.js";
 import { silentLogger, type Logger } from "../ports/logger.js";
 
 /** The directories and ENUM a config names, for the resolver (and the bridge). */
@@ -16,6 +17,8 @@ export function addressingFor(
 ): {
   resolver: AddressResolver;
   directory: Directory;
+  /** ENUM alone, for a caller that has asked the directory already; absent without `enum`. */
+  enumLookup: EnumLookup | undefined;
   close: () => Promise<void>;
 } {
   const region = config.enum?.defaultRegion ?? "GB";
@@ -51,5 +54,5 @@ export function addressingFor(
     homeDomain: config.domain,
     defaultRegion: region,
   });
-  return { resolver, directory, close: async () => ldap?.close() };
+  return { resolver, directory, enumLookup: enumResolver, close: async () => ldap?.close() };
 }

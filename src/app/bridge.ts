@@ -156,12 +156,12 @@ async function compose(
     ...(config.sip.dnsServers ? { dnsServers: config.sip.dnsServers } : {}),
     ...(config.sip.tls ? { tls: config.sip.tls } : {}),
     timers: config.sip.timers,
-    ...(config.enum
+    ...(addressing.enumLookup
       ? {
-          enumSip: async (e164: string) => {
-            const found = await addressing.resolver.resolve(e164);
-            return found.steps.some((s) => s.step === "enum" && s.answer !== null) ? found.sipUri : null;
-          },
+          // The SIP side has asked the directory already: ENUM alone, not the whole chain again.
+          enumSip: async (e164: string) =>
+            (await addressing.enumLookup?.resolve(e164))?.targets.find((t) => t.service === "sip")?.uri ??
+            null,
         }
       : {}),
     ...(config.sip.advertisedHost ? { advertisedHost: config.sip.advertisedHost } : {}),
