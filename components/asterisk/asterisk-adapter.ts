@@ -325,12 +325,14 @@ export class AsteriskAdapter {
     }
     const mine = this.written.get(key);
     if (mine && sameValue(mine, value)) return;
-    const { records } = await this.options.presence.snapshot(user.person);
-    const stored = records.find((r) => r.source.kind === "pbx-custom");
     const state = asteriskToPresence(status);
     const note = message === "" ? null : message;
-    if (found && stored && "state" in stored && stored.state === state && (stored.note ?? null) === note)
-      return;
+    if (found) {
+      // Only a resync reading needs the stored record (a live event is news in any case).
+      const { records } = await this.options.presence.snapshot(user.person);
+      const stored = records.find((r) => r.source.kind === "pbx-custom");
+      if (stored && "state" in stored && stored.state === state && (stored.note ?? null) === note) return;
+    }
     const now = found ? 0 : this.options.presence.now();
     await this.options.presence.report(user.person, {
       source: { kind: "pbx-custom" },

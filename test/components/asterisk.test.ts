@@ -152,6 +152,25 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
     assert.deepEqual([now.state, now.note, now.winner?.kind], ["dnd", "Meeting", "xmpp"]);
   });
 
+  it("takes the CustomPresence read at an AMI reconnection as old news: a newer chat state still wins", async function () {
+    const logins = ami.logins;
+    ami.dropConnections();
+    for (let i = 0; i < 100 && ami.logins === logins; i++) await sleep(50);
+    assert.ok(ami.logins > logins, "AMI logged in again");
+    // The recorded PresenceState of alice says away "Lunch, back at 2": it is stored, but dated old.
+    let custom;
+    for (let i = 0; i < 50 && !custom; i++) {
+      await sleep(20);
+      custom = (await presence.snapshot("alice@example.org")).records.find(
+        (r) => r.source.kind === "pbx-custom",
+      );
+    }
+    assert.ok(custom && "state" in custom);
+    assert.deepEqual([custom.state, custom.note, custom.updatedAt], ["away", "Lunch, back at 2", 0]);
+    const now = await presence.current("alice@example.org");
+    assert.deepEqual([now.state, now.note, now.winner?.kind], ["dnd", "Meeting", "xmpp"]);
+  });
+
   it("shows Bob's CustomPresence dnd within 500 ms", async function () {
     const recorded = ami.recordedEvent(
       (b) => b.get("Event") === "PresenceStateChange" && b.get("Status") === "dnd",
