@@ -3,6 +3,7 @@
 // or in national format), filter metacharacters taken literally (RFC 4515 §3), the HA1 attribute
 // hidden by an ACL, coalescing, stale-while-error while slapd is halted or stopped, and StartTLS
 // (RFC 4513 §3) with a generated certificate.
+import { parseConfigText } from "../../src/config/load.js";
 import assert from "node:assert/strict";
 import { Attribute, Change } from "ldapts";
 import {
@@ -15,16 +16,13 @@ import { memoryLogger, type LogLine } from "../harness/memory-logger.js";
 import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD, LDAP_SUFFIX, Slapd } from "../harness/slapd.js";
 import { testCertificate, type TestCertificate } from "../harness/tls.js";
 
-const ATTRIBUTES: LdapAttributeMap = {
-  uid: "uid",
-  mail: "mail",
-  telephoneNumber: "telephoneNumber",
-  extension: "switchboardExtension",
-  displayName: "displayName",
-  sipUri: "switchboardSipUri",
-  jid: "switchboardJid",
-  ha1: "switchboardHA1",
-};
+// The attribute map an operator gets by default (the config schema's), not a copy of it.
+const ATTRIBUTES: LdapAttributeMap =
+  parseConfigText(
+    'domain: example.org\nxmpp: { component: { jid: sip.example.org, secret: s } }\nldap: { url: ldap://127.0.0.1, base: "dc=example,dc=org" }\n',
+    "defaults.yaml",
+    {},
+  ).ldap?.attributes ?? assert.fail("no ldap defaults");
 const PEOPLE = `ou=people,${LDAP_SUFFIX}`;
 
 describe("LdapDirectory (real slapd)", function () {
