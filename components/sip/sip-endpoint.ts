@@ -33,7 +33,7 @@ import { buildResponse, isRequest, missingHeaders, parseSip, type SipRequest } f
 import { sipStatusFor } from "./sip-status.js";
 import { ACCEPTED_TYPES, readMessageContent } from "./sip-to-xmpp-message.js";
 import { DEFAULT_TIMERS, ServerTransactions, type TimerSettings } from "./server-transactions.js";
-import { SipTransports, type Flow, type TlsFiles } from "./transports.js";
+import { FlowClosedError, SipTransports, type Flow, type TlsFiles } from "./transports.js";
 
 export const ALLOW = "MESSAGE, OPTIONS";
 export const ALLOW_WITH_PRESENCE = "MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE";
@@ -599,7 +599,7 @@ function peerGone(err: unknown, flow: Flow): boolean {
   const code = (err as NodeJS.ErrnoException).code ?? "";
   return (
     ["EPIPE", "ECONNRESET", "ERR_STREAM_DESTROYED", "ERR_STREAM_WRITE_AFTER_END"].includes(code) ||
-    /connection to .* is closed/.test(String(err))
+    err instanceof FlowClosedError
   );
 }
 

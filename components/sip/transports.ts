@@ -26,6 +26,14 @@ export interface Flow {
   send(text: string): Promise<void>;
 }
 
+/** A send on a connection the peer has closed (or reset): the peer went away, nothing failed here. */
+export class FlowClosedError extends Error {
+  override name = "FlowClosedError";
+  constructor(transport: TransportName, remote: { address: string; port: number }) {
+    super(`${transport} connection to ${remote.address}:${remote.port} is closed`);
+  }
+}
+
 export interface TransportEvents {
   /** `raw` holds the message's bytes (from its start line), for bodies in other charsets. */
   message: [text: string, flow: Flow, raw: Buffer];
@@ -317,7 +325,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
       send: (out) =>
         new Promise((resolve, reject) => {
           if (socket.destroyed) {
-            reject(new Error(`${transport} connection to ${remote.address}:${remote.port} is closed`));
+            reject(new FlowClosedError(transport, remote));
             return;
           }
           socket.write(out, "utf8", (err) => (err ? reject(err) : resolve()));
@@ -392,7 +400,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
       send: (out) =>
         new Promise((resolve, reject) => {
           if (ws.readyState !== ws.OPEN) {
-            reject(new Error(`${transport} connection to ${remote.address}:${remote.port} is closed`));
+            reject(new FlowClosedError(transport, remote));
             return;
           }
           // RFC 7118 §5.4: text frames for UTF-8 messages.
