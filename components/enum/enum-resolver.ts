@@ -4,6 +4,7 @@
 // DNS is spoken directly with dns-packet over UDP (TCP when the answer is truncated) rather than with
 // node's dns.resolveNaptr: the latter returns no TTL, and answers are cached by their TTL here. Each
 // query has its own timeout, a random id, and an answer is only taken if its id and question match.
+import type { Metrics } from "../../src/ports/metrics.js";
 import { createSocket } from "node:dgram";
 import { randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -66,6 +67,8 @@ export interface EnumResult {
 }
 
 export interface EnumResolverOptions {
+  /** Cache hits and misses are counted here. */
+  metrics?: Metrics;
   /** Suffixes in order of preference, e.g. ["e164.arpa", "e164.example.net"]. */
   suffixes: string[];
   /** `host:port` or `[v6]:port`; empty → the nameservers of /etc/resolv.conf on port 53. */
@@ -156,6 +159,7 @@ export class EnumResolver {
   private readonly timeoutMs: number;
   private readonly maxTtl: number;
   private readonly log: Logger;
+  private readonly metrics: Metrics | undefined;
   private readonly cache = new Map<string, { expires: number; answer: NaptrAnswer }>();
   private readonly inFlight = new Map<string, Promise<QueryOutcome>>();
   /** DNS messages sent (UDP and TCP), for tests and metrics. */
@@ -175,6 +179,7 @@ export class EnumResolver {
     this.timeoutMs = options.timeoutMs ?? 2_000;
     this.maxTtl = options.maxCacheTtlSeconds ?? 3_600;
     this.log = options.log.child({ component: "enum" });
+    this.metrics = options.metrics;
   }
 
   /**
@@ -303,10 +308,12 @@ export class EnumResolver {
     if (hit !== undefined) {
       if (hit.expires > Date.now()) {
         this.log.debug({ domain, kind: hit.answer.kind }, "NAPTR answer from cache");
+        this.metrics?.cacheLookup("enum", true);
         return Promise.resolve({ ok: true, answer: hit.answer, cached: true });
       }
       this.cache.delete(domain);
     }
+    this.metrics?.cacheLookup("enum", false);
     const running = this.inFlight.get(domain);
     if (running !== undefined) return running;
     const started = this.queryServers(domain).finally(() => this.inFlight.delete(domain));

@@ -205,7 +205,10 @@ export interface HttpServerOptions {
   domains: GatewayDomains;
   /** Readiness now; called on every /readyz, /metrics and status page request. */
   ready: () => Readiness;
-  /** More Prometheus text (each metric with its # HELP and # TYPE lines), appended to /metrics. */
+  /**
+   * The bridge's metrics as Prometheus text (each with its # HELP and # TYPE lines; the process and
+   * Node.js ones among them), appended to the few the server keeps itself.
+   */
   metrics?: () => string | Promise<string>;
   version: string;
   log: Logger;
@@ -337,22 +340,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
   async function metricsText(): Promise<string> {
     const { ready } = readiness();
-    const memory = process.memoryUsage();
-    const cpu = process.cpuUsage();
     const parts = [
       gauge("switchboard_up", "1 while the bridge process runs.", [["", 1]]),
       gauge("switchboard_info", "The bridge's version.", [[`{version="${labelValue(options.version)}"}`, 1]]),
       gauge("switchboard_ready", "1 when the bridge is ready (see /readyz), else 0.", [["", ready ? 1 : 0]]),
-      gauge("process_resident_memory_bytes", "Resident memory size in bytes.", [["", memory.rss]]),
-      gauge("nodejs_heap_size_used_bytes", "V8 heap in use, in bytes.", [["", memory.heapUsed]]),
-      gauge("process_start_time_seconds", "Start time of the process since the Unix epoch, in seconds.", [
-        ["", Math.round(Date.now() / 1000 - process.uptime())],
-      ]),
-      [
-        "# HELP process_cpu_seconds_total Total user and system CPU time spent, in seconds.",
-        "# TYPE process_cpu_seconds_total counter",
-        `process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`,
-      ].join("\n"),
       [
         "# HELP switchboard_http_requests_total HTTP requests answered, by route and status code.",
         "# TYPE switchboard_http_requests_total counter",

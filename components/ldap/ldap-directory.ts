@@ -19,6 +19,7 @@
 // failure or timeout. Answers are cached (positive and negative TTL), identical concurrent lookups
 // share one search, and while the server is unreachable an expired answer is still served up to
 // `staleMaxMs`; a lookup with nothing cached fails with `service-unavailable`.
+import type { Metrics } from "../../src/ports/metrics.js";
 import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import {
@@ -52,6 +53,8 @@ export interface LdapAttributeMap {
 export interface LdapDirectoryOptions {
   /** `ldap://host:port` or `ldaps://host:port`. */
   url: string;
+  /** Cache hits and misses are counted here. */
+  metrics?: Metrics;
   /** Absent: anonymous. */
   bindDN?: string;
   password?: string;
@@ -155,7 +158,7 @@ export class LdapDirectory implements Directory {
 
   private constructor(
     private readonly options: Required<
-      Omit<LdapDirectoryOptions, "bindDN" | "password" | "tlsCa" | "startTls">
+      Omit<LdapDirectoryOptions, "bindDN" | "password" | "tlsCa" | "startTls" | "metrics">
     > &
       LdapDirectoryOptions,
     private readonly log: Logger,
@@ -187,6 +190,14 @@ export class LdapDirectory implements Directory {
       },
       options.log.child({ component: "ldap", url: options.url }),
     );
+  }
+
+  /**
+   * False since the last search failed to reach the server (until one succeeds again). Lookups go
+   * to LDAP only on cache misses, so this is the server as last seen, not a live probe.
+   */
+  get reachable(): boolean {
+    return this.down === null;
   }
 
   /** Searches sent to the server so far (cache hits and coalesced lookups do not count). */
@@ -340,8 +351,12 @@ export class LdapDirectory implements Directory {
     const now = Date.now();
     if (hit) {
       const ttl = hit.value === null ? this.options.negativeTtlMs : this.options.cacheTtlMs;
-      if (now - hit.storedAt < ttl) return hit.value;
+      if (now - hit.storedAt < ttl) {
+        this.options.metrics?.cacheLookup("ldap", true);
+        return hit.value;
+      }
     }
+    this.options.metrics?.cacheLookup("ldap", false);
     const pending = this.inFlight.get(key) as Promise<T> | undefined;
     if (pending) return pending;
     const attempt = (async () => {

@@ -6,6 +6,7 @@
 //   queue:recipient    hash   key → the recipient's person key
 //   queue:due          zset   key scored by the next attempt
 //   queue:to:{person}  zset   key scored by queuedAt (a recipient's messages, oldest first)
+//   queue:queued       zset   key scored by queuedAt (every message, oldest first: the queue's age)
 // Every change of an entry is one Lua script, so they never disagree; the scripts never decode the
 // JSON (a body Lua's cjson cannot read must not make an entry impossible to remove).
 import { createClient, type RedisClientType } from "redis";
@@ -13,14 +14,15 @@ import { SwitchboardError } from "../../src/domain/errors.js";
 import type { Logger } from "../../src/ports/logger.js";
 import type { MessageQueue, QueuedMessage } from "../../src/ports/message-queue.js";
 
-// KEYS: entries, attempts, recipient, due, to:{person}; ARGV: key, json, attempts, nextAttemptAt,
-// queuedAt, person. Returns 1 when added.
+// KEYS: entries, attempts, recipient, due, to:{person}, queued; ARGV: key, json, attempts,
+// nextAttemptAt, queuedAt, person. Returns 1 when added.
 const ENQUEUE = `
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[6])
 redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
 return 1`;
 
 // KEYS: entries, attempts, due; ARGV: key, nextAttemptAt, attempts.
@@ -30,7 +32,7 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 return 1`;
 
-// KEYS: entries, attempts, recipient, due; ARGV: key, prefix of the per-recipient key (the one key
+// KEYS: entries, attempts, recipient, due, queued; ARGV: key, prefix of the per-recipient key (the one key
 // not in KEYS: it is known only here; fine for a single Redis, see docs/store.md).
 const REMOVE = `
 local person = redis.call('HGET', KEYS[3], ARGV[1])
@@ -39,6 +41,7 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', ARGV[2] .. person, ARGV[1])
 return 1`;
 
@@ -75,9 +78,17 @@ export class RedisMessageQueue implements MessageQueue {
     return new RedisMessageQueue(client, options.prefix);
   }
 
-  private get keys(): { entries: string; attempts: string; recipient: string; due: string; to: string } {
+  private get keys(): {
+    entries: string;
+    attempts: string;
+    recipient: string;
+    due: string;
+    to: string;
+    queued: string;
+  } {
     const p = `${this.prefix}queue:`;
     return {
+      queued: `${p}queued`,
       entries: `${p}entries`,
       attempts: `${p}attempts`,
       recipient: `${p}recipient`,
@@ -100,11 +111,11 @@ export class RedisMessageQueue implements MessageQueue {
   }
 
   async enqueue(entry: QueuedMessage): Promise<boolean> {
-    const { entries, attempts, recipient, due, to } = this.keys;
+    const { entries, attempts, recipient, due, to, queued } = this.keys;
     const { attempts: tries, nextAttemptAt, ...fixed } = entry;
     const added = await this.run("enqueue", () =>
       this.client.eval(ENQUEUE, {
-        keys: [entries, attempts, recipient, due, `${to}${entry.message.to}`],
+        keys: [entries, attempts, recipient, due, `${to}${entry.message.to}`, queued],
         arguments: [
           entry.key,
           JSON.stringify(fixed),
@@ -166,15 +177,20 @@ export class RedisMessageQueue implements MessageQueue {
   }
 
   async remove(key: string): Promise<boolean> {
-    const { entries, attempts, recipient, due, to } = this.keys;
+    const { entries, attempts, recipient, due, to, queued } = this.keys;
     const removed = await this.run("remove", () =>
-      this.client.eval(REMOVE, { keys: [entries, attempts, recipient, due], arguments: [key, to] }),
+      this.client.eval(REMOVE, { keys: [entries, attempts, recipient, due, queued], arguments: [key, to] }),
     );
     return removed === 1;
   }
 
   size(): Promise<number> {
     return this.run("size", () => this.client.hLen(this.keys.entries));
+  }
+
+  async oldestQueuedAt(): Promise<number | undefined> {
+    const [oldest] = await this.run("oldest", () => this.client.zRangeWithScores(this.keys.queued, 0, 0));
+    return oldest?.score;
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,7 @@
 // T1, 2·T1, 4·T1 … capped at T2 (Timer E) until a response; without a final response within 64·T1
 // (Timer F) the outcome is a timeout (408). Over a reliable transport nothing is retransmitted.
 // Responses are matched by branch and method (§17.1.3).
+import { noMetrics, type Metrics } from "../../src/ports/metrics.js";
 import type { TimerSettings } from "./server-transactions.js";
 
 export interface ClientTransactionResult {
@@ -21,7 +22,10 @@ interface Pending {
 export class ClientTransactions {
   private readonly pending = new Map<string, Pending>();
 
-  constructor(private readonly timers: TimerSettings) {}
+  constructor(
+    private readonly timers: TimerSettings,
+    private readonly metrics: Metrics = noMetrics,
+  ) {}
 
   get size(): number {
     return this.pending.size;
@@ -41,6 +45,7 @@ export class ClientTransactions {
       const finish = (result: ClientTransactionResult): void => {
         for (const timer of entry.timers) clearTimeout(timer);
         this.pending.delete(branch);
+        this.metrics.sipRequestSent(method, result.status);
         resolve(result);
       };
       entry.resolve = finish;

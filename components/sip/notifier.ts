@@ -70,8 +70,16 @@ function record(subscription: Subscription): WatcherSubscription {
 export class PresenceNotifier {
   private readonly subscriptions = new Map<string, Subscription>();
 
+  private allowedDomains: readonly string[];
+
   constructor(private readonly options: NotifierOptions) {
+    this.allowedDomains = options.allowedDomains;
     options.presence.on("change", this.onChange);
+  }
+
+  /** xmpp.allowedDomains read again (SIGHUP): applies to subscriptions asked from now on. */
+  setAllowedDomains(domains: readonly string[]): void {
+    this.allowedDomains = domains;
   }
 
   get size(): number {
@@ -180,7 +188,7 @@ export class PresenceNotifier {
       if (
         !mayWatch(watcher.host, {
           homeDomain: domains.homeDomain,
-          allowedDomains: this.options.allowedDomains,
+          allowedDomains: this.allowedDomains,
         })
       ) {
         log.info({ watcher: formatSipUri(watcher) }, "presence subscription refused: domain not allowed");

@@ -1,6 +1,7 @@
 // Server transactions (RFC 3261 §17.2): requests are matched to a transaction by branch, sent-by
 // and method (§17.2.3); a retransmitted request is absorbed — never handed to the application
 // twice — and answered with the last response again. Timer names are the RFC's.
+import { noMetrics, type Metrics } from "../../src/ports/metrics.js";
 import type { Flow } from "./transports.js";
 import type { SipRequest } from "./sip-message.js";
 
@@ -37,7 +38,10 @@ export function transactionKey(request: SipRequest): string {
 export class ServerTransactions {
   private readonly transactions = new Map<string, Transaction>();
 
-  constructor(private readonly timers: TimerSettings = DEFAULT_TIMERS) {}
+  constructor(
+    private readonly timers: TimerSettings = DEFAULT_TIMERS,
+    private readonly metrics: Metrics = noMetrics,
+  ) {}
 
   get size(): number {
     return this.transactions.size;
@@ -78,6 +82,7 @@ export class ServerTransactions {
       transaction.state = "proceeding";
     } else {
       transaction.state = "completed";
+      this.metrics.sipRequestAnswered(request.method, status);
       const { t1, t2 } = this.timers;
       if (transaction.invite) {
         // Timer G: retransmit the final answer until the ACK; Timer H: give up after 64·T1.

@@ -3,6 +3,7 @@
 // (proxies' keepalive) — and the bridge's own MESSAGEs out. INVITE and every other method get a
 // final answer with Allow (405), never silence. Who may send is the Authenticator's call: trusted
 // peers (proxy, PBX) by address, everyone else with digest.
+import type { Metrics } from "../../src/ports/metrics.js";
 import { createHash, randomBytes } from "node:crypto";
 import { Resolver } from "node:dns/promises";
 import { SwitchboardError } from "../../src/domain/errors.js";
@@ -70,6 +71,10 @@ export interface SipEndpointOptions {
   enumSip?: (e164: string) => Promise<string | null>;
   /** `sip.advertisedHost`: the bridge's address in Via and Contact. */
   advertisedHost?: string;
+  /** Requests sent and answered are counted here (by method and final status). */
+  metrics?: Metrics;
+  /** log.wire.sip: every message sent and received is logged here in full (credentials masked). */
+  wireLog?: Logger;
   /** Shortest Expires accepted for PUBLISH and SUBSCRIBE (default 60 s; 423 below it). */
   minExpires?: number;
   /** MWI (RFC 3842): the mailboxes to subscribe to at the PBX, and where their changes go. */
@@ -130,6 +135,10 @@ export class SipEndpoint {
   private readonly allow: string;
   /** Sender→recipient pairs with an `active` isComposing outstanding (only those get an `idle`). */
   private readonly composing = new Set<string>();
+  /** Set by drain(): new requests are answered 503. */
+  private draining = false;
+  /** Requests being handled now (between their transaction opening and their final answer). */
+  private active = 0;
 
   private constructor(
     readonly transports: SipTransports,
@@ -143,7 +152,7 @@ export class SipEndpoint {
       ...(options.users ? { users: options.users } : {}),
       ...(options.digestAlgorithms ? { algorithms: options.digestAlgorithms } : {}),
     });
-    this.clients = new ClientTransactions(options.timers ?? DEFAULT_TIMERS);
+    this.clients = new ClientTransactions(options.timers ?? DEFAULT_TIMERS, options.metrics);
     const resolver = new Resolver({ timeout: 2_000, tries: 2 });
     if (options.dnsServers?.length) resolver.setServers([...options.dnsServers]);
     this.sender = new RequestSender({
@@ -224,9 +233,24 @@ export class SipEndpoint {
       ...(options.tls ? { tls: options.tls } : {}),
       ...(options.advertisedHost ? { advertisedHost: options.advertisedHost } : {}),
     });
+    const wire = options.wireLog;
+    if (wire) {
+      const trace = (dir: "in" | "out", text: string, flow: Flow): void =>
+        wire.info(
+          {
+            dir,
+            transport: flow.transport,
+            remote: `${flow.remote.address}:${flow.remote.port}`,
+            text: maskCredentials(text),
+          },
+          "sip wire",
+        );
+      transports.on("message", (text, flow) => trace("in", text, flow));
+      transports.on("sent", (text, flow) => trace("out", text, flow));
+    }
     const endpoint = new SipEndpoint(
       transports,
-      new ServerTransactions(options.timers ?? DEFAULT_TIMERS),
+      new ServerTransactions(options.timers ?? DEFAULT_TIMERS, options.metrics),
       options,
     );
     endpoint.mwi?.start();
@@ -277,7 +301,25 @@ export class SipEndpoint {
     }
     const answer = (status: number, extra: Parameters<SipEndpoint["response"]>[3] = {}): Promise<void> =>
       this.transactions.respond(request, status, this.response(request, flow, status, extra));
+    if (this.draining) {
+      // Shutting down: the proxy tries another instance, or this one once it is back (RFC 3261 §21.5.4).
+      await answer(503, { reason: "Shutting down", headers: [["Retry-After", "5"]] });
+      return;
+    }
+    this.active += 1;
+    try {
+      await this.dispatch(request, flow, raw, answer);
+    } finally {
+      this.active -= 1;
+    }
+  }
 
+  private async dispatch(
+    request: SipRequest,
+    flow: Flow,
+    raw: Buffer,
+    answer: (status: number, extra?: Parameters<SipEndpoint["response"]>[3]) => Promise<void>,
+  ): Promise<void> {
     switch (request.method) {
       case "OPTIONS":
         // Answered to anyone: proxies use it as a keepalive, and it reveals nothing but Allow.
@@ -575,6 +617,25 @@ export class SipEndpoint {
     throw new SwitchboardError(outcome, `SIP ${result.status} ${result.reason}`);
   }
 
+  /** xmpp.allowedDomains read again (SIGHUP): whose watchers may subscribe from now on. */
+  setAllowedDomains(domains: readonly string[]): void {
+    this.notifier?.setAllowedDomains(domains);
+  }
+
+  /**
+   * The first step of a graceful shutdown: new requests get 503 with Retry-After from now on, and
+   * this waits (at most `timeoutMs`) for the requests being handled and the requests sent to get
+   * their answers. Resolves with what was still open when it stopped waiting.
+   */
+  async drain(timeoutMs: number): Promise<{ handling: number; sending: number }> {
+    this.draining = true;
+    const deadline = Date.now() + timeoutMs;
+    while ((this.active > 0 || this.clients.size > 0) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return { handling: this.active, sending: this.clients.size };
+  }
+
   async stop(): Promise<void> {
     // Unsubscribe from the PBX and the registrar, but do not let a silent one hold the shutdown up.
     if (this.mwi || this.reg) {
@@ -591,6 +652,16 @@ export class SipEndpoint {
     this.transactions.close();
     await this.transports.close();
   }
+}
+
+/**
+ * A SIP message as it may be logged: the digest `response` (proof of the password, open to an
+ * offline guess) in Authorization and Proxy-Authorization headers is masked.
+ */
+export function maskCredentials(text: string): string {
+  return text.replace(/^((?:Proxy-)?Authorization[ \t]*:.*)$/gim, (line) =>
+    line.replace(/(\bresponse[ \t]*=[ \t]*)("[^"]*"|[^,\s]*)/gi, '$1"[masked]"'),
+  );
 }
 
 /** A send that failed because the peer's connection is gone (reset, closed) rather than a fault here. */

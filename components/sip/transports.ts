@@ -37,6 +37,8 @@ export class FlowClosedError extends Error {
 export interface TransportEvents {
   /** `raw` holds the message's bytes (from its start line), for bodies in other charsets. */
   message: [text: string, flow: Flow, raw: Buffer];
+  /** A message written to a flow (for wire tracing). */
+  sent: [text: string, flow: Flow];
   /** A peer sent something unusable (dropped) or a socket failed; logged, never thrown. */
   problem: [reason: string, remote: string];
 }
@@ -245,8 +247,18 @@ export class SipTransports extends EventEmitter<TransportEvents> {
     }
   }
 
+  /** Emits `sent` after each successful send on the flow (wire tracing), when anyone listens. */
+  private traced(flow: Flow): Flow {
+    const send = flow.send.bind(flow);
+    flow.send = async (out) => {
+      await send(out);
+      if (this.listenerCount("sent") > 0) this.emit("sent", out, flow);
+    };
+    return flow;
+  }
+
   private udpFlow(socket: UdpSocket, remote: { address: string; port: number }): Flow {
-    return {
+    return this.traced({
       transport: "udp",
       remote,
       reliable: false,
@@ -256,7 +268,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
             err ? reject(err) : resolve(),
           ),
         ),
-    };
+    });
   }
 
   private listenUdp(host: string, port: number): Promise<Listener> {
@@ -318,7 +330,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
     const remote = { address: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
     const key = `${transport}|${remote.address}|${remote.port}${servername ? `|${servername}` : ""}`;
     const framer = new StreamFramer(this.limits);
-    const flow: Flow = {
+    const flow: Flow = this.traced({
       transport,
       remote,
       reliable: true,
@@ -330,7 +342,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
           }
           socket.write(out, "utf8", (err) => (err ? reject(err) : resolve()));
         }),
-    };
+    });
     this.flows.set(key, { flow, close: () => socket.destroy() });
     if (outgoing) {
       // Our own connections close when idle; a peer's connection is the peer's to close.
@@ -393,7 +405,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
   private attachWebSocket(ws: WebSocket, req: IncomingMessage, transport: "ws" | "wss"): void {
     const remote = { address: req.socket.remoteAddress ?? "", port: req.socket.remotePort ?? 0 };
     const key = `${transport}|${remote.address}|${remote.port}`;
-    const flow: Flow = {
+    const flow: Flow = this.traced({
       transport,
       remote,
       reliable: true,
@@ -406,7 +418,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
           // RFC 7118 §5.4: text frames for UTF-8 messages.
           ws.send(out, { binary: false }, (err) => (err ? reject(err) : resolve()));
         }),
-    };
+    });
     this.flows.set(key, { flow, close: () => ws.terminate() });
     ws.on("message", (data: Buffer | ArrayBuffer | Buffer[]) => {
       const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);

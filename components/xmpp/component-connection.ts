@@ -20,12 +20,16 @@ export interface ComponentConnectionOptions extends ComponentEndpoint {
   keepalive?: { to: string; intervalMs?: number; timeoutMs?: number };
 }
 
+const STANZAS = new Set(["message", "presence", "iq"]);
+
 export type ConnectionState = "stopped" | "connecting" | "online" | "waiting";
 
 export interface ComponentConnectionEvents {
   online: [];
   offline: [reason: string];
   stanza: [stanza: Element];
+  /** A stanza (message, presence, iq) written to the socket; for metrics and wire tracing. */
+  sent: [stanza: Element];
   /** A failure that was handled (logged by the listener), e.g. a refused connection. */
   problem: [error: Error];
 }
@@ -49,6 +53,9 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     this.entity = createComponent(options); // reconnects are ours, with backoff
     this.entity.on("error", (err) => this.emit("problem", err));
     this.entity.on("stanza", (stanza) => this.emit("stanza", stanza));
+    this.entity.on("send", (element) => {
+      if (STANZAS.has(element.name)) this.emit("sent", element);
+    });
     this.entity.on("online", () => {
       clearTimeout(this.attemptTimer);
       if (this._state === "stopped") return; // a handshake that completed after stop()
@@ -195,6 +202,19 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     } finally {
       this.flushing = false;
     }
+  }
+
+  /**
+   * Before stop(): waits (at most `timeoutMs`) while online for the stanzas held for sending to go
+   * out. Resolves with how many are still held (they are lost when the process exits).
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.buffer.length > 0 && this._state === "online" && Date.now() < deadline) {
+      if (!this.flushing) void this.flush();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.buffer.length;
   }
 
   async stop(): Promise<void> {

@@ -46,7 +46,16 @@ export class XmppPresenceHandler {
   /** Home users the gateway domain has asked to subscribe to, in subscription mode (once each). */
   private readonly asked = new Set<string>();
 
-  constructor(private readonly options: PresenceHandlerOptions) {}
+  private allowedDomains: readonly string[];
+
+  constructor(private readonly options: PresenceHandlerOptions) {
+    this.allowedDomains = options.allowedDomains;
+  }
+
+  /** xmpp.allowedDomains read again (SIGHUP): applies to subscriptions asked from now on. */
+  setAllowedDomains(domains: readonly string[]): void {
+    this.allowedDomains = domains;
+  }
 
   get mode(): PresenceMode {
     return this._mode;
@@ -173,7 +182,7 @@ export class XmppPresenceHandler {
   private allowed(jid: Jid): boolean {
     return mayWatch(jid.domain, {
       homeDomain: this.options.domains.homeDomain,
-      allowedDomains: this.options.allowedDomains,
+      allowedDomains: this.allowedDomains,
     });
   }
 

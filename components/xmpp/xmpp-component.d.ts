@@ -46,6 +46,8 @@ declare module "@xmpp/component" {
     error: [error: Error];
     status: [status: string, value?: unknown];
     element: [element: Element];
+    /** Every element written to the socket (stanzas and stream-level elements). */
+    send: [element: Element];
     disconnect: [info: { clean: boolean; reason?: unknown }];
   }
 

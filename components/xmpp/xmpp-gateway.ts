@@ -1,6 +1,7 @@
 // The XMPP side of the bridge as one object: the component connection plus the handlers for what
 // arrives on it (IQs, presence, the XEP-0356 advertisement), and the fan-out of presence changes to
 // chat users. Messages, vCards and rosters come with the next steps.
+import { noMetrics, type Metrics } from "../../src/ports/metrics.js";
 import { randomUUID } from "node:crypto";
 import { xmlSafeText } from "../../src/util/xml-text.js";
 import { xml, type Element } from "@xmpp/component";
@@ -41,6 +42,10 @@ export interface XmppGatewayOptions {
   log?: Logger;
   /** How long to wait for the XEP-0356 advertisement after connecting before assuming none. */
   privilegeWaitMs?: number;
+  /** Stanzas sent and received are counted here. */
+  metrics?: Metrics;
+  /** log.wire.xmpp: every stanza sent and received is logged here in full. */
+  wireLog?: Logger;
 }
 
 export class XmppGateway {
@@ -111,7 +116,17 @@ export class XmppGateway {
       this.disconnectedAt = options.presence.now();
       this.log.warn({ reason }, "xmpp component offline");
     });
-    this.connection.on("stanza", (stanza) => this.onStanza(stanza));
+    const metrics = options.metrics ?? noMetrics;
+    const wire = options.wireLog;
+    if (wire) {
+      this.connection.on("sent", (stanza) => wire.info({ dir: "out", xml: stanza.toString() }, "xmpp wire"));
+      this.connection.on("stanza", (stanza) => wire.info({ dir: "in", xml: stanza.toString() }, "xmpp wire"));
+    }
+    this.connection.on("sent", (stanza) => metrics.xmppStanzaSent(stanza.name));
+    this.connection.on("stanza", (stanza) => {
+      metrics.xmppStanzaReceived(stanza.name);
+      this.onStanza(stanza);
+    });
     this.connection.answerIqs((iq, payload) => this.answer(iq, payload));
     this.connection.on("online", () => {
       this.log.info({ jid: options.connection.jid }, "xmpp component online");
@@ -167,6 +182,11 @@ export class XmppGateway {
         xml("body", {}, xmlSafeText(body)),
       ),
     );
+  }
+
+  /** xmpp.allowedDomains read again (SIGHUP): who may subscribe from now on. */
+  setAllowedDomains(domains: readonly string[]): void {
+    this.presence.setAllowedDomains(domains);
   }
 
   /** A message from a SIP party to a chat user; rejects with a SwitchboardError the SIP side answers. */

@@ -9,16 +9,23 @@ import { ConfigDirectory } from "../directory/config-directory.js";
 import type { Directory } from "../ports/directory.js";
 import type { EnumLookup } from "../ports/enum-lookup.js";
 import { silentLogger, type Logger } from "../ports/logger.js";
+import { noMetrics, type Metrics } from "../ports/metrics.js";
+import { measuredDirectory, measuredEnum } from "../directory/measured.js";
 
 /** The directories and ENUM a config names, for the resolver (and the bridge). */
 export function addressingFor(
   config: Config,
   log: Logger = silentLogger,
+  metrics: Metrics = noMetrics,
 ): {
   resolver: AddressResolver;
   directory: Directory;
   /** ENUM alone, for a caller that has asked the directory already; absent without `enum`. */
   enumLookup: EnumLookup | undefined;
+  /** The LDAP directory, when configured (its reachability is a metric). */
+  ldap: LdapDirectory | undefined;
+  /** The config file's people, replaced when the config is reloaded. */
+  configDirectory: ConfigDirectory;
   close: () => Promise<void>;
 } {
   const region = config.enum?.defaultRegion ?? "GB";
@@ -35,18 +42,24 @@ export function addressingFor(
         ...(config.ldap.ca ? { tlsCa: config.ldap.ca } : {}),
         timeoutMs: config.ldap.timeoutMs,
         log: log.child({ component: "ldap" }),
+        metrics,
       })
     : undefined;
+  const configDirectory = new ConfigDirectory(config.directory?.users ?? [], config.domain, region);
   const directory = new ChainDirectory([
-    ...(ldap ? [ldap] : []),
-    new ConfigDirectory(config.directory?.users ?? [], config.domain, region),
+    ...(ldap ? [measuredDirectory(ldap, "ldap", metrics)] : []),
+    measuredDirectory(configDirectory, "config", metrics),
   ]);
   const enumResolver = config.enum
-    ? new EnumResolver({
-        suffixes: config.enum.suffixes,
-        servers: config.enum.servers,
-        log: log.child({ component: "enum" }),
-      })
+    ? measuredEnum(
+        new EnumResolver({
+          suffixes: config.enum.suffixes,
+          servers: config.enum.servers,
+          log: log.child({ component: "enum" }),
+          metrics,
+        }),
+        metrics,
+      )
     : undefined;
   const resolver = new AddressResolver({
     directory,
@@ -54,5 +67,12 @@ export function addressingFor(
     homeDomain: config.domain,
     defaultRegion: region,
   });
-  return { resolver, directory, enumLookup: enumResolver, close: async () => ldap?.close() };
+  return {
+    resolver,
+    directory,
+    enumLookup: enumResolver,
+    ldap,
+    configDirectory,
+    close: async () => ldap?.close(),
+  };
 }

@@ -22,6 +22,11 @@ import { OutboundRelay } from "../messages/outbound-relay.js";
 import type { MessageQueue } from "../ports/message-queue.js";
 import type { DeliveryOutcome } from "../ports/message-port.js";
 import { isNewVoicemail, voicemailText, type VoicemailSink } from "../ports/voicemail-port.js";
+import { PromMetrics } from "../../components/http/prom-metrics.js";
+import { keepPaths, reloadPlan, type ReloadPlan } from "../config/reload.js";
+import { RecentMessages } from "../messages/recent-messages.js";
+import type { ChatMessage } from "../ports/message-port.js";
+import { secondsSince, type MessageDirection } from "../ports/metrics.js";
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -41,11 +46,35 @@ export function notYetSupported(config: Config): string[] {
 export interface Bridge {
   xmpp: XmppGateway;
   sip: SipEndpoint;
+  relay: OutboundRelay;
+  metrics: PromMetrics;
+  recent: RecentMessages;
+  /**
+   * Applies what a new config may change while running (directory entries, allowed domains; the
+   * log level is the logger owner's) and returns the plan: what was applied, what needs a restart.
+   * Throws a SwitchboardError, changing nothing, when the new config asks for what is not built.
+   */
+  reload(next: Config): ReloadPlan;
   stop(): Promise<void>;
 }
 
-export function createLogger(config: Config): Logger {
-  return pino({ level: config.log.level, base: { service: "switchboard" } });
+/** Field names whose values are secrets wherever they appear (config keys, headers). */
+const SECRET_KEYS = ["password", "secret", "ha1", "authorization", "proxyAuthorization", "credentials"];
+
+/** The process's logger: the Logger port, and a level that a reload may change. */
+export type BridgeLogger = Logger & { level: string };
+
+export function createLogger(config: Config): BridgeLogger {
+  return pino({
+    level: config.log.level,
+    base: { service: "switchboard" },
+    // Defence in depth: no part logs these, and should one ever pass a config object or a header
+    // set, the values still stay out of the log.
+    redact: {
+      paths: [...SECRET_KEYS, ...SECRET_KEYS.map((key) => `*.${key}`)],
+      censor: "[redacted]",
+    },
+  });
 }
 
 export async function startBridge(config: Config, log: Logger): Promise<Bridge> {
@@ -64,7 +93,13 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   };
   try {
     const bridge = await compose(config, log, (what, stop) => started.push({ what, stop }));
-    return { ...bridge, stop: stopAll };
+    let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> =>
+      (stopping ??= (async () => {
+        await drain(bridge, log);
+        await stopAll();
+      })());
+    return { ...bridge, stop };
   } catch (err) {
     await stopAll();
     throw err;
@@ -76,6 +111,47 @@ async function compose(
   log: Logger,
   started: (what: string, stop: () => Promise<void> | void) => void,
 ): Promise<Omit<Bridge, "stop">> {
+  const metrics: PromMetrics = new PromMetrics({
+    sipSubscriptions: () => sip.notifier?.size ?? 0,
+    xmppSubscriptions: async () => {
+      const contacts = await store.xmppSubscribedContacts();
+      const counts = await Promise.all(contacts.map(async (c) => (await store.xmppSubscribers(c)).length));
+      return counts.reduce((a, b) => a + b, 0);
+    },
+    queue: async () => {
+      const [depth, oldestQueuedAt] = await Promise.all([queue.size(), queue.oldestQueuedAt()]);
+      return { depth, oldestQueuedAt };
+    },
+    connections: (): Record<string, boolean> => ({
+      xmpp: xmpp.connection.state === "online",
+      ...(store instanceof RedisPresenceStore ? { redis: store.ready() } : {}),
+      ...(pbx ? { ari: pbx.ari.connected } : {}),
+      ...(pbx?.ami ? { ami: pbx.ami.connected } : {}),
+      ...(addressing.ldap ? { ldap: addressing.ldap.reachable } : {}),
+    }),
+  });
+  const recent = new RecentMessages();
+  /** A message's way through the bridge, counted and listed (chat states alone are not messages). */
+  const observed =
+    <T extends string>(direction: MessageDirection, deliver: (message: ChatMessage) => Promise<T>) =>
+    async (message: ChatMessage): Promise<T> => {
+      if (message.body === undefined) return deliver(message);
+      const at = Date.now();
+      const start = performance.now();
+      const note = (outcome: string): void => {
+        const seconds = secondsSince(start);
+        metrics.message(direction, outcome, seconds);
+        recent.add({ at, direction, from: message.from, to: message.to, outcome, ms: seconds * 1000 });
+      };
+      try {
+        const outcome = await deliver(message);
+        note(outcome);
+        return outcome;
+      } catch (err) {
+        note(err instanceof SwitchboardError ? err.condition : "internal-server-error");
+        throw err;
+      }
+    };
   const store = config.store.url
     ? await RedisPresenceStore.connect({
         url: config.store.url,
@@ -85,6 +161,7 @@ async function compose(
     : new MemoryPresenceStore();
   if (store instanceof RedisPresenceStore) started("presence store", () => store.close());
   const presence = new PresenceService(store);
+  presence.on("report", (_person, record) => metrics.presenceUpdate(record.source.kind));
   if (store instanceof RedisPresenceStore) {
     // Back after an outage: what other instances wrote meanwhile was never announced here.
     let lost = false;
@@ -109,7 +186,7 @@ async function compose(
     : new MemoryMessageQueue();
   started("message queue", () => queue.close?.());
   // LDAP first, then the config file's people; ENUM for numbers nobody in them has.
-  const addressing = addressingFor(config, log);
+  const addressing = addressingFor(config, log, metrics);
   started("directory", () => addressing.close());
   const directory = addressing.directory;
   // A new voicemail (SIP message-summary or Asterisk AMI) becomes a chat notice from the gateway.
@@ -126,7 +203,7 @@ async function compose(
   };
   // XMPP → SIP: a chat user's message to a gateway contact goes through the relay (below); the
   // gateway connects only at xmpp.start(), once everything it hands messages to exists.
-  const xmpp = new XmppGateway({
+  const xmpp: XmppGateway = new XmppGateway({
     connection: config.xmpp.component,
     homeDomain: config.domain,
     version: version(),
@@ -136,8 +213,12 @@ async function compose(
     directory,
     rosterPhones: config.xmpp.rosterPhones,
     maxMessageBytes: config.xmpp.maxMessageBytes,
-    messages: { deliver: (message): Promise<DeliveryOutcome> => relay.deliver(message) },
+    messages: {
+      deliver: observed("xmpp-to-sip", (message): Promise<DeliveryOutcome> => relay.deliver(message)),
+    },
     log,
+    metrics,
+    ...(config.log.wire.xmpp ? { wireLog: log.child({ component: "xmpp", wire: "xmpp" }) } : {}),
   });
   // SIP → XMPP: a MESSAGE is accepted once the XMPP side has it (sent, or held while the
   // component reconnects).
@@ -145,7 +226,11 @@ async function compose(
     listen: config.sip.listen,
     domains: { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid },
     directory,
-    toXmpp: { deliver: (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const) },
+    toXmpp: {
+      deliver: observed("sip-to-xmpp", (message) =>
+        xmpp.deliverToXmpp(message).then(() => "accepted" as const),
+      ),
+    },
     trustedPeers: config.sip.trustedPeers,
     users: config.sip.users,
     digestAlgorithms: config.sip.digestAlgorithms,
@@ -192,6 +277,8 @@ async function compose(
     presence,
     allowedDomains: config.xmpp.allowedDomains,
     log: log.child({ component: "sip" }),
+    metrics,
+    ...(config.log.wire.sip ? { wireLog: log.child({ component: "sip", wire: "sip" }) } : {}),
   });
   started("sip endpoint", () => sip.stop());
   // XMPP → SIP through the relay: a phone that is offline gets the message queued and retried.
@@ -221,7 +308,15 @@ async function compose(
   started("xmpp gateway", () => xmpp.stop());
   started("outbound relay", () => relay.stop());
   const pbx = config.asterisk
-    ? asteriskFor(config.asterisk, config.domain, presence, voicemail, relay, xmpp, log)
+    ? asteriskFor(
+        config.asterisk,
+        config.domain,
+        presence,
+        voicemail,
+        relay,
+        observed("pbx-to-xmpp", (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const)),
+        log,
+      )
     : undefined;
   if (pbx) started("asterisk", () => pbx.adapter.stop());
   xmpp.start();
@@ -244,13 +339,7 @@ async function compose(
       if (queue.ready && !queue.ready()) reasons.push("redis unreachable (message queue)");
       return { ready: reasons.length === 0, reasons };
     },
-    metrics: async () =>
-      [
-        "# HELP switchboard_queued_messages Messages waiting for an offline phone.",
-        "# TYPE switchboard_queued_messages gauge",
-        `switchboard_queued_messages ${await queue.size()}`,
-        "",
-      ].join("\n"),
+    metrics: () => metrics.text(),
     version: version(),
     log,
   });
@@ -264,7 +353,38 @@ async function compose(
     },
     "switchboard started",
   );
-  return { xmpp, sip };
+  let current = config;
+  const reload = (next: Config): ReloadPlan => {
+    const problems = notYetSupported(next);
+    if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
+    const plan = reloadPlan(current, next);
+    addressing.configDirectory.replace(next.directory?.users ?? []);
+    xmpp.setAllowedDomains(next.xmpp.allowedDomains);
+    sip.setAllowedDomains(next.xmpp.allowedDomains);
+    // What needs a restart keeps running as before, so the next reload compares against that.
+    current = keepPaths(next, current, plan.restart);
+    return plan;
+  };
+  return { xmpp, sip, relay, metrics, recent, reload };
+}
+
+/** How long a graceful stop waits for work in flight, per step. */
+const DRAIN_MS = 5_000;
+
+/**
+ * The graceful part of a stop: SIP stops taking new requests (503 + Retry-After) and the requests
+ * being handled or sent finish; the relay finishes its round; the XMPP side sends what it holds.
+ * Each step is bounded; what is left is logged.
+ */
+async function drain(bridge: Omit<Bridge, "stop">, log: Logger): Promise<void> {
+  const sip = await bridge.sip.drain(DRAIN_MS);
+  await bridge.relay.stop();
+  const held = await bridge.xmpp.connection.drain(DRAIN_MS);
+  if (sip.handling + sip.sending + held > 0)
+    log.warn(
+      { sipHandling: sip.handling, sipSending: sip.sending, xmppHeld: held },
+      "stopping with work still in flight",
+    );
 }
 
 /** The Asterisk side from `asterisk`: ARI and AMI clients and the adapter between them and presence. */
@@ -274,7 +394,7 @@ function asteriskFor(
   presence: PresenceService,
   voicemail: VoicemailSink,
   relay: OutboundRelay,
-  xmpp: XmppGateway,
+  toXmpp: (message: ChatMessage) => Promise<"accepted">,
   log: Logger,
 ): { adapter: AsteriskAdapter; ari: AriClient; ami: AmiClient | undefined } {
   const pbxLog = log.child({ component: "asterisk" });
@@ -298,7 +418,7 @@ function asteriskFor(
     })),
     homeDomain: domain,
     // A phone on Asterisk writes to a chat user (TextMessageReceived).
-    toXmpp: { deliver: (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const) },
+    toXmpp: { deliver: toXmpp },
     presence,
     direction: config.presenceDirection,
     voicemail,

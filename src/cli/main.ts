@@ -5,7 +5,7 @@ import { formatResult, runProbes } from "../check/probe.js";
 import { ConfigError, configPath, loadConfig } from "../config/load.js";
 import type { Config } from "../config/schema.js";
 import { probesFor } from "./probes.js";
-import { createLogger, startBridge, type Bridge } from "../app/bridge.js";
+import { createLogger, startBridge, type Bridge, type BridgeLogger } from "../app/bridge.js";
 import { AddressError, SwitchboardError } from "../domain/errors.js";
 import {
   BridgeUnreachableError,
@@ -108,7 +108,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       if (rest.length > 0) return usageError(io, `start takes no arguments (got ${rest.join(" ")})`);
       const config = load(file, io);
       if (!config) return 1;
-      return run(config, io);
+      return run(config, file, io);
     }
     case "presence": {
       const [address, ...extra] = rest;
@@ -139,10 +139,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
 }
 
 /**
- * Runs the bridge until SIGTERM/SIGINT, then stops it and resolves 0. A rejection nobody handled is
+ * Runs the bridge until SIGTERM/SIGINT, then stops it gracefully and resolves 0. SIGHUP reads the
+ * config file again and applies what can change while running. A rejection nobody handled is
  * logged with its reason and the bridge goes on: one failed flow must not take the others down.
  */
-async function run(config: Config, io: Io): Promise<number> {
+async function run(config: Config, file: string, io: Io): Promise<number> {
   const log = createLogger(config);
   let bridge: Bridge;
   try {
@@ -154,15 +155,47 @@ async function run(config: Config, io: Io): Promise<number> {
   }
   const onRejection = (reason: unknown): void => log.error({ err: String(reason) }, "unhandled rejection");
   process.on("unhandledRejection", onRejection);
+  const onHangup = (): void => reload(file, io.env, bridge, log);
+  process.on("SIGHUP", onHangup);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
   });
   log.info({ signal }, "stopping");
   await bridge.stop();
+  process.off("SIGHUP", onHangup);
   process.off("unhandledRejection", onRejection);
   log.info({}, "stopped");
   return 0;
+}
+
+/**
+ * SIGHUP: the config file read again. An invalid file, or one asking for what is not built, is
+ * refused with the reason and the running config stays; otherwise what may change while running
+ * is applied (log level, directory entries, allowed domains) and the keys that need a restart are
+ * named (never their values).
+ */
+function reload(file: string, env: NodeJS.ProcessEnv, bridge: Bridge, log: BridgeLogger): void {
+  let next: Config;
+  try {
+    next = loadConfig(file, env);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    log.error({ file, reason }, "config reload refused: the running config stays");
+    return;
+  }
+  let plan;
+  try {
+    plan = bridge.reload(next);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    log.error({ file, reason }, "config reload refused: the running config stays");
+    return;
+  }
+  log.level = next.log.level;
+  log.info({ file, applied: plan.apply }, "config reloaded");
+  if (plan.restart.length > 0)
+    log.warn({ keys: plan.restart }, "config changes that need a restart were not applied");
 }
 
 /** How long `presence` waits for the bridge's answer. */

@@ -580,9 +580,22 @@ export const configSchema = z
         level: z
           .enum(["fatal", "error", "warn", "info", "debug", "trace"])
           .default("info")
-          .describe("Log level."),
+          .describe("Log level (a reload on SIGHUP applies a new one)."),
+        wire: z
+          .strictObject({
+            sip: z
+              .boolean()
+              .default(false)
+              .describe("Log every SIP message sent and received, in full (digest responses masked)."),
+            xmpp: z
+              .boolean()
+              .default(false)
+              .describe("Log every stanza sent and received on the component connection, in full."),
+          })
+          .default({ sip: false, xmpp: false })
+          .describe("Wire tracing per protocol, at info level; message bodies appear in it."),
       })
-      .default({ level: "info" })
+      .default({ level: "info", wire: { sip: false, xmpp: false } })
       .describe("Logging (JSON lines on standard output)."),
     tenants: z
       .array(

@@ -8,10 +8,15 @@ const digits = (number: string): string => number.replace(/[\s().-]/g, "");
 
 export class ConfigDirectory implements Directory {
   constructor(
-    private readonly users: readonly DirectoryEntry[],
+    private users: readonly DirectoryEntry[],
     private readonly homeDomain: string,
     private readonly defaultRegion = "GB",
   ) {}
+
+  /** The config file was read again (SIGHUP): lookups from now on see the new list. */
+  replace(users: readonly DirectoryEntry[]): void {
+    this.users = users;
+  }
 
   private sameNumber(written: string, person: string): boolean {
     if (digits(written) === person) return true;

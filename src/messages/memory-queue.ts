@@ -41,4 +41,11 @@ export class MemoryMessageQueue implements MessageQueue {
   size(): Promise<number> {
     return Promise.resolve(this.entries.size);
   }
+
+  oldestQueuedAt(): Promise<number | undefined> {
+    let oldest: number | undefined;
+    for (const entry of this.entries.values())
+      if (oldest === undefined || entry.queuedAt < oldest) oldest = entry.queuedAt;
+    return Promise.resolve(oldest);
+  }
 }

@@ -28,6 +28,8 @@ export interface MessageQueue {
   /** Takes the entry out (delivered, failed for good, or expired); false when it was not there. */
   remove(key: string): Promise<boolean>;
   size(): Promise<number>;
+  /** When the oldest waiting entry was queued (epoch ms); undefined when none waits. */
+  oldestQueuedAt(): Promise<number | undefined>;
 }
 
 /** Sender (the full JID where known: resources may reuse ids) and message id. */

@@ -8,6 +8,8 @@ import { KeyedQueue } from "../util/keyed-queue.js";
 
 export interface PresenceServiceEvents {
   change: [person: string, aggregate: AggregatePresence];
+  /** A source reported a state (before it is stored); for metrics. */
+  report: [person: string, record: PresenceRecord];
 }
 
 export class PresenceService extends EventEmitter<PresenceServiceEvents> {
@@ -41,6 +43,7 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
   }
 
   report(person: string, record: PresenceRecord): Promise<PresenceUpdate> {
+    this.emit("report", person, record);
     return this.inTurn(person, () => this.store.putRecord(person, record, this.clock()));
   }
 

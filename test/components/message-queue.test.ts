@@ -95,6 +95,18 @@ function queueContract(
       assert.deepEqual(await queue.due(t + 60_000, 10), []);
       assert.equal(await queue.size(), 0);
     });
+
+    it("tells when the oldest waiting entry was queued, and nothing once none waits", async function () {
+      const t = 1_764_460_000_000;
+      assert.equal(await queue.oldestQueuedAt(), undefined);
+      await queue.enqueue(entry("newer", "bob@example.org", t + 500));
+      await queue.enqueue(entry("older", "carol@example.org", t));
+      assert.equal(await queue.oldestQueuedAt(), t);
+      await queue.remove("alice@example.org\nolder");
+      assert.equal(await queue.oldestQueuedAt(), t + 500);
+      await queue.remove("alice@example.org\nnewer");
+      assert.equal(await queue.oldestQueuedAt(), undefined);
+    });
   });
 }
 

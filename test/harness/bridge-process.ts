@@ -77,6 +77,11 @@ export class BridgeProcess {
     return code;
   }
 
+  /** Sends a signal without waiting (SIGHUP: reload the config). */
+  signal(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
   /** A new process on the same config file. */
   restart(): BridgeProcess {
     return new BridgeProcess(this.configFile);
