@@ -6,6 +6,7 @@
 // Python's hashlib; the -sess vectors, which no RFC prints, were computed with both Python's
 // hashlib and `openssl dgst`, which agree.
 import assert from "node:assert/strict";
+import { maskCredentials } from "../../components/sip/sip-endpoint.js";
 import { createHash } from "node:crypto";
 import {
   authorize,
@@ -569,5 +570,25 @@ describe("DigestVerifier (the bridge as UAS, RFC 3261 §22.2)", function () {
     assert.throws(() => makeVerifier({ secret: Buffer.alloc(8) }), RangeError);
     assert.throws(() => makeVerifier({ algorithms: [] }), RangeError);
     assertSwitchboardError(() => makeVerifier({ realm: "a\nb" }), "bad-request", "control character");
+  });
+});
+
+describe("maskCredentials (wire tracing)", function () {
+  it("masks the digest response in Authorization and Proxy-Authorization, and nothing else", function () {
+    const text = [
+      "MESSAGE sip:bob@example.org SIP/2.0",
+      'Authorization: Digest username="carol", realm="example.org", nonce="abc", response="0123456789abcdef0123456789abcdef"',
+      'proxy-authorization : Digest username="sb", response=deadbeef, nonce="n"',
+      'Subject: response="kept"',
+      "",
+      'response="kept too"',
+    ].join("\r\n");
+    const masked = maskCredentials(text);
+    assert.ok(!masked.includes("0123456789abcdef0123456789abcdef"));
+    assert.ok(!masked.includes("deadbeef"));
+    assert.match(masked, /username="carol", realm="example.org", nonce="abc", response="\[masked\]"/);
+    assert.match(masked, /proxy-authorization : Digest username="sb", response="\[masked\]", nonce="n"/);
+    assert.match(masked, /Subject: response="kept"/);
+    assert.match(masked, /\r\nresponse="kept too"$/);
   });
 });
