@@ -7,7 +7,12 @@
 //   GET /readyz                   200 / 503 {ready, reasons}
 //   GET /metrics                  Prometheus text exposition format 0.0.4
 //   GET /api/presence/<address>   200 PresenceView, 400 {error} for a bad address
-//   GET /                         HTML status page (?address=... shows one person's presence)
+//   GET /                         HTML status page: everyone's presence, the last messages relayed
+//                                 (?address=... shows one person's presence)
+//   GET /events                   the status page's live feed (Server-Sent Events)
+//   GET /status.js                the status page's script
+// With http.auth, everything but /healthz, /readyz and /metrics asks for HTTP basic auth.
+import { timingSafeEqual } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseAddress } from "../../src/domain/address.js";
@@ -23,6 +28,16 @@ import type { AggregatePresence, PresenceRecord, PresenceSource } from "../../sr
 import type { Logger } from "../../src/ports/logger.js";
 import type { PresenceSnapshot } from "../../src/ports/presence-store.js";
 import { personForContact, personForHomeJid } from "../../src/presence/person.js";
+import {
+  escapeHtml,
+  EventHub,
+  MAX_EVENT_CLIENTS,
+  MAX_PEOPLE,
+  messagesSection,
+  peopleSection,
+  STATUS_SCRIPT,
+  type StatusSource,
+} from "./status-page.js";
 
 // ---------------------------------------------------------------------------------------------
 // Person keys and the presence view (pure)
@@ -214,6 +229,10 @@ export interface HttpServerOptions {
   log: Logger;
   /** Longest a handler may wait for the store or the metrics callback (ms); default 5000. */
   handlerTimeoutMs?: number;
+  /** What the status page lists and streams; absent: the page shows the bridge and the address form only. */
+  status?: StatusSource;
+  /** http.auth: basic auth for the status page, its feed and the presence API. */
+  auth?: { username: string; password: string };
 }
 
 export interface HttpServer {
@@ -259,7 +278,10 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const SOCKET_IDLE_TIMEOUT_MS = 30_000;
 const MAX_HEADER_BYTES = 16 * 1024;
 
-type Route = "/" | "/healthz" | "/readyz" | "/metrics" | "/api/presence" | "other";
+type Route = "/" | "/healthz" | "/readyz" | "/metrics" | "/api/presence" | "/events" | "/status.js" | "other";
+
+/** Routes anyone may ask even with http.auth: probes and scrapers, which reveal no one's presence. */
+const OPEN_ROUTES = new Set<Route>(["/healthz", "/readyz", "/metrics", "other"]);
 
 interface Reply {
   status: number;
@@ -297,17 +319,13 @@ function gauge(name: string, help: string, samples: [labels: string, value: numb
   return lines.join("\n");
 }
 
-const HTML_ESCAPES: Readonly<Record<string, string>> = {
-  "&": "&amp;",
-  "<": "&lt;",
-  ">": "&gt;",
-  '"': "&quot;",
-  "'": "&#39;",
-};
-
-/** Escapes text for HTML element content and quoted attribute values. */
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c] ?? c);
+/** Whether the request carries http.auth's credentials (compared in constant time). */
+function authorized(req: IncomingMessage, auth: { username: string; password: string }): boolean {
+  const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(req.headers.authorization ?? "");
+  if (!match?.[1]) return false;
+  const given = Buffer.from(match[1], "base64");
+  const expected = Buffer.from(`${auth.username}:${auth.password}`, "utf8");
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /** Starts listening; rejects with a SwitchboardError naming http.listen when the address cannot be bound. */
@@ -337,6 +355,25 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     );
     return presenceView(address, person, snapshot, options.presence.now());
   }
+
+  async function statusSections(): Promise<string[]> {
+    const status = options.status;
+    if (!status) return [];
+    const people = (await withTimeout(status.people(), handlerTimeoutMs, "the directory")).sort();
+    const shown = people.slice(0, MAX_PEOPLE);
+    const views = await withTimeout(
+      Promise.all(shown.map((person) => presenceFor(person))),
+      handlerTimeoutMs,
+      "the presence store",
+    );
+    return [peopleSection(views, people.length), messagesSection(status.messages())];
+  }
+
+  const hub = options.status
+    ? new EventHub(options.status, presenceFor, (err) =>
+        log.warn({ err: String(err) }, "status page: presence not read"),
+      )
+    : undefined;
 
   async function metricsText(): Promise<string> {
     const { ready } = readiness();
@@ -370,7 +407,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     return `${parts.join("\n")}\n`;
   }
 
-  function statusPage(query: URLSearchParams, view: PresenceView | null, problem: string | null): string {
+  function statusPage(
+    query: URLSearchParams,
+    view: PresenceView | null,
+    problem: string | null,
+    sections: string[] = [],
+  ): string {
     const { ready, reasons } = readiness();
     const address = query.get("address") ?? "";
     const row = (name: string, value: string): string =>
@@ -383,7 +425,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       "<title>Switchboard</title>",
       "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}" +
         "table{border-collapse:collapse}th,td{text-align:left;padding:.2em .8em;border-bottom:1px solid #ddd}" +
-        ".bad{color:#a00}.ok{color:#070}</style>",
+        ".bad{color:#a00}.ok{color:#070}td ul{margin:0;padding-left:1.2em}" +
+        ".state{white-space:nowrap;font-weight:600}.state-available,.state-chat{color:#070}" +
+        ".state-away,.state-xa{color:#a60}.state-dnd,.state-on-the-phone{color:#a00}" +
+        ".state-unavailable{color:#777}</style>",
       "</head><body>",
       "<h1>Switchboard</h1>",
       "<table>",
@@ -436,6 +481,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         lines.push("</table>");
       }
     }
+    lines.push(...sections);
+    if (hub) lines.push('<script src="/status.js"></script>');
     lines.push("</body></html>");
     return `${lines.join("\n")}\n`;
   }
@@ -450,10 +497,26 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       }
       case "/metrics":
         return { status: 200, type: "text/plain; version=0.0.4; charset=utf-8", body: await metricsText() };
+      case "/status.js":
+        return { status: 200, type: "text/javascript; charset=utf-8", body: STATUS_SCRIPT };
       case "/": {
         const address = query.get("address");
         if (address === null || address === "") {
-          return { status: 200, type: "text/html; charset=utf-8", body: statusPage(query, null, null) };
+          try {
+            const sections = await statusSections();
+            return {
+              status: 200,
+              type: "text/html; charset=utf-8",
+              body: statusPage(query, null, null, sections),
+            };
+          } catch (err) {
+            if (!(err instanceof TimeoutError)) throw err;
+            return {
+              status: 503,
+              type: "text/html; charset=utf-8",
+              body: statusPage(query, null, err.message),
+            };
+          }
         }
         try {
           const view = await presenceFor(address);
@@ -485,6 +548,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
   function routeOf(path: string): Route {
     if (path === "/" || path === "/healthz" || path === "/readyz" || path === "/metrics") return path;
+    if (path === "/events" || path === "/status.js") return hub ? path : "other";
     return path.startsWith("/api/presence/") ? "/api/presence" : "other";
   }
 
@@ -498,8 +562,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       "Content-Length": String(body.length),
       "Cache-Control": "no-store",
       "X-Content-Type-Options": "nosniff",
-      // The status page needs no script, frame or outside resource; forbid them all.
-      "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+      // The status page needs its own script and event feed, no frame or outside resource.
+      "Content-Security-Policy":
+        "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'",
       "Referrer-Policy": "no-referrer",
       ...reply.headers,
     });
@@ -526,6 +591,26 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return;
     }
     req.resume();
+    if (options.auth && !OPEN_ROUTES.has(which) && !authorized(req, options.auth)) {
+      send(req, res, which, {
+        ...errorReply(401, "this needs the user name and password of http.auth"),
+        headers: { "WWW-Authenticate": 'Basic realm="Switchboard", charset="UTF-8"' },
+      });
+      return;
+    }
+    if (which === "/events" && hub) {
+      const labels = `{route="/events",code="200"}`;
+      if (req.method === "HEAD") {
+        send(req, res, which, { status: 200, type: "text/event-stream; charset=utf-8", body: "" });
+        return;
+      }
+      if (!hub.add(res)) {
+        send(req, res, which, errorReply(503, `too many event streams open (${MAX_EVENT_CLIENTS})`));
+        return;
+      }
+      requests.set(labels, (requests.get(labels) ?? 0) + 1);
+      return;
+    }
     let reply: Reply;
     try {
       reply = await route(path, query);
@@ -599,6 +684,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     url,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve) => {
+        hub?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       });
@@ -638,7 +724,12 @@ export class NotABridgeError extends Error {
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
 /** GETs `path` from the bridge at `baseUrl` (see bridgeUrl), bounded by `timeoutMs`, and parses the JSON. */
-export function getBridgeJson(baseUrl: string, path: string, timeoutMs: number): Promise<BridgeAnswer> {
+export function getBridgeJson(
+  baseUrl: string,
+  path: string,
+  timeoutMs: number,
+  auth?: { username: string; password: string },
+): Promise<BridgeAnswer> {
   const base = new URL(baseUrl);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -654,7 +745,14 @@ export function getBridgeJson(baseUrl: string, path: string, timeoutMs: number):
         port: base.port,
         path,
         method: "GET",
-        headers: { Accept: "application/json" },
+        headers: {
+          Accept: "application/json",
+          ...(auth
+            ? {
+                Authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString("base64")}`,
+              }
+            : {}),
+        },
         agent: false,
       },
       (res) => {

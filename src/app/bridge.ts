@@ -340,6 +340,36 @@ async function compose(
       return { ready: reasons.length === 0, reasons };
     },
     metrics: () => metrics.text(),
+    status: {
+      people: async () => {
+        const kinds = ["xmpp", "sip-publish", "pbx-device", "pbx-custom"] as const;
+        const [withPresence, entries] = await Promise.all([
+          Promise.all(kinds.map((kind) => store.personsWithSource(kind))),
+          directory.entries().catch((err: unknown) => {
+            log.warn({ err: String(err) }, "status page: directory not listed");
+            return [];
+          }),
+        ]);
+        return [
+          ...new Set([
+            ...withPresence.flat(),
+            ...entries.map((entry) => `${entry.uid.toLowerCase()}@${config.domain}`),
+            ...(config.asterisk?.users ?? []).map((u) => `${u.user.toLowerCase()}@${config.domain}`),
+          ]),
+        ];
+      },
+      onPresence: (listener) => {
+        const onChange = (person: string): void => listener(person);
+        presence.on("change", onChange);
+        return () => presence.off("change", onChange);
+      },
+      messages: () => recent.list(),
+      onMessage: (listener) => {
+        recent.on("message", listener);
+        return () => recent.off("message", listener);
+      },
+    },
+    ...(config.http.auth ? { auth: config.http.auth } : {}),
     version: version(),
     log,
   });

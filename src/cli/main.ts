@@ -216,7 +216,7 @@ async function presence(config: Config, address: string, json: boolean, io: Io):
   const base = bridgeUrl(config.http.listen);
   let answer;
   try {
-    answer = await getBridgeJson(base, presencePath(address), BRIDGE_TIMEOUT_MS);
+    answer = await getBridgeJson(base, presencePath(address), BRIDGE_TIMEOUT_MS, config.http.auth);
   } catch (err) {
     if (err instanceof BridgeUnreachableError) {
       io.err(

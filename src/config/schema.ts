@@ -572,6 +572,15 @@ export const configSchema = z
         listen: hostPort
           .default("127.0.0.1:8480")
           .describe("Health, readiness, metrics, JSON API and status page."),
+        auth: z
+          .strictObject({
+            username: z.string().min(1).describe("User name for the status page and the presence API."),
+            password: secret.describe("Its password."),
+          })
+          .optional()
+          .describe(
+            "HTTP basic auth for the status page, its live feed and the presence API; /healthz, /readyz and /metrics stay open. Absent: no auth (keep http.listen on loopback).",
+          ),
       })
       .default({ listen: "127.0.0.1:8480" })
       .describe("HTTP endpoint."),
