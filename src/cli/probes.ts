@@ -6,6 +6,7 @@ import { httpListenProbe } from "../../components/http/listen-probe.js";
 import { ldapProbe } from "../../components/ldap/ldap-probe.js";
 import { redisProbe } from "../../components/redis/redis-probe.js";
 import { sipListenProbe } from "../../components/sip/listen-probe.js";
+import { tlsFilesProbe } from "../../components/sip/tls-probe.js";
 import { xmppComponentProbe } from "../../components/xmpp/xmpp-probe.js";
 import type { Probe } from "../check/probe.js";
 import type { Config } from "../config/schema.js";
@@ -16,6 +17,7 @@ export function probesFor(config: Config): Probe[] {
     probes.push(xmppComponentProbe(tenant.xmpp.component, `tenants[${i}].xmpp.component`)),
   );
   config.sip.listen.forEach((listen, i) => probes.push(sipListenProbe(listen, i)));
+  if (config.sip.tls) probes.push(tlsFilesProbe(config.sip.tls));
   if (config.store.url) probes.push(redisProbe(config.store.url));
   if (config.asterisk) probes.push(ariProbe(config.asterisk));
   if (config.asterisk?.ami) probes.push(amiProbe(config.asterisk.ami));

@@ -13,7 +13,9 @@ import { runProbe, formatResult } from "../../src/check/probe.js";
 import { AriFake as RecordedAri } from "../fakes/ari-fake.js";
 import { freePort } from "../harness/net.js";
 import { Scene } from "../harness/scene.js";
-import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD } from "../harness/slapd.js";
+import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD, Slapd } from "../harness/slapd.js";
+import { testCertificate, type TestCertificate } from "../harness/tls.js";
+import { tlsFilesProbe } from "../../components/sip/tls-probe.js";
 import { createServer } from "node:net";
 
 describe("check probes (real servers, recorded ARI)", function () {
@@ -104,5 +106,76 @@ describe("check probes (real servers, recorded ARI)", function () {
     } finally {
       taken.close();
     }
+  });
+
+  describe("TLS files (sip.tls)", function () {
+    let good: TestCertificate;
+    let other: TestCertificate;
+    before(function () {
+      good = testCertificate();
+      other = testCertificate();
+    });
+    after(function () {
+      good?.dir.remove();
+      other?.dir.remove();
+    });
+
+    it("reads the certificate and its key, and says how long it is valid", async function () {
+      const result = await runProbe(tlsFilesProbe({ cert: good.cert, key: good.key }), 2_000);
+      assert.ok(result.ok, formatResult(result));
+      // The test certificate is made for 2 days: the line warns that it ends soon.
+      assert.match(result.detail, /CN=localhost, valid until .* \(1 days\) — renew it soon$/);
+    });
+
+    it("fails on an expired certificate, a key of another certificate and a missing file", async function () {
+      const expired = await runProbe(
+        tlsFilesProbe({ cert: good.cert, key: good.key }, () => Date.now() + 3 * 86_400_000),
+        2_000,
+      );
+      assert.equal(expired.ok, false);
+      assert.match(expired.detail, /expired on/);
+      const mismatched = await runProbe(tlsFilesProbe({ cert: good.cert, key: other.key }), 2_000);
+      assert.equal(mismatched.ok, false);
+      assert.match(mismatched.detail, /sip\.tls\.key is not the key of sip\.tls\.cert/);
+      const missing = await runProbe(tlsFilesProbe({ cert: "/nonexistent/cert.pem", key: good.key }), 2_000);
+      assert.equal(missing.ok, false);
+      assert.match(missing.detail, /sip\.tls\.cert \/nonexistent\/cert\.pem: ENOENT/);
+      assert.equal(missing.keyPath, "sip.tls");
+    });
+  });
+
+  describe("LDAP with StartTLS", function () {
+    let certificate: TestCertificate;
+    let tlsSlapd: Slapd;
+    before(async function () {
+      certificate = testCertificate();
+      tlsSlapd = await Slapd.start({ tls: { cert: certificate.cert, key: certificate.key } });
+    });
+    after(async function () {
+      await tlsSlapd?.stop();
+      certificate?.dir.remove();
+    });
+
+    const probe = (ca?: string): ReturnType<typeof ldapProbe> =>
+      ldapProbe({
+        url: tlsSlapd.url,
+        bindDN: LDAP_ADMIN_DN,
+        password: LDAP_ADMIN_PASSWORD,
+        base: "ou=people,dc=example,dc=org",
+        startTls: true,
+        ...(ca ? { ca } : {}),
+      });
+
+    it("upgrades before binding, trusting ldap.ca", async function () {
+      const result = await runProbe(probe(certificate.cert), 5_000);
+      assert.ok(result.ok, formatResult(result));
+      assert.match(result.detail, /\(StartTLS\)/);
+    });
+
+    it("fails, without binding in clear, when the server's CA is not trusted", async function () {
+      const result = await runProbe(probe(), 5_000);
+      assert.equal(result.ok, false);
+      assert.match(result.detail, /self[- ]signed certificate/i);
+    });
   });
 });

@@ -27,7 +27,7 @@ describe("switchboard check (real servers)", function () {
     for (const expected of [
       /^ok {3}xmpp +xmpp\.component: handshake with 127\.0\.0\.1:\d+ accepted for gw\d+\.example\.org$/m,
       /^ok {3}redis +store\.url: PONG, Redis \d+\.\S+, append-only on$/m,
-      /^ok {3}ldap +ldap: bound as cn=admin,dc=example,dc=org, base ou=people,dc=example,dc=org found$/m,
+      /^ok {3}ldap +ldap: bound as cn=admin,dc=example,dc=org \(no TLS\), base ou=people,dc=example,dc=org found$/m,
       /^ok {3}enum +enum\.servers: NAPTR e164\.arpa: answered \(ENO(TFOUND|DATA)\)$/m,
       /^ok {3}sip +sip\.listen\[0\]: udp:127\.0\.0\.1:\d+ can be bound$/m,
       /^ok {3}http +http\.listen: 127\.0\.0\.1:\d+ can be bound$/m,
@@ -114,5 +114,33 @@ describe("switchboard check (real servers)", function () {
       result.stderr,
       /^switchboard start: tenants: several tenants in one process are not built yet/m,
     );
+  });
+
+  // Last in this file: it stops the scene's servers.
+  it("fails naming each component as its server is stopped in turn, and only those", async function () {
+    this.timeout(120_000);
+    const file = scene.writeConfig(await scene.config(), "in-turn.yaml");
+    const stops: [component: string, keyPath: string, stop: () => Promise<void>][] = [
+      ["xmpp", "xmpp.component", () => scene.prosody.halt()],
+      ["redis", "store.url", () => scene.redis.halt()],
+      ["ldap", "ldap", () => scene.slapd.stop()],
+      ["enum", "enum.servers", () => scene.dns.stop()],
+    ];
+    const failing: string[] = [];
+    for (const [component, keyPath, stop] of stops) {
+      await stop();
+      failing.push(component);
+      const result = await switchboard(["check", "--config", file, "--timeout", "2000"], {
+        timeoutMs: 30_000,
+      });
+      assert.equal(result.code, 1, `exit code with ${failing.join(", ")} stopped`);
+      assert.match(result.stdout, new RegExp(`^FAIL ${component} +${keyPath.replace(".", "\\.")}: `, "m"));
+      assert.match(
+        result.stderr,
+        new RegExp(`check failed: .*${component} \\(${keyPath.replace(".", "\\.")}\\)`),
+      );
+      const failed = [...result.stdout.matchAll(/^FAIL (\S+)/gm)].map((m) => m[1]);
+      assert.deepEqual(failed.sort(), [...failing].sort(), "only the stopped components fail");
+    }
   });
 });
