@@ -553,7 +553,7 @@ export const configSchema = z
         suffixes: z
           .array(hostname)
           .min(1)
-          .default(["e164.arpa"])
+          .prefault(["e164.arpa"])
           .describe("ENUM suffixes, tried in order (RFC 6116)."),
         servers: z
           .array(hostPort)
