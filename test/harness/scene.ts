@@ -3,11 +3,16 @@
 import { writeFileSync } from "node:fs";
 import { stringify } from "yaml";
 import type { ConfigInput } from "../../src/config/schema.js";
-import { DnsServer, exampleEnumRecords } from "./dns.js";
+import { DnsServer, exampleEnumRecords, type NaptrRecord } from "./dns.js";
 import { freePort, tempDir, type TempDir } from "./net.js";
 import { Prosody, type ComponentGrant } from "./prosody.js";
 import { RedisServer } from "./redis.js";
 import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD, LDAP_SUFFIX, Slapd } from "./slapd.js";
+
+export interface SceneOptions {
+  /** The DNS server's NAPTR records; default the example directory's (exampleEnumRecords()). */
+  enumRecords?: NaptrRecord[];
+}
 
 export class Scene {
   private constructor(
@@ -19,7 +24,7 @@ export class Scene {
   ) {}
 
   /** Starts every server; if one fails, the ones already started are stopped again. */
-  static async start(): Promise<Scene> {
+  static async start(options: SceneOptions = {}): Promise<Scene> {
     const started: { stop(): Promise<void> }[] = [];
     const track = <T extends { stop(): Promise<void> }>(server: T): T => {
       started.push(server);
@@ -29,7 +34,7 @@ export class Scene {
       const prosody = track(await Prosody.start());
       const redis = track(await RedisServer.start());
       const slapd = track(await Slapd.start());
-      const dns = track(await DnsServer.start(exampleEnumRecords()));
+      const dns = track(await DnsServer.start(options.enumRecords ?? exampleEnumRecords()));
       return new Scene(prosody, redis, slapd, dns, tempDir("scene"));
     } catch (err) {
       for (const server of started.reverse()) await server.stop();
