@@ -12,7 +12,7 @@
 //   GET /events                   the status page's live feed (Server-Sent Events)
 //   GET /status.js                the status page's script
 // With http.auth, everything but /healthz, /readyz and /metrics asks for HTTP basic auth.
-import { timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseAddress } from "../../src/domain/address.js";
@@ -319,13 +319,17 @@ function gauge(name: string, help: string, samples: [labels: string, value: numb
   return lines.join("\n");
 }
 
-/** Whether the request carries http.auth's credentials (compared in constant time). */
+/**
+ * Whether the request carries http.auth's credentials. Digests of both are compared in constant
+ * time, so neither the content nor the length of the expected value shows in the timing.
+ */
 function authorized(req: IncomingMessage, auth: { username: string; password: string }): boolean {
   const match = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(req.headers.authorization ?? "");
   if (!match?.[1]) return false;
-  const given = Buffer.from(match[1], "base64");
-  const expected = Buffer.from(`${auth.username}:${auth.password}`, "utf8");
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const digest = (bytes: Buffer): Buffer => createHash("sha256").update(bytes).digest();
+  const given = digest(Buffer.from(match[1], "base64"));
+  const expected = digest(Buffer.from(`${auth.username}:${auth.password}`, "utf8"));
+  return timingSafeEqual(given, expected);
 }
 
 /** Starts listening; rejects with a SwitchboardError naming http.listen when the address cannot be bound. */

@@ -45,9 +45,20 @@ function stanza(name: string): string {
   return STANZAS.has(name) ? name : "other";
 }
 
-/** A status code as a label: the code itself, within 100–699; anything else is "other". */
+// Codes SIP peers commonly answer; any other is folded into its class (4xx...), so a peer cannot
+// spread one method over hundreds of series.
+const CODES = new Set([
+  100, 180, 183, 200, 202, 401, 403, 404, 405, 407, 408, 410, 413, 415, 420, 423, 480, 481, 482, 483, 486,
+  487, 488, 489, 500, 501, 502, 503, 504, 513, 600, 603, 604, 606,
+]);
+
+/** A status as a label: a common code itself, another its class; 0 (no response at all) "none". */
 function code(status: number): string {
-  return Number.isInteger(status) && status >= 100 && status <= 699 ? String(status) : "other";
+  if (status === 0) return "none";
+  if (CODES.has(status)) return String(status);
+  return Number.isInteger(status) && status >= 100 && status <= 699
+    ? `${Math.floor(status / 100)}xx`
+    : "other";
 }
 
 // Relay latency: a message handed to a connected peer takes well under a millisecond here; a
@@ -66,9 +77,26 @@ export class PromMetrics implements Metrics {
   private readonly stanzasReceived: Counter<"name">;
   private readonly lookupSeconds: Histogram<"step" | "outcome">;
   private readonly cacheLookups: Counter<"cache" | "result">;
+  private readonly queueOutcomes: Counter<"outcome">;
 
   constructor(levels: MetricLevels = {}) {
     const registers = [this.registry];
+    // A level that cannot be read (Redis down) reads NaN for this scrape and counts here; it must
+    // never fail the whole scrape (prom-client collects with Promise.all).
+    const collectFailures = new Counter({
+      name: "switchboard_metric_collect_failures_total",
+      help: "Gauges that could not be read at a scrape (their sample is left out), by metric.",
+      labelNames: ["metric"],
+      registers,
+    });
+    const guarded = async (gauge: Gauge, metric: string, read: () => Promise<void> | void): Promise<void> => {
+      try {
+        await read();
+      } catch {
+        gauge.set(Number.NaN);
+        collectFailures.inc({ metric });
+      }
+    };
     collectDefaultMetrics({ register: this.registry });
     this.messages = new Counter({
       name: "switchboard_messages_total",
@@ -126,6 +154,12 @@ export class PromMetrics implements Metrics {
       labelNames: ["cache", "result"],
       registers,
     });
+    this.queueOutcomes = new Counter({
+      name: "switchboard_queue_outcomes_total",
+      help: "Messages that left the offline queue: delivered, accepted, or the condition they failed with (recipient-unavailable after the TTL...).",
+      labelNames: ["outcome"],
+      registers,
+    });
     const cacheLookups = this.cacheLookups;
     new Gauge({
       name: "switchboard_cache_hit_ratio",
@@ -150,8 +184,8 @@ export class PromMetrics implements Metrics {
         name: "switchboard_sip_subscriptions",
         help: "Active SIP subscriptions held by watchers (presence and dialog).",
         registers,
-        collect() {
-          this.set(sipSubscriptions());
+        async collect() {
+          await guarded(this, "switchboard_sip_subscriptions", () => this.set(sipSubscriptions()));
         },
       });
     }
@@ -161,7 +195,9 @@ export class PromMetrics implements Metrics {
         help: "XMPP subscriptions to gateway contacts (subscriber and contact pairs).",
         registers,
         async collect() {
-          this.set(await xmppSubscriptions());
+          await guarded(this, "switchboard_xmpp_subscriptions", async () =>
+            this.set(await xmppSubscriptions()),
+          );
         },
       });
     }
@@ -177,7 +213,7 @@ export class PromMetrics implements Metrics {
         help: "Messages waiting for an offline phone.",
         registers,
         async collect() {
-          this.set((await read()).depth);
+          await guarded(this, "switchboard_queue_depth", async () => this.set((await read()).depth));
         },
       });
       new Gauge({
@@ -185,8 +221,10 @@ export class PromMetrics implements Metrics {
         help: "Age of the oldest waiting message, in seconds (0 when none waits).",
         registers,
         async collect() {
-          const { oldestQueuedAt } = await read();
-          this.set(oldestQueuedAt === undefined ? 0 : Math.max(0, (now() - oldestQueuedAt) / 1000));
+          await guarded(this, "switchboard_queue_oldest_age_seconds", async () => {
+            const { oldestQueuedAt } = await read();
+            this.set(oldestQueuedAt === undefined ? 0 : Math.max(0, (now() - oldestQueuedAt) / 1000));
+          });
         },
       });
     }
@@ -231,6 +269,10 @@ export class PromMetrics implements Metrics {
 
   lookup(step: LookupStep, outcome: LookupOutcome, seconds: number): void {
     this.lookupSeconds.observe({ step, outcome }, seconds);
+  }
+
+  queueOutcome(outcome: string): void {
+    this.queueOutcomes.inc({ outcome });
   }
 
   cacheLookup(cache: "ldap" | "enum", hit: boolean): void {

@@ -139,8 +139,17 @@ export const STATUS_SCRIPT = `"use strict";
   if (!state || !people || !messages || typeof EventSource === "undefined") return;
   state.textContent = "connecting";
   var events = new EventSource("/events");
-  events.onopen = function () { state.textContent = "on"; };
-  events.onerror = function () { state.textContent = "reconnecting"; };
+  var lost = false;
+  events.onopen = function () {
+    // Back after a gap: changes made meanwhile were never sent; the server's page has them.
+    if (lost) { location.reload(); return; }
+    state.textContent = "on";
+  };
+  events.onerror = function () {
+    lost = true;
+    // CLOSED: the server refused the stream (401, 503); the browser will not try again.
+    state.textContent = events.readyState === EventSource.CLOSED ? "off (reload the page)" : "reconnecting";
+  };
   events.addEventListener("presence", function (e) {
     var view = JSON.parse(e.data);
     var row = personRow(view);

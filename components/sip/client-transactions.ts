@@ -45,7 +45,9 @@ export class ClientTransactions {
       const finish = (result: ClientTransactionResult): void => {
         for (const timer of entry.timers) clearTimeout(timer);
         this.pending.delete(branch);
-        this.metrics.sipRequestSent(method, result.status);
+        // No response and no Timer F: the request could not be sent, or the bridge stopped first.
+        const local = result.response === undefined && result.status !== 408;
+        this.metrics.sipRequestSent(method, local ? 0 : result.status);
         resolve(result);
       };
       entry.resolve = finish;

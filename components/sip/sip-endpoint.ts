@@ -136,7 +136,7 @@ export class SipEndpoint {
   /** Sender→recipient pairs with an `active` isComposing outstanding (only those get an `idle`). */
   private readonly composing = new Set<string>();
   /** Set by drain(): new requests are answered 503. */
-  private draining = false;
+  private _draining = false;
   /** Requests being handled now (between their transaction opening and their final answer). */
   private active = 0;
 
@@ -301,7 +301,7 @@ export class SipEndpoint {
     }
     const answer = (status: number, extra: Parameters<SipEndpoint["response"]>[3] = {}): Promise<void> =>
       this.transactions.respond(request, status, this.response(request, flow, status, extra));
-    if (this.draining) {
+    if (this._draining) {
       // Shutting down: the proxy tries another instance, or this one once it is back (RFC 3261 §21.5.4).
       await answer(503, { reason: "Shutting down", headers: [["Retry-After", "5"]] });
       return;
@@ -627,8 +627,13 @@ export class SipEndpoint {
    * this waits (at most `timeoutMs`) for the requests being handled and the requests sent to get
    * their answers. Resolves with what was still open when it stopped waiting.
    */
+  /** Whether drain() has begun (the bridge is stopping). */
+  get draining(): boolean {
+    return this._draining;
+  }
+
   async drain(timeoutMs: number): Promise<{ handling: number; sending: number }> {
-    this.draining = true;
+    this._draining = true;
     const deadline = Date.now() + timeoutMs;
     while ((this.active > 0 || this.clients.size > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -659,8 +664,9 @@ export class SipEndpoint {
  * offline guess) in Authorization and Proxy-Authorization headers is masked.
  */
 export function maskCredentials(text: string): string {
-  return text.replace(/^((?:Proxy-)?Authorization[ \t]*:.*)$/gim, (line) =>
-    line.replace(/(\bresponse[ \t]*=[ \t]*)("[^"]*"|[^,\s]*)/gi, '$1"[masked]"'),
+  // The header with its continuation lines (RFC 3261 §7.3.1 folding), CRLF or bare LF.
+  return text.replace(/^(?:Proxy-)?Authorization[ \t]*:.*(?:\r?\n[ \t].*)*/gim, (header) =>
+    header.replace(/(\bresponse\s*=\s*)("[^"]*"|[^,\s]*)/gi, '$1"[masked]"'),
   );
 }
 

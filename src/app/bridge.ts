@@ -96,8 +96,11 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
       (stopping ??= (async () => {
-        await drain(bridge, log);
-        await stopAll();
+        try {
+          await drain(bridge, log);
+        } finally {
+          await stopAll();
+        }
       })());
     return { ...bridge, stop };
   } catch (err) {
@@ -111,12 +114,21 @@ async function compose(
   log: Logger,
   started: (what: string, stop: () => Promise<void> | void) => void,
 ): Promise<Omit<Bridge, "stop">> {
+  let xmppSubscriptionCount: { at: number; value: Promise<number> } | undefined;
   const metrics: PromMetrics = new PromMetrics({
     sipSubscriptions: () => sip.notifier?.size ?? 0,
-    xmppSubscriptions: async () => {
-      const contacts = await store.xmppSubscribedContacts();
-      const counts = await Promise.all(contacts.map(async (c) => (await store.xmppSubscribers(c)).length));
-      return counts.reduce((a, b) => a + b, 0);
+    // Counting reads every contact's subscribers: done at most every 30 s, not at every scrape.
+    xmppSubscriptions: () => {
+      if (xmppSubscriptionCount && Date.now() - xmppSubscriptionCount.at < 30_000)
+        return xmppSubscriptionCount.value;
+      const value = (async () => {
+        const contacts = await store.xmppSubscribedContacts();
+        const counts = await Promise.all(contacts.map(async (c) => (await store.xmppSubscribers(c)).length));
+        return counts.reduce((a, b) => a + b, 0);
+      })();
+      xmppSubscriptionCount = { at: Date.now(), value };
+      value.catch(() => (xmppSubscriptionCount = undefined));
+      return value;
     },
     queue: async () => {
       const [depth, oldestQueuedAt] = await Promise.all([queue.size(), queue.oldestQueuedAt()]);
@@ -287,7 +299,17 @@ async function compose(
     send: (message) =>
       pbx?.adapter.handles(message.to) ? pbx.adapter.sendMessage(message) : sip.sendMessage(message),
     queue,
-    reports: xmpp.reports,
+    // Counted as the queue's outcomes, then told to the sender as before.
+    reports: {
+      delivered: (message, outcome) => {
+        metrics.queueOutcome(outcome);
+        return xmpp.reports.delivered(message, outcome);
+      },
+      failed: (message, condition, text) => {
+        metrics.queueOutcome(condition);
+        return xmpp.reports.failed(message, condition, text);
+      },
+    },
     log: log.child({ component: "queue" }),
     ttlMs: config.store.queue.ttlSeconds * 1000,
     retryMinMs: config.store.queue.retryMinSeconds * 1000,
@@ -306,7 +328,9 @@ async function compose(
     },
   });
   started("xmpp gateway", () => xmpp.stop());
-  started("outbound relay", () => relay.stop());
+  // Not awaited: the drain gave a retry round its bounded wait already, and a transaction it still
+  // waits for ends when the SIP endpoint stops, later in this list.
+  started("outbound relay", () => void relay.stop());
   const pbx = config.asterisk
     ? asteriskFor(
         config.asterisk,
@@ -331,6 +355,8 @@ async function compose(
     domains: { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid },
     ready: () => {
       const reasons: string[] = [];
+      // Stopping: the SIP side answers 503 now; a load balancer should look elsewhere.
+      if (sip.draining) reasons.push("shutting down");
       if (xmpp.connection.state !== "online") reasons.push("xmpp component offline");
       if (store instanceof RedisPresenceStore && !store.ready())
         reasons.push("redis unreachable (presence store)");
@@ -408,7 +434,14 @@ const DRAIN_MS = 5_000;
  */
 async function drain(bridge: Omit<Bridge, "stop">, log: Logger): Promise<void> {
   const sip = await bridge.sip.drain(DRAIN_MS);
-  await bridge.relay.stop();
+  // A retry round already under way may wait for Timer F (32 s): give it the same bound.
+  let timer: NodeJS.Timeout | undefined;
+  const relayDone = await Promise.race([
+    bridge.relay.stop().then(() => true),
+    new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), DRAIN_MS))),
+  ]);
+  clearTimeout(timer);
+  if (!relayDone) log.warn({}, "stopping with a queue retry still waiting for its answer");
   const held = await bridge.xmpp.connection.drain(DRAIN_MS);
   if (sip.handling + sip.sending + held > 0)
     log.warn(

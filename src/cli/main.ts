@@ -145,18 +145,26 @@ export async function main(argv: string[], io: Io): Promise<number> {
  */
 async function run(config: Config, file: string, io: Io): Promise<number> {
   const log = createLogger(config);
-  let bridge: Bridge;
+  // From the start: a SIGHUP's default action would end the process (and systemd would not restart
+  // it). One that comes while starting is answered once the bridge is up.
+  let bridge: Bridge | undefined;
+  let hangupWhileStarting = false;
+  const onHangup = (): void => {
+    if (bridge) reload(file, io.env, bridge, log);
+    else hangupWhileStarting = true;
+  };
+  process.on("SIGHUP", onHangup);
   try {
     bridge = await startBridge(config, log);
   } catch (err) {
+    process.off("SIGHUP", onHangup);
     if (!(err instanceof SwitchboardError)) throw err;
     io.err(`switchboard start: ${err.message}`);
     return 1;
   }
+  if (hangupWhileStarting) reload(file, io.env, bridge, log);
   const onRejection = (reason: unknown): void => log.error({ err: String(reason) }, "unhandled rejection");
   process.on("unhandledRejection", onRejection);
-  const onHangup = (): void => reload(file, io.env, bridge, log);
-  process.on("SIGHUP", onHangup);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));

@@ -18,9 +18,13 @@ export interface Metrics {
    * "queued" or the error condition; `seconds` from taking it in to the outcome.
    */
   message(direction: MessageDirection, outcome: string, seconds: number): void;
-  /** A presence source reported a state (xmpp, sip, pbx-device, pbx-custom). */
+  /** A presence source reported a state (xmpp, sip-publish, pbx-device, pbx-custom). */
   presenceUpdate(source: string): void;
-  /** A SIP request this bridge sent, by method, with the final status it got (408 for no answer). */
+  /**
+   * A SIP transaction this bridge started, by method, with its final status: 408 for no answer
+   * (Timer F), 0 when it could not be sent (or the bridge stopped first). A request retried with
+   * credentials after a 401/407 is a second transaction.
+   */
   sipRequestSent(method: string, status: number): void;
   /** A SIP request this bridge answered, by method, with the final status it sent. */
   sipRequestAnswered(method: string, status: number): void;
@@ -30,6 +34,8 @@ export interface Metrics {
   xmppStanzaReceived(name: string): void;
   /** One lookup step's answer and how long it took. */
   lookup(step: LookupStep, outcome: LookupOutcome, seconds: number): void;
+  /** A message that had been queued for an offline phone left the queue: delivered, or failed (condition). */
+  queueOutcome(outcome: string): void;
   /** A cache asked: answered from the cache (hit) or not. */
   cacheLookup(cache: "ldap" | "enum", hit: boolean): void;
 }
@@ -43,6 +49,7 @@ export const noMetrics: Metrics = {
   xmppStanzaSent: () => undefined,
   xmppStanzaReceived: () => undefined,
   lookup: () => undefined,
+  queueOutcome: () => undefined,
   cacheLookup: () => undefined,
 };
 

@@ -152,4 +152,27 @@ describe("Redis message queue", function () {
       await queue.close();
     }
   });
+
+  it("indexes the age of entries queued before the age index existed, when it connects", async function () {
+    const prefix = RedisServer.newPrefix("q");
+    const t = 1_764_460_000_000;
+    const first = await RedisMessageQueue.connect({ url: redis.url, prefix, log: memoryLogger() });
+    await first.enqueue(entry("old", "bob@example.org", t));
+    await first.enqueue(entry("older", "carol@example.org", t - 60_000));
+    await first.close();
+    // As an earlier version left it: entries without the queued index.
+    await redis.command("DEL", `${prefix}queue:queued`);
+    const log = memoryLogger();
+    const queue = await RedisMessageQueue.connect({ url: redis.url, prefix, log });
+    try {
+      assert.equal(await queue.oldestQueuedAt(), t - 60_000);
+      assert.ok(
+        log.lines.some((l) => l.message === "message queue: queued times indexed" && l.fields.added === 2),
+      );
+      await queue.remove("alice@example.org\nolder");
+      assert.equal(await queue.oldestQueuedAt(), t);
+    } finally {
+      await queue.close();
+    }
+  });
 });

@@ -253,6 +253,9 @@ describe("operating a running bridge: metrics, readiness, reload, shutdown (real
     const late = await phone.waitFor((m) => m.status !== undefined && header(m, "call-id") === "late-1");
     assert.equal(late.status, 503);
     assert.equal(header(late, "retry-after"), "5");
+    const stopping = await get(base, "/readyz");
+    assert.equal(stopping.status, 503, "not ready while stopping");
+    assert.ok((JSON.parse(stopping.body) as { reasons: string[] }).reasons.includes("shutting down"));
     await proxy.send(buildResponse(inFlight, 200, "OK"), inFlight.from.port, inFlight.from.address);
     await alice.waitFor(
       (e) =>

@@ -72,6 +72,17 @@ describe("status page in headless Chromium (real process, real Prosody)", functi
     assert.equal(refused.status, 401);
     assert.match(refused.headers.get("www-authenticate") ?? "", /^Basic realm="Switchboard"/);
     assert.equal((await fetch(`${base}/events`)).status, 401);
+    const basic = (credentials: string): { headers: { Authorization: string } } => ({
+      headers: { Authorization: `Basic ${Buffer.from(credentials).toString("base64")}` },
+    });
+    for (const wrong of ["operator:wrong", "operator:op-Pa55x", "other:op-Pa55", "operator", ""]) {
+      const answer = await fetch(`${base}/api/presence/bob%40example.org`, basic(wrong));
+      assert.equal(answer.status, 401, `credentials ${JSON.stringify(wrong)}`);
+    }
+    assert.equal(
+      (await fetch(`${base}/api/presence/bob%40example.org`, basic("operator:op-Pa55"))).status,
+      200,
+    );
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
 
     browser = await chromium.launch({

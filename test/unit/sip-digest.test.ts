@@ -591,4 +591,23 @@ describe("maskCredentials (wire tracing)", function () {
     assert.match(masked, /Subject: response="kept"/);
     assert.match(masked, /\r\nresponse="kept too"$/);
   });
+
+  it("masks it in a folded header too, with CRLF or bare LF line ends", function () {
+    const folded = [
+      "MESSAGE sip:bob@example.org SIP/2.0",
+      'Authorization: Digest username="carol",',
+      '  realm="example.org", response="0123456789abcdef0123456789abcdef",',
+      '\tnonce="abc"',
+      'Proxy-Authorization: Digest username="sb", response',
+      " =",
+      ' "fedcba9876543210fedcba9876543210"',
+      "Subject: x",
+    ];
+    for (const eol of ["\r\n", "\n"]) {
+      const masked = maskCredentials(folded.join(eol));
+      assert.ok(!masked.includes("0123456789abcdef0123456789abcdef"), JSON.stringify(masked));
+      assert.ok(!masked.includes("fedcba9876543210fedcba9876543210"), JSON.stringify(masked));
+      assert.match(masked, /Subject: x$/);
+    }
+  });
 });
