@@ -66,6 +66,14 @@ function code(status: number): string {
 const RELAY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 32];
 const LOOKUP_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/** One scrape's reading of the levels; undefined where not configured or not readable. */
+interface Reading {
+  sip: number | undefined;
+  xmpp: number | undefined;
+  queue: { depth: number; oldestQueuedAt: number | undefined } | undefined;
+  failed: string[];
+}
+
 export class PromMetrics implements Metrics {
   readonly registry = new Registry();
   private readonly messages: Counter<"direction" | "outcome">;
@@ -81,22 +89,6 @@ export class PromMetrics implements Metrics {
 
   constructor(levels: MetricLevels = {}) {
     const registers = [this.registry];
-    // A level that cannot be read (Redis down) reads NaN for this scrape and counts here; it must
-    // never fail the whole scrape (prom-client collects with Promise.all).
-    const collectFailures = new Counter({
-      name: "switchboard_metric_collect_failures_total",
-      help: "Gauges that could not be read at a scrape (their sample is left out), by metric.",
-      labelNames: ["metric"],
-      registers,
-    });
-    const guarded = async (gauge: Gauge, metric: string, read: () => Promise<void> | void): Promise<void> => {
-      try {
-        await read();
-      } catch {
-        gauge.set(Number.NaN);
-        collectFailures.inc({ metric });
-      }
-    };
     collectDefaultMetrics({ register: this.registry });
     this.messages = new Counter({
       name: "switchboard_messages_total",
@@ -179,13 +171,48 @@ export class PromMetrics implements Metrics {
     });
     const { sipSubscriptions, xmppSubscriptions, queue, connections } = levels;
     const now = levels.now ?? Date.now;
+    // The levels are read once per scrape, all together. One that cannot be read (Redis down)
+    // reads NaN for that scrape and is counted; it never fails the scrape (prom-client collects
+    // every metric with Promise.all, so one rejection would drop them all).
+    let reading: Promise<Reading> | undefined;
+    const readLevels = (): Promise<Reading> => {
+      reading ??= (async (): Promise<Reading> => {
+        const failed: string[] = [];
+        const attempt = async <T>(name: string, read?: () => T | Promise<T>): Promise<T | undefined> => {
+          if (!read) return undefined;
+          try {
+            return await read();
+          } catch {
+            failed.push(name);
+            return undefined;
+          }
+        };
+        const [sip, xmpp, waiting] = await Promise.all([
+          attempt("sip-subscriptions", sipSubscriptions),
+          attempt("xmpp-subscriptions", xmppSubscriptions),
+          attempt("queue", queue),
+        ]);
+        return { sip, xmpp, queue: waiting, failed };
+      })().finally(() => setImmediate(() => (reading = undefined)));
+      return reading;
+    };
+    const orNaN = (value: number | undefined): number => value ?? Number.NaN;
+    new Counter({
+      name: "switchboard_metric_collect_failures_total",
+      help: "Levels that could not be read at a scrape (their gauges read NaN), by level (sip-subscriptions, xmpp-subscriptions, queue).",
+      labelNames: ["level"],
+      registers,
+      async collect() {
+        for (const level of (await readLevels()).failed) this.inc({ level });
+      },
+    });
     if (sipSubscriptions) {
       new Gauge({
         name: "switchboard_sip_subscriptions",
         help: "Active SIP subscriptions held by watchers (presence and dialog).",
         registers,
         async collect() {
-          await guarded(this, "switchboard_sip_subscriptions", () => this.set(sipSubscriptions()));
+          this.set(orNaN((await readLevels()).sip));
         },
       });
     }
@@ -195,25 +222,17 @@ export class PromMetrics implements Metrics {
         help: "XMPP subscriptions to gateway contacts (subscriber and contact pairs).",
         registers,
         async collect() {
-          await guarded(this, "switchboard_xmpp_subscriptions", async () =>
-            this.set(await xmppSubscriptions()),
-          );
+          this.set(orNaN((await readLevels()).xmpp));
         },
       });
     }
     if (queue) {
-      // One read of the queue per scrape, shared by its two gauges.
-      let reading: Promise<{ depth: number; oldestQueuedAt: number | undefined }> | undefined;
-      const read = (): Promise<{ depth: number; oldestQueuedAt: number | undefined }> => {
-        reading ??= queue().finally(() => setImmediate(() => (reading = undefined)));
-        return reading;
-      };
       new Gauge({
         name: "switchboard_queue_depth",
         help: "Messages waiting for an offline phone.",
         registers,
         async collect() {
-          await guarded(this, "switchboard_queue_depth", async () => this.set((await read()).depth));
+          this.set(orNaN((await readLevels()).queue?.depth));
         },
       });
       new Gauge({
@@ -221,10 +240,10 @@ export class PromMetrics implements Metrics {
         help: "Age of the oldest waiting message, in seconds (0 when none waits).",
         registers,
         async collect() {
-          await guarded(this, "switchboard_queue_oldest_age_seconds", async () => {
-            const { oldestQueuedAt } = await read();
-            this.set(oldestQueuedAt === undefined ? 0 : Math.max(0, (now() - oldestQueuedAt) / 1000));
-          });
+          const waiting = (await readLevels()).queue;
+          if (waiting === undefined) this.set(Number.NaN);
+          else if (waiting.oldestQueuedAt === undefined) this.set(0);
+          else this.set(Math.max(0, (now() - waiting.oldestQueuedAt) / 1000));
         },
       });
     }

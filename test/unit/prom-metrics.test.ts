@@ -79,4 +79,28 @@ describe("PromMetrics", function () {
     assert.ok(line(second, "switchboard_queue_oldest_age_seconds 0"));
     assert.equal(queueReads, 2);
   });
+
+  it("folds uncommon codes into their class and counts unsent requests as none", async function () {
+    const metrics = new PromMetrics();
+    metrics.sipRequestSent("MESSAGE", 499);
+    metrics.sipRequestSent("MESSAGE", 498);
+    metrics.sipRequestSent("MESSAGE", 0);
+    const text = await metrics.text();
+    assert.ok(line(text, 'switchboard_sip_requests_sent_total{method="MESSAGE",code="4xx"} 2'));
+    assert.ok(line(text, 'switchboard_sip_requests_sent_total{method="MESSAGE",code="none"} 1'));
+  });
+
+  it("serves the scrape when a level cannot be read: that gauge reads NaN and the failure is counted", async function () {
+    const metrics = new PromMetrics({
+      queue: () => Promise.reject(new Error("redis unreachable")),
+      sipSubscriptions: () => 4,
+    });
+    const text = await metrics.text();
+    // prom-client writes NaN as "Nan"; Prometheus reads it case-insensitively (Go's ParseFloat).
+    assert.ok(line(text, "switchboard_queue_depth Nan"));
+    assert.ok(line(text, "switchboard_queue_oldest_age_seconds Nan"));
+    assert.ok(line(text, "switchboard_sip_subscriptions 4"));
+    assert.ok(line(text, 'switchboard_metric_collect_failures_total{level="queue"} 1'));
+    assert.ok(line(text, "process_resident_memory_bytes "));
+  });
 });
