@@ -10,7 +10,13 @@ import { BridgeProcess, type LogLine } from "../harness/bridge-process.js";
 import { freePort, tempDir } from "../harness/net.js";
 import { parsePrometheus, sampleValue, type Exposition } from "../harness/prometheus.js";
 import { Prosody } from "../harness/prosody.js";
-import { buildRequest, buildResponse, header, UdpSipSocket } from "../harness/sip-socket.js";
+import {
+  buildRequest,
+  buildResponse,
+  header,
+  UdpSipSocket,
+  type RawSipMessage,
+} from "../harness/sip-socket.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
 import { writeFileSync } from "node:fs";
 
@@ -195,6 +201,27 @@ describe("operating a running bridge: metrics, readiness, reload, shutdown (real
         },
       }),
     );
+    // A watcher from example.net is refused before the reload...
+    const watcher = await UdpSipSocket.open();
+    sockets.push(watcher);
+    watcher.autoAnswer(["NOTIFY"]);
+    const subscribe = (callId: string): Promise<void> =>
+      watcher.send(
+        buildRequest({
+          method: "SUBSCRIBE",
+          uri: "sip:alice@example.org",
+          via: `UDP 127.0.0.1:${watcher.port}`,
+          from: "<sip:erin@example.net>",
+          to: "<sip:alice@example.org>",
+          callId,
+          headers: { Event: "presence", Expires: "60", Contact: `<sip:erin@127.0.0.1:${watcher.port}>` },
+        }),
+        sipPort,
+      );
+    const answerTo = (callId: string): Promise<RawSipMessage> =>
+      watcher.waitFor((m) => m.status !== undefined && header(m, "call-id") === callId);
+    await subscribe("watch-1");
+    assert.equal((await answerTo("watch-1")).status, 403);
     const reloadedAt = lines.entries.length;
     bridge.signal("SIGHUP");
     const reloaded = await lines.waitFor((l) => l.msg === "config reloaded", 5_000);
@@ -205,6 +232,9 @@ describe("operating a running bridge: metrics, readiness, reload, shutdown (real
     assert.deepEqual(restart.keys, ["sip.listen"]);
     const vcard = await alice.query({ op: "iq", to: `dave@${gw}`, payload: "<vCard xmlns='vcard-temp'/>" });
     assert.match(vcard.xml ?? "", /<FN>Dave Dent<\/FN>/, "the new directory entry answers at once");
+    // ...and accepted after it (xmpp.allowedDomains applies to the SIP watchers too).
+    await subscribe("watch-2");
+    assert.equal((await answerTo("watch-2")).status, 200);
     // The new level: a stray SIP response is a debug line now.
     await phone.send(
       "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKstray\r\nFrom: <sip:x@y>;tag=1\r\n" +

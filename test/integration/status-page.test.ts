@@ -28,6 +28,7 @@ async function waitForText(page: Page, selector: string, expected: string, timeo
 
 const SCREENSHOT_DIR = ".tmp/screenshots";
 const BODY = "Secret plans for Friday";
+const HOSTILE_NOTE = 'Call with <img src=x onerror="document.title=1"> Carol';
 
 describe("status page in headless Chromium (real process, real Prosody)", function () {
   this.timeout(120_000);
@@ -127,13 +128,15 @@ describe("status page in headless Chromium (real process, real Prosody)", functi
         from: "<sip:bob@example.org>",
         to: "<sip:bob@example.org>",
         headers: { Event: "presence", Expires: "600", "Content-Type": "application/pidf+xml" },
-        body: buildPidf("sip:bob@example.org", "on-the-phone", "Call with Carol"),
+        body: buildPidf("sip:bob@example.org", "on-the-phone", HOSTILE_NOTE),
       }),
       sipPort,
     );
     assert.equal((await phone.waitFor((m) => m.status !== undefined)).status, 200);
     await waitForText(page, `${row("bob@example.org")} td.state`, "on-the-phone");
-    assert.equal(await page.textContent(`${row("bob@example.org")} td:nth-child(3)`), "Call with Carol");
+    // A note from the network is shown as text, never as markup.
+    assert.equal(await page.textContent(`${row("bob@example.org")} td:nth-child(3)`), HOSTILE_NOTE);
+    assert.equal(await page.locator(`${row("bob@example.org")} img`).count(), 0);
     assert.match(
       (await page.textContent(`${row("bob@example.org")} ul`)) ?? "",
       /^sip-publish \S+: on-the-phone/,
@@ -169,6 +172,8 @@ describe("status page in headless Chromium (real process, real Prosody)", functi
     await page.reload();
     assert.equal(await page.textContent(`${row("bob@example.org")} td.state`), "on-the-phone");
     assert.equal(await page.locator("#messages tbody tr").count(), 1);
+    assert.equal(await page.textContent(`${row("bob@example.org")} td:nth-child(3)`), HOSTILE_NOTE);
+    assert.equal(await page.locator(`${row("bob@example.org")} img`).count(), 0);
     await context.close();
   });
 });
