@@ -328,3 +328,56 @@ export class UdpCable {
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
 }
+
+/**
+ * A desk phone's MESSAGE (text/plain, UTF-8) from `from` to `to` (SIP URIs), sent from `socket` to
+ * the bridge's UDP `port`; resolves with the final response to it.
+ */
+export async function sendSipMessage(
+  socket: UdpSipSocket,
+  port: number,
+  message: { from: string; to: string; body: string; callId?: string },
+): Promise<RawSipMessage> {
+  const callId = message.callId ?? `${Math.random().toString(36).slice(2)}@${LOOPBACK}`;
+  await socket.send(
+    buildRequest({
+      method: "MESSAGE",
+      uri: message.to,
+      via: `UDP ${LOOPBACK}:${socket.port}`,
+      from: `<${message.from}>`,
+      to: `<${message.to}>`,
+      callId,
+      headers: { "Content-Type": "text/plain;charset=UTF-8" },
+      body: message.body,
+    }),
+    port,
+  );
+  return socket.waitFor((m) => m.status !== undefined && m.status >= 200 && header(m, "call-id") === callId);
+}
+
+/** A PUBLISH of `pidf` for `uri` (Event: presence), sent like sendSipMessage; resolves with the final response. */
+export async function publishPresence(
+  socket: UdpSipSocket,
+  port: number,
+  publication: { uri: string; pidf: string; expires?: number },
+): Promise<RawSipMessage> {
+  const callId = `${Math.random().toString(36).slice(2)}@${LOOPBACK}`;
+  await socket.send(
+    buildRequest({
+      method: "PUBLISH",
+      uri: publication.uri,
+      via: `UDP ${LOOPBACK}:${socket.port}`,
+      from: `<${publication.uri}>`,
+      to: `<${publication.uri}>`,
+      callId,
+      headers: {
+        Event: "presence",
+        Expires: String(publication.expires ?? 600),
+        "Content-Type": "application/pidf+xml",
+      },
+      body: publication.pidf,
+    }),
+    port,
+  );
+  return socket.waitFor((m) => m.status !== undefined && m.status >= 200 && header(m, "call-id") === callId);
+}

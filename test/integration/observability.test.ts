@@ -14,6 +14,7 @@ import {
   buildRequest,
   buildResponse,
   header,
+  sendSipMessage,
   UdpSipSocket,
   type RawSipMessage,
 } from "../harness/sip-socket.js";
@@ -116,19 +117,12 @@ describe("operating a running bridge: metrics, readiness, reload, shutdown (real
     // she writes to Bob's number (a directory lookup, then XMPP → SIP through the proxy).
     alice = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
     alice.send({ op: "presence", show: "chat", status: "Around" });
-    await phone.send(
-      buildRequest({
-        method: "MESSAGE",
-        uri: "sip:alice@example.org",
-        via: `UDP 127.0.0.1:${phone.port}`,
-        from: "<sip:bob@example.org>",
-        to: "<sip:alice@example.org>",
-        headers: { "Content-Type": "text/plain;charset=UTF-8" },
-        body: "Lunch?",
-      }),
-      sipPort,
-    );
-    assert.equal((await phone.waitFor((m) => m.status !== undefined)).status, 200);
+    const lunch = await sendSipMessage(phone, sipPort, {
+      from: "sip:bob@example.org",
+      to: "sip:alice@example.org",
+      body: "Lunch?",
+    });
+    assert.equal(lunch.status, 200);
     await alice.waitFor((e) => e.event === "message" && e.body === "Lunch?");
     alice.send({ op: "message", to: `+442071234568@${gw}`, body: "Yes, 12:30", id: "m-1" });
     // The proxy challenges it (407); the bridge answers with its digest credentials (sip.auth).
@@ -268,19 +262,11 @@ describe("operating a running bridge: metrics, readiness, reload, shutdown (real
     const inFlight = await proxy.waitFor((m) => m.method === "MESSAGE" && m.body === "Leaving now");
     const exit = bridge.stop("SIGTERM", 20_000);
     await lines.waitFor((l) => l.msg === "stopping");
-    await phone.send(
-      buildRequest({
-        method: "MESSAGE",
-        uri: "sip:alice@example.org",
-        via: `UDP 127.0.0.1:${phone.port}`,
-        from: "<sip:bob@example.org>",
-        to: "<sip:alice@example.org>",
-        callId: "late-1",
-        body: "too late",
-      }),
-      sipPort,
-    );
-    const late = await phone.waitFor((m) => m.status !== undefined && header(m, "call-id") === "late-1");
+    const late = await sendSipMessage(phone, sipPort, {
+      from: "sip:bob@example.org",
+      to: "sip:alice@example.org",
+      body: "too late",
+    });
     assert.equal(late.status, 503);
     assert.equal(header(late, "retry-after"), "5");
     const stopping = await get(base, "/readyz");

@@ -9,7 +9,7 @@ import { buildPidf } from "../../components/sip/pidf.js";
 import { BridgeProcess } from "../harness/bridge-process.js";
 import { freePort, tempDir } from "../harness/net.js";
 import { Prosody } from "../harness/prosody.js";
-import { buildRequest, UdpSipSocket } from "../harness/sip-socket.js";
+import { publishPresence, sendSipMessage, UdpSipSocket } from "../harness/sip-socket.js";
 
 /**
  * Polls an element's text from here: the page's CSP (script-src 'self') rightly forbids the eval
@@ -120,19 +120,11 @@ describe("status page in headless Chromium (real process, real Prosody)", functi
 
     // Bob's desk phone PUBLISHes "on the phone": his row changes by itself.
     phone = await UdpSipSocket.open();
-    await phone.send(
-      buildRequest({
-        method: "PUBLISH",
-        uri: "sip:bob@example.org",
-        via: `UDP 127.0.0.1:${phone.port}`,
-        from: "<sip:bob@example.org>",
-        to: "<sip:bob@example.org>",
-        headers: { Event: "presence", Expires: "600", "Content-Type": "application/pidf+xml" },
-        body: buildPidf("sip:bob@example.org", "on-the-phone", HOSTILE_NOTE),
-      }),
-      sipPort,
-    );
-    assert.equal((await phone.waitFor((m) => m.status !== undefined)).status, 200);
+    const published = await publishPresence(phone, sipPort, {
+      uri: "sip:bob@example.org",
+      pidf: buildPidf("sip:bob@example.org", "on-the-phone", HOSTILE_NOTE),
+    });
+    assert.equal(published.status, 200);
     await waitForText(page, `${row("bob@example.org")} td.state`, "on-the-phone");
     // A note from the network is shown as text, never as markup.
     assert.equal(await page.textContent(`${row("bob@example.org")} td:nth-child(3)`), HOSTILE_NOTE);
@@ -143,19 +135,12 @@ describe("status page in headless Chromium (real process, real Prosody)", functi
     );
 
     // Bob's phone writes to Alice: the message's metadata appears on top, its body nowhere.
-    await phone.send(
-      buildRequest({
-        method: "MESSAGE",
-        uri: "sip:alice@example.org",
-        via: `UDP 127.0.0.1:${phone.port}`,
-        from: "<sip:bob@example.org>",
-        to: "<sip:alice@example.org>",
-        callId: "status-page-1",
-        headers: { "Content-Type": "text/plain" },
-        body: BODY,
-      }),
-      sipPort,
-    );
+    const sent = await sendSipMessage(phone, sipPort, {
+      from: "sip:bob@example.org",
+      to: "sip:alice@example.org",
+      body: BODY,
+    });
+    assert.equal(sent.status, 200);
     await page.locator("#messages tbody tr").first().waitFor({ timeout: 5_000 });
     const cells = await page.locator("#messages tbody tr:first-child td").allTextContents();
     assert.deepEqual(cells.slice(1, 5), ["sip-to-xmpp", "bob@example.org", "alice@example.org", "accepted"]);
