@@ -15,6 +15,11 @@ export interface ProsodyOptions {
   domain?: string;
   /** A second VirtualHost on the same server: its users are "another domain" to the bridge. */
   otherDomain?: string;
+  /**
+   * Least level written to its log (default debug: every stanza, for assertions); benchmarks use
+   * warn, since writing each stanza would cost more than routing it.
+   */
+  logLevel?: "debug" | "info" | "warn";
   /** How many privileged components to configure; each test takes one with `takeComponent()`. */
   components?: number;
   /** How many components without any XEP-0356 privilege (for the subscription fallback). */
@@ -105,7 +110,7 @@ s2s_ports = { ${s2sPort} }
 component_ports = { ${componentPort} }
 component_interfaces = { ${luaString(LOOPBACK)} }
 admin_interfaces = {}
-log = { { levels = { min = "debug" }, to = "file", filename = ${luaString(dir.file("prosody.log"))} } }
+log = { { levels = { min = ${luaString(options.logLevel ?? "debug")} }, to = "file", filename = ${luaString(dir.file("prosody.log"))} } }
 modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "presence"; "message"; "iq"; "privilege" }
 modules_disabled = { "s2s"; "http"; "admin_shell"; "tls" }
 c2s_require_encryption = false
