@@ -54,6 +54,10 @@ export interface MessageRun {
   endToEndP99: number;
   bridgeCpuPer1000?: number;
   prosodyCpuPer1000: number;
+  /** SIP final answers other than 200, by status. */
+  refused?: Record<number, number>;
+  /** Requests that got no final answer before the deadline. */
+  unanswered?: number;
 }
 
 /** Messages received by the measuring peer: distinct sequence numbers and end-to-end latencies. */
@@ -249,8 +253,10 @@ async function sipToXmpp(stack: Stack): Promise<{ bridge: MessageRun[][]; ceilin
               running.sipPort,
             ),
         });
+        const refused = new Map<number, number>();
         phone.onSeen((seen) => {
           if (seen.status !== undefined && seen.status >= 200) {
+            if (seen.status !== 200) refused.set(seen.status, (refused.get(seen.status) ?? 0) + 1);
             const i = Number(seen.callId.slice(seen.callId.indexOf("x") + 1));
             load.complete(i);
           }
@@ -268,10 +274,14 @@ async function sipToXmpp(stack: Stack): Promise<{ bridge: MessageRun[][]; ceilin
           },
           true,
         );
+        summary.refused = Object.fromEntries(refused);
+        summary.unanswered = result.started - result.completed;
         perRate.push(summary);
         say(
           `  run ${run} bridge ${summary.rate}: ${summary.deliveredPerSecond.toFixed(0)} msg/s, lost ${summary.lost}, ` +
-            `p99 e2e ${summary.endToEndP99.toFixed(1)} ms, SIP p99 ${summary.responseP99?.toFixed(1)} ms`,
+            `p99 e2e ${summary.endToEndP99.toFixed(1)} ms, SIP p99 ${summary.responseP99?.toFixed(1)} ms` +
+            (summary.unanswered ? `, ${summary.unanswered} unanswered` : "") +
+            (refused.size > 0 ? `, refused ${JSON.stringify(summary.refused)}` : ""),
         );
         await sleep(1_000);
       }

@@ -190,7 +190,10 @@ export class EventHub {
   ) {
     this.unsubscribe = [
       source.onPresence((person) => this.presenceChanged(person)),
-      source.onMessage((message) => this.broadcast("message", JSON.stringify(message))),
+      // Nothing is serialised while nobody watches: this runs for every relayed message.
+      source.onMessage((message) => {
+        if (this.clients.size > 0) this.broadcast("message", JSON.stringify(message));
+      }),
     ];
     this.heartbeat = setInterval(() => this.write(": keepalive\n\n"), HEARTBEAT_MS);
     this.heartbeat.unref();

@@ -96,7 +96,8 @@ export class Authenticator {
     if (this.isTrusted(flow)) {
       const asserted = assertedIdentity(request);
       if (asserted) return { ok: true, sender: asserted, via: "asserted" };
-      return { ok: true, sender: parseSipUri(request.from.uri.toString()), via: "trusted-peer" };
+      // From is there: a request without it was answered 400 before (missingHeaders).
+      return { ok: true, sender: parseSipUri(request.from?.uri.toString() ?? ""), via: "trusted-peer" };
     }
     if (!this.verifier) {
       return {

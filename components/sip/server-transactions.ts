@@ -31,7 +31,7 @@ export function transactionKey(request: SipRequest): string {
   const method = request.method === "ACK" ? "INVITE" : request.method;
   const via = request.via;
   const branch = request.viaBranch ?? "";
-  if (branch.startsWith("z9hG4bK")) return `${branch}|${via.host}:${via.port ?? ""}|${method}`;
+  if (branch.startsWith("z9hG4bK")) return `${branch}|${via?.host ?? ""}:${via?.port ?? ""}|${method}`;
   return `${request.callId}|${request.cseq}|${request.fromTag ?? ""}|${method}`;
 }
 

@@ -267,7 +267,7 @@ export class SipEndpoint {
     }
     if (!isRequest(message)) {
       const known = this.clients.onResponse(
-        message.viaBranch,
+        message.viaBranch ?? "",
         message.method,
         message.statusCode ?? 0,
         message.reasonPhrase ?? "",

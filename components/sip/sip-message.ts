@@ -1,32 +1,17 @@
-// Parsing with sip.js's grammar (its parser only: the transaction layer is ours, RFC 3261 §17) and
-// building responses per RFC 3261 §8.2.6: Via (all, the top one marked with received/rport,
-// RFC 3581), From, To (tagged), Call-ID and CSeq copied; Content-Length in bytes.
-import {
-  IncomingRequestMessage,
-  LoggerFactory,
-  Parser,
-  type IncomingResponseMessage,
-} from "sip.js/lib/core/index.js";
+// Parsing (components/sip/sip-parse.ts) and building responses per RFC 3261 §8.2.6: Via (all, the
+// top one marked with received/rport, RFC 3581), From, To (tagged), Call-ID and CSeq copied;
+// Content-Length in bytes.
+import { parseSipMessage, SipRequest, type SipResponse } from "./sip-parse.js";
 
-const loggers = new LoggerFactory();
-loggers.builtinEnabled = false;
-const silent = loggers.getLogger("switchboard-sip");
+export { SipRequest, SipResponse } from "./sip-parse.js";
 
-export type SipRequest = IncomingRequestMessage;
-
-/** A parsed request, a parsed response, or undefined when sip.js's grammar refuses the text. */
-export function parseSip(text: string): IncomingRequestMessage | IncomingResponseMessage | undefined {
-  try {
-    return Parser.parseMessage(text, silent);
-  } catch {
-    return undefined;
-  }
+/** A parsed request, a parsed response, or undefined when the text is not a SIP message we can read. */
+export function parseSip(text: string): SipRequest | SipResponse | undefined {
+  return parseSipMessage(text);
 }
 
-export function isRequest(
-  message: IncomingRequestMessage | IncomingResponseMessage,
-): message is IncomingRequestMessage {
-  return message instanceof IncomingRequestMessage;
+export function isRequest(message: SipRequest | SipResponse): message is SipRequest {
+  return message instanceof SipRequest;
 }
 
 /** The mandatory headers of a request (RFC 3261 §8.1.1) that a response needs; the missing ones. */

@@ -71,6 +71,9 @@ interface Listener {
 
 const STREAMS = new Set<TransportName>(["tcp", "tls"]);
 
+/** Receive and send buffer asked for each UDP socket (the kernel may give less). */
+const UDP_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /** An address as it appears in a Via sent-by or URI host (IPv6 in brackets). */
 export function uriHost(address: string): string {
   return isIP(address) === 6 ? `[${address}]` : address;
@@ -272,7 +275,14 @@ export class SipTransports extends EventEmitter<TransportEvents> {
   }
 
   private listenUdp(host: string, port: number): Promise<Listener> {
-    const socket = createSocket({ type: host.includes(":") ? "udp6" : "udp4" });
+    // A burst of requests (a proxy relaying many phones at once) must not overflow the kernel's
+    // default ~200 KB receive queue, where datagrams are dropped before anyone sees them; the
+    // kernel caps this at net.core.rmem_max.
+    const socket = createSocket({
+      type: host.includes(":") ? "udp6" : "udp4",
+      recvBufferSize: UDP_BUFFER_BYTES,
+      sendBufferSize: UDP_BUFFER_BYTES,
+    });
     socket.on("message", (datagram, rinfo) => {
       const text = frameDatagram(datagram, this.limits);
       const remote = { address: rinfo.address, port: rinfo.port };
