@@ -233,6 +233,33 @@ export function writeReport(results: Row, jsonFile: string): void {
       ),
       "",
     );
+    // The trend of the second half (after the warm-up): least-squares slope of RSS, in MB per minute.
+    const late = soak.samples.slice(Math.floor(soak.samples.length / 2));
+    const xs = late.map((s) => num(s.atSeconds) / 60);
+    const ys = late.map((s) => num(s.rssBytes) / 2 ** 20);
+    const mx = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+    const my = ys.reduce((a, b) => a + b, 0) / Math.max(1, ys.length);
+    const slope =
+      xs.reduce((sum, x, i) => sum + (x - mx) * ((ys[i] ?? my) - my), 0) /
+      Math.max(
+        1e-9,
+        xs.reduce((sum, x) => sum + (x - mx) ** 2, 0),
+      );
+    const fds = soak.samples.map((s) => num(s.openFds));
+    const fdRange = Math.max(...fds) - Math.min(...fds);
+    lines.push(
+      `Second half: RSS ${fmt(Math.min(...ys))}–${fmt(Math.max(...ys))} MB, trend ${fmt(slope, 1)} MB/min; open descriptors ${fmt(Math.min(...fds))}–${fmt(Math.max(...fds))}.`,
+      "",
+    );
+    targets.push(
+      target("soak: zero loss", "0", fmt(soak.offered - soak.delivered), soak.offered === soak.delivered),
+      target(
+        "soak: RSS and fds flat",
+        "no growth trend",
+        `RSS ${fmt(slope, 1)} MB/min over the second half; fds ±${fmt(fdRange)}`,
+        Math.abs(slope) < 2 && fdRange <= 2,
+      ),
+    );
   }
 
   lines.push("## Targets", "", ...targets, "");
