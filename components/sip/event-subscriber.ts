@@ -156,10 +156,7 @@ export class EventSubscriber {
         log.warn({}, `${label}: the notifier's Contact is not a SIP URI; keeping the resource URI`);
       }
       // As UAC, the route set is the Record-Route list in reverse (RFC 3261 §12.1.2).
-      this.routes = response
-        .getHeaders("record-route")
-        .flatMap((h) => h.split(/,(?=\s*<)/).map((r) => r.trim()))
-        .reverse();
+      this.routes = response.getHeaders("record-route").reverse();
     }
     if (this.stopped) {
       // Stopped while the first SUBSCRIBE was on its way: end what the notifier just set up.

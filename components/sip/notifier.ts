@@ -212,7 +212,8 @@ export class PresenceNotifier {
         local: request.getHeader("To") ?? "",
         target: formatSipUri(target),
         // As UAS, the route set is the Record-Route list in order (RFC 3261 §12.1.1).
-        routes: request.getHeaders("record-route").flatMap((h) => h.split(/,(?=\s*<)/).map((r) => r.trim())),
+        // (The parser has split and checked the list already.)
+        routes: request.getHeaders("record-route"),
         cseq: 0,
         expiresAt: 0,
       };

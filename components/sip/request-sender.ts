@@ -126,7 +126,13 @@ export class RequestSender {
       attempted = true;
     }
     let targets: SipTarget[];
-    const hop = this.nextHop(spec);
+    let hop: SipUri;
+    try {
+      hop = this.nextHop(spec);
+    } catch (err) {
+      // A route set from the far end that is not a SIP URI: this request cannot go anywhere.
+      return { status: 503, reason: `bad next hop: ${(err as Error).message}`, cseq: spec.cseq };
+    }
     // RFC 5922 §4.1: a TLS server proves the domain of the URI we located it from.
     const servername = isIP(hop.host.replace(/^\[|\]$/g, "")) === 0 ? hop.host : undefined;
     try {

@@ -26,6 +26,11 @@ export class NameAddr {
     return value === undefined ? undefined : (value ?? "");
   }
 
+  /** The tag (RFC 3261 §19.3); an empty one (`;tag`, `;tag=`) counts as none. */
+  get tag(): string | undefined {
+    return this.getParam("tag") || undefined;
+  }
+
   hasParam(name: string): boolean {
     return this.params.has(name.toLowerCase());
   }
@@ -38,24 +43,32 @@ export interface ViaValue {
   branch: string | undefined;
 }
 
-// RFC 3261 §7.3.3 compact forms, and RFC 3265/6665's o (Event) and u (Allow-Events).
-const COMPACT: Readonly<Record<string, string>> = {
-  v: "via",
-  f: "from",
-  t: "to",
-  i: "call-id",
-  m: "contact",
-  l: "content-length",
-  c: "content-type",
-  k: "supported",
-  e: "content-encoding",
-  s: "subject",
-  o: "event",
-  u: "allow-events",
-  r: "refer-to",
-  b: "referred-by",
-  x: "session-expires",
-};
+// RFC 3261 §7.3.3 compact forms, and RFC 3265/6665's o (Event) and u (Allow-Events). A Map: no
+// name from the network can reach Object.prototype.
+const COMPACT: ReadonlyMap<string, string> = new Map(
+  Object.entries({
+    v: "via",
+    f: "from",
+    t: "to",
+    i: "call-id",
+    m: "contact",
+    l: "content-length",
+    c: "content-type",
+    k: "supported",
+    e: "content-encoding",
+    s: "subject",
+    o: "event",
+    u: "allow-events",
+    r: "refer-to",
+    b: "referred-by",
+    x: "session-expires",
+    a: "accept-contact",
+    j: "reject-contact",
+    d: "request-disposition",
+    y: "identity",
+    n: "identity-info",
+  }),
+);
 
 const TOKEN = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 const SCHEME_URI = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]+$/;
@@ -204,10 +217,10 @@ abstract class SipMessage {
         if (!parsed) return false;
         if (key === "from") {
           this.from = parsed;
-          this.fromTag = parsed.getParam("tag");
+          this.fromTag = parsed.tag;
         } else {
           this.to = parsed;
-          this.toTag = parsed.getParam("tag");
+          this.toTag = parsed.tag;
         }
         this.headers.set(key, [value]);
         return true;
@@ -240,9 +253,13 @@ abstract class SipMessage {
         return true;
       }
       case "route":
-      case "record-route":
-        this.append(key, splitValues(value));
+      case "record-route": {
+        // Each value becomes a hop of a route set: it must be an address.
+        const values = splitValues(value);
+        if (values.length === 0 || values.some((v) => parseNameAddr(v) === undefined)) return false;
+        this.append(key, values);
         return true;
+      }
     }
     this.append(key, [value]);
     return true;
@@ -285,8 +302,11 @@ export class SipResponse extends SipMessage {
 
 function canonical(name: string): string {
   const lower = name.toLowerCase();
-  return COMPACT[lower] ?? lower;
+  return COMPACT.get(lower) ?? lower;
 }
+
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 const REQUEST_LINE = /^([A-Za-z0-9\-.!%*_+`'~]+) (\S+) SIP\/2\.0$/;
 const STATUS_LINE = /^SIP\/2\.0 ([1-6]\d\d) ([^\r\n]*)$/;
@@ -299,6 +319,7 @@ export function parseSipMessage(text: string): SipRequest | SipResponse | undefi
   const firstEnd = text.indexOf("\r\n");
   if (firstEnd < 0) return undefined;
   const first = text.slice(0, firstEnd);
+  if (CONTROL.test(first)) return undefined;
   let message: SipRequest | SipResponse;
   const status = STATUS_LINE.exec(first);
   if (status) {
@@ -318,15 +339,18 @@ export function parseSipMessage(text: string): SipRequest | SipResponse | undefi
   for (let i = 0; i <= lines.length; i++) {
     const line = lines[i];
     if (line !== undefined && (line.startsWith(" ") || line.startsWith("\t"))) {
-      if (name === "") return undefined;
+      if (name === "" || CONTROL.test(line)) return undefined;
       value += ` ${line.trim()}`;
       continue;
     }
     if (name !== "" && !message.add(name, value.trim())) return undefined;
     if (line === undefined) break;
+    // Control characters (a lone CR or LF, NUL...) never belong in a header (RFC 3261 §25.1), and
+    // a value is copied into responses and logs: refuse the message rather than echo them.
+    if (CONTROL.test(line)) return undefined;
     const colon = line.indexOf(":");
     if (colon <= 0) return undefined;
-    name = line.slice(0, colon).trim();
+    name = line.slice(0, colon).replace(/[ \t]+$/, "");
     if (!TOKEN.test(name)) return undefined;
     value = line.slice(colon + 1);
   }

@@ -64,3 +64,14 @@ describe("SIP framing (RFC 3261 §18.3)", function () {
     assert.equal(frameDatagram(Buffer.from(withoutLength)), withoutLength);
   });
 });
+
+describe("framing: Content-Length read in linear time", function () {
+  it("takes a 64 KB line of spaces that is not a Content-Length quickly, and refuses it", function () {
+    const line = `l:${" ".repeat(65_536)}x y`;
+    const started = performance.now();
+    assert.throws(() => contentLength(`MESSAGE sip:a@b SIP/2.0\r\n${line}`), /bad Content-Length/);
+    // Bounded by design, not a timing test: the old pattern took seconds on this input.
+    assert.ok(performance.now() - started < 1_000);
+    assert.equal(contentLength("MESSAGE sip:a@b SIP/2.0\r\nContent-Length :  12 "), 12);
+  });
+});

@@ -134,6 +134,37 @@ describe("SIP message parser", function () {
     assert.equal(parseSipMessage(" continuation first\r\n\r\n"), undefined);
   });
 
+  it("refuses control characters anywhere in the start line and the headers, never echoing them", function () {
+    for (const line of [
+      'To: "q\nX-Evil: 1" <sip:alice@example.org>',
+      'From: <sip:bob@example.org>;tag=1;x="a\nB: c"',
+      "CSeq: 1\nMESSAGE",
+      'From: "a\rb" <sip:bob@example.org>;tag=a1',
+      'From: "a\u0000b" <sip:bob@example.org>;tag=a1',
+      "Call-ID: a\u0001",
+      "Subject: ok,\r\n \u0007bell",
+    ]) {
+      const name = line.slice(0, line.indexOf(":"));
+      const headers = [...BASE.filter((h) => !h.toLowerCase().startsWith(`${name.toLowerCase()}:`)), line];
+      assert.equal(parseSipMessage(request(...headers)), undefined, JSON.stringify(line));
+    }
+    assert.equal(
+      parseSipMessage(request(...BASE).replace("sip:alice@example.org SIP", "sip:al\u0000ice@x SIP")),
+      undefined,
+    );
+  });
+
+  it("checks each Record-Route and Route value, and takes an empty tag as none", function () {
+    assert.equal(parseSipMessage(request(...BASE, "Record-Route: garbage")), undefined);
+    assert.equal(parseSipMessage(request(...BASE, "Route: <sip:p1;lr>, junk junk")), undefined);
+    const quoted = parseSipMessage(request(...BASE, 'Record-Route: "x, <y" <sip:p.example.org;lr>'));
+    assert.deepEqual(quoted?.getHeaders("record-route"), ['"x, <y" <sip:p.example.org;lr>']);
+    const untagged = parseSipMessage(
+      request(...BASE.filter((h) => !h.startsWith("To:")), "To: <sip:alice@example.org>;tag"),
+    );
+    assert.equal(untagged?.toTag, undefined);
+  });
+
   it("reads name-addr parameters, quoted or not, and splits lists outside quotes and brackets", function () {
     const value = parseNameAddr('<sip:a@b>;tag=x;expires="60";lr');
     assert.equal(value?.getParam("tag"), "x");
