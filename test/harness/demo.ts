@@ -98,7 +98,7 @@ async function missingPrerequisites(): Promise<Missing[]> {
     missing.push({ what: SYSTEM_PYTHON, pkg: "python3" });
     missing.push({ what: "slixmpp (Python XMPP library)", pkg: "python3-slixmpp" });
   } else {
-    // Asynchronously: a blocked event loop would not hear a Ctrl-C in time (tsx gives 30 ms).
+    // Asynchronously: a blocked event loop would not hear a Ctrl-C in time.
     const imports = await promisify(execFile)(SYSTEM_PYTHON, ["-c", "import slixmpp"], {
       timeout: 15_000,
     }).then(
@@ -133,8 +133,8 @@ function reportMissing(missing: Missing[]): void {
 
 // ---------------------------------------------------------------------------------------------
 // Stopping: Ctrl-C, SIGTERM or a closed terminal at any moment stops what has been started so far.
-// A terminal's Ctrl-C reaches the whole process group (npm, tsx, this process and the servers), and
-// npm and tsx forward it again: every repeat must find a listener here, or node would die of it and
+// A terminal's Ctrl-C reaches the whole process group (npm, this process and the servers), and npm
+// forwards it again: every repeat must find a listener here, or node would die of it and
 // leave the clean-up undone.
 /** The signals that stop the demo, with their numbers (a shell reports 128 + the number). */
 const STOP_SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;

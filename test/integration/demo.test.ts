@@ -1,4 +1,4 @@
-// `npm run demo` exactly as a person runs it (npm, its `exec tsx`, the demo, the real servers, the
+// `npm run demo` exactly as a person runs it (npm, its `exec node --import tsx`, the demo, the real servers, the
 // bridge, baresip and slixmpp): the scene runs end to end, and Ctrl-C stops everything with exit 0.
 // Ctrl-C from a terminal is SIGINT to the whole foreground process group; `kill -INT` of npm alone
 // and SIGTERM are the other ways it gets stopped. "Nothing left behind" is checked three ways: every
