@@ -662,6 +662,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
+      hub?.close(); // its listeners on the presence service and the message list go with it
       reject(
         new SwitchboardError(
           "service-unavailable",

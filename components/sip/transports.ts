@@ -252,6 +252,9 @@ export class SipTransports extends EventEmitter<TransportEvents> {
 
   /** Emits `sent` after each successful send on the flow (wire tracing), when anyone listens. */
   private traced(flow: Flow): Flow {
+    // Wire tracing listens from the start or not at all: without it a send is not wrapped (a UDP
+    // flow is made for every datagram).
+    if (this.listenerCount("sent") === 0) return flow;
     const send = flow.send.bind(flow);
     flow.send = async (out) => {
       await send(out);
