@@ -12,14 +12,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { stringify } from "yaml";
 import { RedisPresenceStore } from "../components/redis/redis-presence-store.js";
-import { buildPidf } from "../components/sip/pidf.js";
 import { silentLogger } from "../src/ports/logger.js";
 import { freePort, tempDir } from "../test/harness/net.js";
 import { Prosody, type ComponentGrant } from "../test/harness/prosody.js";
 import { RedisServer } from "../test/harness/redis.js";
 import { quantile, runLoad, type LoadResult } from "./lib/load.js";
 import { BenchBridge, cpuSeconds, memory, openFds } from "./lib/proc.js";
-import { SipLoadSocket, sipRequest } from "./lib/sip.js";
+import { SipLoadSocket, sipMessage, sipPublish, sipRequest } from "./lib/sip.js";
 import { RawComponent, RawXmppClient } from "./lib/xmpp-raw.js";
 import { ComponentTap } from "./lib/tap.js";
 import { writeReport } from "./report.js";
@@ -143,6 +142,17 @@ async function startStack(): Promise<Stack> {
   return { prosody, redis, prosodyPid, dir: tempDir("bench") };
 }
 
+/** A chat user logged in with the raw c2s client (the counting peer). */
+function chatUser(stack: Stack, user: string): Promise<RawXmppClient> {
+  return RawXmppClient.connect({
+    host: "127.0.0.1",
+    port: stack.prosody.c2sPort,
+    domain: DOMAIN,
+    user,
+    password: `${user}-pw`,
+  });
+}
+
 interface RunningBridge {
   bridge: BenchBridge;
   grant: ComponentGrant;
@@ -190,13 +200,7 @@ async function sipToXmpp(stack: Stack): Promise<{ bridge: MessageRun[][]; ceilin
   const running = await startBridge(stack, "sip-to-xmpp");
   const ceilingGrant = prosody.takeComponent();
   const ceiling = await RawComponent.connect({ ...ceilingGrant, host: "127.0.0.1" });
-  const alice = await RawXmppClient.connect({
-    host: "127.0.0.1",
-    port: prosody.c2sPort,
-    domain: DOMAIN,
-    user: "alice",
-    password: "alice-pw",
-  });
+  const alice = await chatUser(stack, "alice");
   const phone = await SipLoadSocket.open();
   const bridgeRuns: MessageRun[][] = [];
   const ceilingRuns: MessageRun[] = [];
@@ -252,15 +256,7 @@ async function sipToXmpp(stack: Stack): Promise<{ bridge: MessageRun[][]; ceilin
           deadlineMs: Math.max(60_000, (COUNT / Math.min(rate, 5_000)) * 1000 * 3),
           start: (i) =>
             phone.send(
-              sipRequest({
-                method: "MESSAGE",
-                uri: `sip:alice@${DOMAIN}`,
-                from: `sip:bob@${DOMAIN}`,
-                to: `sip:alice@${DOMAIN}`,
-                callId: `s${tag}x${i}`,
-                viaPort: phone.port,
-                body: `${tag + i} ${performance.now().toFixed(3)}`,
-              }),
+              sipMessage(`sip:bob@${DOMAIN}`, `sip:alice@${DOMAIN}`, tag + i, `s${tag}x${i}`, phone.port),
               running.sipPort,
             ),
         });
@@ -315,13 +311,7 @@ async function xmppToSip(stack: Stack): Promise<MessageRun[][]> {
   const running = await startBridge(stack, "xmpp-to-sip", (sipPort) => ({
     sip: { listen: [`udp:127.0.0.1:${sipPort}`], outboundProxy: `sip:127.0.0.1:${receiver.port};lr` },
   }));
-  const alice = await RawXmppClient.connect({
-    host: "127.0.0.1",
-    port: stack.prosody.c2sPort,
-    domain: DOMAIN,
-    user: "alice",
-    password: "alice-pw",
-  });
+  const alice = await chatUser(stack, "alice");
   const runs: MessageRun[][] = [];
   let series = 0;
   let lastSeen = 0;
@@ -470,20 +460,7 @@ async function fanout(stack: Stack, watchers = 5_000, subscribers = 5_000): Prom
       });
       tap.reset(marker);
       const t0 = performance.now();
-      phone.send(
-        sipRequest({
-          method: "PUBLISH",
-          uri: `sip:bob@${DOMAIN}`,
-          from: `sip:bob@${DOMAIN}`,
-          to: `sip:bob@${DOMAIN}`,
-          callId: `p${run}`,
-          viaPort: phone.port,
-          headers: ["Event: presence", "Expires: 3600"],
-          contentType: "application/pidf+xml",
-          body: buildPidf(`sip:bob@${DOMAIN}`, state, null),
-        }),
-        running.sipPort,
-      );
+      phone.send(sipPublish(`sip:bob@${DOMAIN}`, state, `p${run}`, phone.port, 3600), running.sipPort);
       const deadline = performance.now() + 30_000;
       while ((notifies < subscribed || tap.count < subscribers) && performance.now() < deadline)
         await sleep(50);
@@ -537,17 +514,13 @@ async function presenceUpdates(stack: Stack): Promise<PresenceRun[]> {
         deadlineMs: 180_000,
         start: (i) =>
           phone.send(
-            sipRequest({
-              method: "PUBLISH",
-              uri: `sip:u${i}@${DOMAIN}`,
-              from: `sip:u${i}@${DOMAIN}`,
-              to: `sip:u${i}@${DOMAIN}`,
-              callId: `r${run}x${i}`,
-              viaPort: phone.port,
-              headers: ["Event: presence", "Expires: 600"],
-              contentType: "application/pidf+xml",
-              body: buildPidf(`sip:u${i}@${DOMAIN}`, run % 2 === 0 ? "away" : "on-the-phone", null),
-            }),
+            sipPublish(
+              `sip:u${i}@${DOMAIN}`,
+              run % 2 === 0 ? "away" : "on-the-phone",
+              `r${run}x${i}`,
+              phone.port,
+              600,
+            ),
             running.sipPort,
           ),
       });
@@ -678,13 +651,7 @@ async function soak(
   stack: Stack,
 ): Promise<{ minutes: number; offered: number; delivered: number; samples: SoakSample[] }> {
   const running = await startBridge(stack, "soak");
-  const alice = await RawXmppClient.connect({
-    host: "127.0.0.1",
-    port: stack.prosody.c2sPort,
-    domain: DOMAIN,
-    user: "alice",
-    password: "alice-pw",
-  });
+  const alice = await chatUser(stack, "alice");
   const phone = await SipLoadSocket.open();
   const count = Math.round(SOAK_MINUTES * 60 * 1_000);
   const deliveries = new Deliveries(count);
@@ -710,31 +677,19 @@ async function soak(
         // Every 10th operation is presence churn: a PUBLISH for one of 1,000 users.
         if (i % 10 === 9) {
           phone.send(
-            sipRequest({
-              method: "PUBLISH",
-              uri: `sip:churn${i % 1000}@${DOMAIN}`,
-              from: `sip:churn${i % 1000}@${DOMAIN}`,
-              to: `sip:churn${i % 1000}@${DOMAIN}`,
-              callId: `k${i}`,
-              viaPort: phone.port,
-              headers: ["Event: presence", "Expires: 60"],
-              contentType: "application/pidf+xml",
-              body: buildPidf(`sip:churn${i % 1000}@${DOMAIN}`, i % 20 === 9 ? "away" : "available", null),
-            }),
+            sipPublish(
+              `sip:churn${i % 1000}@${DOMAIN}`,
+              i % 20 === 9 ? "away" : "available",
+              `k${i}`,
+              phone.port,
+              60,
+            ),
             running.sipPort,
           );
           return;
         }
         phone.send(
-          sipRequest({
-            method: "MESSAGE",
-            uri: `sip:alice@${DOMAIN}`,
-            from: `sip:bob@${DOMAIN}`,
-            to: `sip:alice@${DOMAIN}`,
-            callId: `k${i}`,
-            viaPort: phone.port,
-            body: `${i} ${performance.now().toFixed(3)}`,
-          }),
+          sipMessage(`sip:bob@${DOMAIN}`, `sip:alice@${DOMAIN}`, i, `k${i}`, phone.port),
           running.sipPort,
         );
       },

@@ -2,6 +2,8 @@
 // needs (status, Call-ID, body) without a full parser, and answers requests it receives (NOTIFY,
 // MESSAGE) with 200 at once, as a desk phone or a proxy would.
 import { createSocket, type Socket } from "node:dgram";
+import { buildPidf } from "../../components/sip/pidf.js";
+import type { PresenceState } from "../../src/domain/presence.js";
 
 export interface SipSeen {
   /** Status of a response; undefined for a request. */
@@ -114,4 +116,38 @@ export function sipRequest(options: {
     "",
     body,
   ].join("\r\n");
+}
+
+/** A desk phone's MESSAGE from `from` to `to`, its body `seq sentAt` for the counting peer. */
+export function sipMessage(from: string, to: string, seq: number, callId: string, viaPort: number): string {
+  return sipRequest({
+    method: "MESSAGE",
+    uri: to,
+    from,
+    to,
+    callId,
+    viaPort,
+    body: `${seq} ${performance.now().toFixed(3)}`,
+  });
+}
+
+/** A PUBLISH of `state` for `uri` (Event: presence, PIDF), as a phone sends it for its user. */
+export function sipPublish(
+  uri: string,
+  state: PresenceState,
+  callId: string,
+  viaPort: number,
+  expires: number,
+): string {
+  return sipRequest({
+    method: "PUBLISH",
+    uri,
+    from: uri,
+    to: uri,
+    callId,
+    viaPort,
+    headers: ["Event: presence", `Expires: ${expires}`],
+    contentType: "application/pidf+xml",
+    body: buildPidf(uri, state, null),
+  });
 }
