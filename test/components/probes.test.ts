@@ -149,11 +149,28 @@ describe("check probes (real servers, recorded ARI)", function () {
     let tlsSlapd: Slapd;
     before(async function () {
       certificate = testCertificate();
-      tlsSlapd = await Slapd.start({ tls: { cert: certificate.cert, key: certificate.key } });
+      // This server refuses a bind not protected by TLS: the probe passing proves StartTLS came first.
+      tlsSlapd = await Slapd.start({
+        tls: { cert: certificate.cert, key: certificate.key, requireForBind: true },
+      });
     });
     after(async function () {
       await tlsSlapd?.stop();
       certificate?.dir.remove();
+    });
+
+    it("is refused by that server when it binds without StartTLS (so the tests below can fail)", async function () {
+      const result = await runProbe(
+        ldapProbe({
+          url: tlsSlapd.url,
+          bindDN: LDAP_ADMIN_DN,
+          password: LDAP_ADMIN_PASSWORD,
+          base: "ou=people,dc=example,dc=org",
+        }),
+        5_000,
+      );
+      assert.equal(result.ok, false);
+      assert.match(result.detail, /confidentiality|ConfidentialityRequired/i);
     });
 
     const probe = (ca?: string): ReturnType<typeof ldapProbe> =>

@@ -23,7 +23,13 @@ export interface SlapdOptions {
    * Certificate and key (PEM files, e.g. from `testCertificate()`) for StartTLS on the `ldap://`
    * listener (RFC 4513 §3). Absent: no TLS, as before.
    */
-  tls?: { cert: string; key: string };
+  tls?: {
+    cert: string;
+    key: string;
+    /** Refuse a simple bind that is not protected by TLS (`security simple_bind=`): a client
+     * that binds before StartTLS gets confidentialityRequired. */
+    requireForBind?: boolean;
+  };
 }
 
 export class Slapd {
@@ -50,7 +56,7 @@ include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include ${CONFIG_DIR}switchboard.schema
 pidfile ${dir.file("slapd.pid")}
-${options.tls ? `TLSCertificateFile ${options.tls.cert}\nTLSCertificateKeyFile ${options.tls.key}\n` : ""}modulepath /usr/lib/ldap
+${options.tls ? `TLSCertificateFile ${options.tls.cert}\nTLSCertificateKeyFile ${options.tls.key}\n` : ""}${options.tls?.requireForBind ? "security simple_bind=64\n" : ""}modulepath /usr/lib/ldap
 moduleload back_mdb
 database mdb
 maxsize 104857600
@@ -81,7 +87,10 @@ access to * by * read
     await proc.waitReady(async () => {
       const client = slapd.client();
       try {
-        await client.bind(LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD);
+        // Where binds need TLS, an anonymous read of the root DSE proves it answers.
+        if (options.tls?.requireForBind)
+          await client.search("", { scope: "base", attributes: ["namingContexts"] });
+        else await client.bind(LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD);
         return true;
       } finally {
         await client.unbind();
