@@ -18,7 +18,8 @@ import { Prosody, type ComponentGrant } from "../test/harness/prosody.js";
 import { RedisServer } from "../test/harness/redis.js";
 import { quantile, runLoad, type LoadResult } from "./lib/load.js";
 import { BenchBridge, cpuSeconds, memory, openFds } from "./lib/proc.js";
-import { SipLoadSocket, sipMessage, sipPublish, sipRequest } from "./lib/sip.js";
+import { buildRequest } from "../test/harness/sip-socket.js";
+import { SipLoadSocket, sipMessage, sipPublish } from "./lib/sip.js";
 import { RawComponent, RawXmppClient } from "./lib/xmpp-raw.js";
 import { ComponentTap } from "./lib/tap.js";
 import { writeReport } from "./report.js";
@@ -421,14 +422,14 @@ async function fanout(stack: Stack, watchers = 5_000, subscribers = 5_000): Prom
       deadlineMs: 120_000,
       start: (i) =>
         watcher.send(
-          sipRequest({
+          buildRequest({
             method: "SUBSCRIBE",
             uri: `sip:bob@${DOMAIN}`,
-            from: `sip:w${i}@${DOMAIN}`,
-            to: `sip:bob@${DOMAIN}`,
+            via: `UDP 127.0.0.1:${watcher.port}`,
+            from: `<sip:w${i}@${DOMAIN}>`,
+            to: `<sip:bob@${DOMAIN}>`,
             callId: `w${i}`,
-            viaPort: watcher.port,
-            headers: ["Event: presence", "Expires: 3600", `Contact: <sip:w${i}@127.0.0.1:${watcher.port}>`],
+            headers: { Event: "presence", Expires: "3600", Contact: `<sip:w${i}@127.0.0.1:${watcher.port}>` },
           }),
           running.sipPort,
         ),

@@ -4,6 +4,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { buildPidf } from "../../components/sip/pidf.js";
 import type { PresenceState } from "../../src/domain/presence.js";
+import { buildRequest } from "../../test/harness/sip-socket.js";
 
 export interface SipSeen {
   /** Status of a response; undefined for a request. */
@@ -89,44 +90,16 @@ export class SipLoadSocket {
   }
 }
 
-/** A request with the mandatory headers (RFC 3261 §8.1.1) and a fresh branch. */
-export function sipRequest(options: {
-  method: string;
-  uri: string;
-  from: string;
-  to: string;
-  callId: string;
-  viaPort: number;
-  headers?: string[];
-  body?: string;
-  contentType?: string;
-}): string {
-  const body = options.body ?? "";
-  return [
-    `${options.method} ${options.uri} SIP/2.0`,
-    `Via: SIP/2.0/UDP 127.0.0.1:${options.viaPort};branch=z9hG4bK${options.callId};rport`,
-    "Max-Forwards: 70",
-    `From: <${options.from}>;tag=b${options.callId}`,
-    `To: <${options.to}>`,
-    `Call-ID: ${options.callId}`,
-    `CSeq: 1 ${options.method}`,
-    ...(options.headers ?? []),
-    ...(body ? [`Content-Type: ${options.contentType ?? "text/plain;charset=UTF-8"}`] : []),
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    "",
-    body,
-  ].join("\r\n");
-}
-
 /** A desk phone's MESSAGE from `from` to `to`, its body `seq sentAt` for the counting peer. */
 export function sipMessage(from: string, to: string, seq: number, callId: string, viaPort: number): string {
-  return sipRequest({
+  return buildRequest({
     method: "MESSAGE",
     uri: to,
-    from,
-    to,
+    via: `UDP 127.0.0.1:${viaPort}`,
+    from: `<${from}>`,
+    to: `<${to}>`,
     callId,
-    viaPort,
+    headers: { "Content-Type": "text/plain;charset=UTF-8" },
     body: `${seq} ${performance.now().toFixed(3)}`,
   });
 }
@@ -139,15 +112,14 @@ export function sipPublish(
   viaPort: number,
   expires: number,
 ): string {
-  return sipRequest({
+  return buildRequest({
     method: "PUBLISH",
     uri,
-    from: uri,
-    to: uri,
+    via: `UDP 127.0.0.1:${viaPort}`,
+    from: `<${uri}>`,
+    to: `<${uri}>`,
     callId,
-    viaPort,
-    headers: ["Event: presence", `Expires: ${expires}`],
-    contentType: "application/pidf+xml",
+    headers: { Event: "presence", Expires: String(expires), "Content-Type": "application/pidf+xml" },
     body: buildPidf(uri, state, null),
   });
 }
