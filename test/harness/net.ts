@@ -38,6 +38,9 @@ function tcpPortFree(port: number): Promise<boolean> {
   });
 }
 
+/** Ports this process has handed out (and port + 1 of `withNext` ones). */
+const handedOut = new Set<number>();
+
 /**
  * A loopback port free for TCP and, when `udp` is set, for UDP too (DNS, SIP). `withNext` also
  * wants port + 1 free (for servers that bind it themselves, like baresip's TLS listener).
@@ -45,8 +48,13 @@ function tcpPortFree(port: number): Promise<boolean> {
 export async function freePort(options: { udp?: boolean; withNext?: boolean } = {}): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await freeTcpPort();
+    // A port is free again as soon as we close it, so the kernel may hand it out twice before
+    // anyone binds it (seen in CI: a phone and the bridge both given one port). Never reuse one.
+    if (handedOut.has(port) || (options.withNext && handedOut.has(port + 1))) continue;
     if (options.udp && !(await udpPortFree(port))) continue;
     if (options.withNext && (port >= 65535 || !(await tcpPortFree(port + 1)))) continue;
+    handedOut.add(port);
+    if (options.withNext) handedOut.add(port + 1);
     return port;
   }
   throw new Error("could not find a free loopback port for TCP and UDP after 50 attempts");
