@@ -4,18 +4,24 @@
 //   P presence:<person>           hash: one field per source ("xmpp:<resource>", "sip-publish:<etag>",
 //                                 "pbx-device", "pbx-custom") holding the record's JSON, plus
 //                                 "@aggregate" (the aggregate's JSON at the last write) and
-//                                 "@version" (bumped by every write). Deleted when no record is left.
+//                                 "@version" (a new random token at every write). Deleted when no
+//                                 record is left.
 //   P persons:<kind>              set of persons holding a record of that source kind.
 //   P xmpp-subscribers:<contact>  set of the XMPP users (bare JIDs) subscribed to a gateway contact.
 //   P xmpp-subscribed-contacts    set of the contacts that have at least one subscriber.
 //   P watchers                    hash: watcher subscription id → its JSON.
 //   P watchers:expiry             sorted set: watcher subscription id, scored by its expiresAt.
-//   P changes                     pub/sub channel: JSON {person, aggregate} for every change.
+//   P changes                     pub/sub channel: JSON {person, aggregate} for every change, and
+//                                 {subscribed: contact} / {unsubscribed: contact} when a contact
+//                                 enters or leaves the xmpp-subscribed-contacts index.
 //
-// A write reads the person's hash, computes the new records and aggregate() in TypeScript (the one
-// pure function; no presence rule lives in Lua), and commits with one script that applies only if
-// the version is still the one read, so a change is never computed from records another instance
-// has replaced in between. The script publishes the change in the same atomic step, so every
+// A write computes the new records and aggregate() in TypeScript (the one pure function; no presence
+// rule lives in Lua) from the person's hash as this instance last saw it, and commits with one script
+// that applies only if the version is still that one, so a change is never computed from records
+// another instance has replaced in between; on a conflict the script returns the hash as it is, and
+// the write is computed again from it. A person this instance has not seen is guessed to have no
+// hash: right, one round trip; wrong, two, as a read first would have cost. Versions are random
+// tokens rather than a counter, so a hash deleted and created again never shows an old version. The script publishes the change in the same atomic step, so every
 // instance, this one included, hears every change once and in commit order.
 import { KeyedQueue } from "../../src/util/keyed-queue.js";
 import { EventEmitter } from "node:events";
@@ -38,6 +44,7 @@ import type {
   WatcherSubscription,
 } from "../../src/ports/presence-store.js";
 import { sameSource } from "../../src/presence/source.js";
+import { randomToken } from "../../src/util/random-token.js";
 
 export interface RedisPresenceStoreOptions {
   /** redis:// or rediss:// URL (config `store.url`). */
@@ -70,6 +77,8 @@ const KINDS = [
   "pbx-custom",
 ] as const satisfies readonly PresenceSource["kind"][];
 const VERSION_FIELD = "@version";
+/** How many persons' hashes a store remembers as last seen (the least recently used are forgotten). */
+const KNOWN_LIMIT = 20_000;
 const AGGREGATE_FIELD = "@aggregate";
 
 /** Reconnect backoff: 200 ms more per failed attempt, at most 5 s. */
@@ -94,7 +103,8 @@ function sourceField(source: PresenceSource): string {
 //   ARGV[1] the version read ("0" when the hash did not exist); ARGV[2] the source's field;
 //   ARGV[3] the record's JSON, or "" to delete the field; ARGV[4] the new aggregate's JSON;
 //   ARGV[5] the person; ARGV[6..9] "1" if the person holds that kind after the write, else "0";
-//   ARGV[10] the change channel; ARGV[11] the change message, or "" when nothing changed.
+//   ARGV[10] the change channel; ARGV[11] the change message, or "" when nothing changed;
+//   ARGV[12] the new version (a token never used before).
 // Returns {"committed"}, or {"conflict", field, value, ...} (the hash as it is now) when another
 // writer came in between, so the caller can recompute and retry without another round trip.
 const COMMIT_PRESENCE = `
@@ -109,7 +119,7 @@ if ARGV[3] == '' then
 else
   redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 end
-redis.call('HSET', KEYS[1], '${AGGREGATE_FIELD}', ARGV[4], '${VERSION_FIELD}', tostring(tonumber(current) + 1))
+redis.call('HSET', KEYS[1], '${AGGREGATE_FIELD}', ARGV[4], '${VERSION_FIELD}', ARGV[12])
 if redis.call('HLEN', KEYS[1]) <= 2 then
   redis.call('DEL', KEYS[1])
 end
@@ -129,19 +139,22 @@ return {'committed'}
 // The two-key updates below are scripts rather than MULTI because node-redis queues a MULTI while
 // disconnected (ignoring disableOfflineQueue and the command timeout): a script fails at once.
 
-// KEYS[1] a contact's subscriber set, KEYS[2] the contact index; ARGV[1] subscriber, ARGV[2] contact.
+// KEYS[1] a contact's subscriber set, KEYS[2] the contact index; ARGV[1] subscriber, ARGV[2] contact,
+// ARGV[3] the change channel, ARGV[4] the message announcing that the contact entered the index.
 const ADD_XMPP_SUBSCRIBER = `
 redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
+if redis.call('SADD', KEYS[2], ARGV[2]) == 1 then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
 return 1
 `;
 
-// Same keys and arguments. Returns 1 if the subscriber was there. The index loses the contact with
-// its last subscriber.
+// Same keys and arguments (ARGV[4] announces that the contact left the index). Returns 1 if the
+// subscriber was there. The index loses the contact with its last subscriber.
 const REMOVE_XMPP_SUBSCRIBER = `
 local removed = redis.call('SREM', KEYS[1], ARGV[1])
-if redis.call('SCARD', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[2], ARGV[2])
+if redis.call('SCARD', KEYS[1]) == 0 and redis.call('SREM', KEYS[2], ARGV[2]) == 1 then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
 end
 return removed
 `;
@@ -172,6 +185,24 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
 return redis.call('HVALS', KEYS[1])
 `;
 
+/** The hash after a committed write: `hash` with the source's field set (or deleted) and new meta fields. */
+function committedHash(
+  hash: Record<string, string>,
+  field: string,
+  value: string,
+  aggregateJson: string,
+  version: string,
+): Record<string, string> {
+  const next: Record<string, string> = {
+    ...hash,
+    [AGGREGATE_FIELD]: aggregateJson,
+    [VERSION_FIELD]: version,
+  };
+  if (value === "") delete next[field];
+  else next[field] = value;
+  return next;
+}
+
 function stringArray(reply: unknown): string[] {
   if (!Array.isArray(reply) || !reply.every((item) => typeof item === "string")) {
     throw new Error(`unexpected script reply ${JSON.stringify(reply)}`);
@@ -189,6 +220,16 @@ interface CommitArgs {
   kinds: boolean[];
   channel: string;
   message: string;
+  newVersion: string;
+}
+
+interface SubscriberArgs {
+  set: string;
+  index: string;
+  subscriber: string;
+  contact: string;
+  channel: string;
+  message: string;
 }
 
 const SCRIPTS = {
@@ -198,25 +239,25 @@ const SCRIPTS = {
     parseCommand(parser: CommandParser, a: CommitArgs) {
       parser.pushKeys(a.keys);
       parser.push(a.version, a.field, a.value, a.aggregate, a.person);
-      parser.push(...a.kinds.map((k) => (k ? "1" : "0")), a.channel, a.message);
+      parser.push(...a.kinds.map((k) => (k ? "1" : "0")), a.channel, a.message, a.newVersion);
     },
     transformReply: stringArray,
   }),
   addXmppSubscriber: defineScript({
     SCRIPT: ADD_XMPP_SUBSCRIBER,
     NUMBER_OF_KEYS: 2,
-    parseCommand(parser: CommandParser, set: string, index: string, subscriber: string, contact: string) {
-      parser.pushKeys([set, index]);
-      parser.push(subscriber, contact);
+    parseCommand(parser: CommandParser, a: SubscriberArgs) {
+      parser.pushKeys([a.set, a.index]);
+      parser.push(a.subscriber, a.contact, a.channel, a.message);
     },
     transformReply: () => undefined,
   }),
   removeXmppSubscriber: defineScript({
     SCRIPT: REMOVE_XMPP_SUBSCRIBER,
     NUMBER_OF_KEYS: 2,
-    parseCommand(parser: CommandParser, set: string, index: string, subscriber: string, contact: string) {
-      parser.pushKeys([set, index]);
-      parser.push(subscriber, contact);
+    parseCommand(parser: CommandParser, a: SubscriberArgs) {
+      parser.pushKeys([a.set, a.index]);
+      parser.push(a.subscriber, a.contact, a.channel, a.message);
     },
     transformReply: (reply: unknown) => reply === 1,
   }),
@@ -311,7 +352,21 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
   private readonly changeListeners = new Set<ChangeListener>();
   /** One write at a time per person from this instance: conflicts only come from other instances. */
   private readonly queues = new KeyedQueue();
+  /** Each person's hash as this instance last read or wrote it, by key; a hint, checked by version. */
+  private readonly known = new Map<string, Record<string, string>>();
   private readonly channel: string;
+  /**
+   * The contacts with XMPP subscribers: a copy of the xmpp-subscribed-contacts index, loaded once the
+   * change channel is subscribed and kept current by its announcements; null while not known (before
+   * it is loaded, or while the channel is down and announcements may be missed), when every lookup
+   * asks Redis.
+   */
+  private subscribedIndex: Set<string> | null = null;
+  /** Contacts announced as entering the index while it loads; added to it once loaded. */
+  private indexAdds = new Set<string>();
+  private indexGeneration = 0;
+  /** Set once connect() has subscribed to the change channel: from then on a "ready" reloads the index. */
+  private subscribed = false;
   private wasReady = false;
   private closed = false;
   /** The last connection error, to say why connect() gave up. */
@@ -355,6 +410,8 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     const connecting = (async () => {
       await Promise.all([client.connect(), subscriber.connect()]);
       await subscriber.subscribe(store.channel, (message) => store.deliver(message));
+      store.subscribed = true;
+      await store.loadIndex();
     })();
     try {
       await Promise.race([connecting, timeout]);
@@ -387,6 +444,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     connection.on("error", (err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
       this.lastError = message;
+      if (connection === this.subscriber) this.forgetIndex();
       if (up) this.log.warn({ connection: name, err: message }, "Redis connection lost");
       else this.log.debug({ connection: name, err: message }, "Redis unreachable");
       up = false;
@@ -395,8 +453,43 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     connection.on("ready", () => {
       up = true;
       this.updateReadiness();
+      // node-redis subscribes the channel again before it reports the connection ready, so every
+      // announcement after the index is read arrives.
+      if (this.subscribed && (connection === this.subscriber || this.subscribedIndex === null))
+        void this.loadIndex();
     });
-    for (const event of ["end", "reconnecting"] as const) connection.on(event, () => this.updateReadiness());
+    for (const event of ["end", "reconnecting"] as const)
+      connection.on(event, () => {
+        if (connection === this.subscriber) this.forgetIndex();
+        this.updateReadiness();
+      });
+  }
+
+  /** The channel is down: announcements may be missed, so the index is unknown until loaded again. */
+  private forgetIndex(): void {
+    this.indexGeneration++;
+    this.subscribedIndex = null;
+  }
+
+  /** Reads the index; a load overtaken by a disconnect or a newer load is dropped. */
+  private async loadIndex(): Promise<void> {
+    const generation = ++this.indexGeneration;
+    this.subscribedIndex = null;
+    this.indexAdds = new Set();
+    try {
+      const members = await this.client.sMembers(this.key("xmpp-subscribed-contacts"));
+      if (generation !== this.indexGeneration || this.closed) return;
+      const index = new Set(members);
+      for (const contact of this.indexAdds) index.add(contact);
+      this.indexAdds = new Set();
+      this.subscribedIndex = index;
+    } catch (err) {
+      // Stays unknown (every lookup asks Redis) until a connection is ready again.
+      this.log.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        "could not read the index of subscribed contacts; asking Redis for each",
+      );
+    }
   }
 
   private updateReadiness(): void {
@@ -414,7 +507,17 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     } catch {
       change = undefined;
     }
-    const c = change as { person?: unknown; aggregate?: unknown } | undefined;
+    const c = change as
+      { person?: unknown; aggregate?: unknown; subscribed?: unknown; unsubscribed?: unknown } | undefined;
+    if (typeof c?.subscribed === "string") {
+      if (this.subscribedIndex === null) this.indexAdds.add(c.subscribed);
+      else this.subscribedIndex.add(c.subscribed);
+      return;
+    }
+    if (typeof c?.unsubscribed === "string") {
+      this.subscribedIndex?.delete(c.unsubscribed);
+      return;
+    }
     if (typeof c !== "object" || c === null || typeof c.person !== "string" || !isAggregate(c.aggregate)) {
       this.log.warn({ channel: this.channel, message: message.slice(0, 200) }, "ignoring a malformed change");
       return;
@@ -492,6 +595,16 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     return this.queues.run(person, update);
   }
 
+  /** Notes a person's hash as just read or written, forgetting the least recently used beyond the limit. */
+  private remember(key: string, hash: Record<string, string>): void {
+    this.known.delete(key);
+    this.known.set(key, hash);
+    if (this.known.size > KNOWN_LIMIT) {
+      const oldest = this.known.keys().next();
+      if (oldest.done !== true) this.known.delete(oldest.value);
+    }
+  }
+
   /** The aggregate written with the last change (state and note are what was announced). */
   private storedAggregate(hash: Record<string, string>): Pick<AggregatePresence, "state" | "note"> | null {
     const json = hash[AGGREGATE_FIELD];
@@ -520,9 +633,9 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
         );
       }
       const key = this.key("presence", person);
-      let hash: Record<string, string> = await this.call(`read presence of ${person}`, () =>
-        this.client.hGetAll(key),
-      );
+      const remembered = this.known.get(key);
+      let hash: Record<string, string> = remembered ?? {};
+      this.known.delete(key); // until this write is done, what is stored is not known here
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         const { version, records } = this.decode(person, hash);
         const others = records.filter((r) => !sameSource(r.source, source));
@@ -532,22 +645,34 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
         const before = this.storedAggregate(hash) ?? aggregate(records, now);
         const after = aggregate(next, now);
         const changed = before.state !== after.state || before.note !== after.note;
+        const newVersion = randomToken(12, "base64url");
+        const field = sourceField(source);
+        const value = record === null ? "" : JSON.stringify(record);
+        const aggregateJson = JSON.stringify(after);
         const reply = await this.call(`write presence of ${person}`, () =>
           this.client.commitPresence({
             keys: [key, ...KINDS.map((kind) => this.key("persons", kind))],
             version,
-            field: sourceField(source),
-            value: record === null ? "" : JSON.stringify(record),
-            aggregate: JSON.stringify(after),
+            field,
+            value,
+            aggregate: aggregateJson,
             person,
             kinds: KINDS.map((kind) => next.some((r) => r.source.kind === kind)),
             channel: this.channel,
             message: changed ? JSON.stringify({ person, aggregate: after }) : "",
+            newVersion,
           }),
         );
-        if (reply[0] === "committed") return { aggregate: after, changed };
+        if (reply[0] === "committed") {
+          this.remember(
+            key,
+            next.length === 0 ? {} : committedHash(hash, field, value, aggregateJson, newVersion),
+          );
+          return { aggregate: after, changed };
+        }
         if (attempt === MAX_ATTEMPTS) break;
-        this.log.debug({ person, attempt }, "presence write conflicted with another instance; retrying");
+        if (attempt > 1 || remembered !== undefined)
+          this.log.debug({ person, attempt }, "presence write conflicted with another instance; retrying");
         if (attempt === 1) {
           // At once, from the hash the script returned: usually the other writer is done by now.
           hash = {};
@@ -575,9 +700,9 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
   }
 
   async presence(person: string, now: number): Promise<PresenceSnapshot> {
-    const hash = await this.call(`read presence of ${person}`, () =>
-      this.client.hGetAll(this.key("presence", person)),
-    );
+    const key = this.key("presence", person);
+    const hash = await this.call(`read presence of ${person}`, () => this.client.hGetAll(key));
+    this.remember(key, hash);
     const { records } = this.decode(person, hash);
     return { records, aggregate: aggregate(records, now) };
   }
@@ -586,29 +711,36 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     return this.call(`list persons with ${kind}`, () => this.client.sMembers(this.key("persons", kind)));
   }
 
-  addXmppSubscriber(contact: string, subscriber: string): Promise<void> {
-    return this.call(`add XMPP subscriber of ${contact}`, () =>
-      this.client.addXmppSubscriber(
-        this.key("xmpp-subscribers", contact),
-        this.key("xmpp-subscribed-contacts"),
-        subscriber,
-        contact,
-      ),
+  private subscriberArgs(contact: string, subscriber: string, event: "subscribed" | "unsubscribed") {
+    return {
+      set: this.key("xmpp-subscribers", contact),
+      index: this.key("xmpp-subscribed-contacts"),
+      subscriber,
+      contact,
+      channel: this.channel,
+      message: JSON.stringify({ [event]: contact }),
+    };
+  }
+
+  async addXmppSubscriber(contact: string, subscriber: string): Promise<void> {
+    await this.call(`add XMPP subscriber of ${contact}`, () =>
+      this.client.addXmppSubscriber(this.subscriberArgs(contact, subscriber, "subscribed")),
     );
+    // At once, not when the announcement comes back: the next change must already reach them.
+    this.subscribedIndex?.add(contact);
   }
 
   removeXmppSubscriber(contact: string, subscriber: string): Promise<boolean> {
     return this.call(`remove XMPP subscriber of ${contact}`, () =>
-      this.client.removeXmppSubscriber(
-        this.key("xmpp-subscribers", contact),
-        this.key("xmpp-subscribed-contacts"),
-        subscriber,
-        contact,
-      ),
+      this.client.removeXmppSubscriber(this.subscriberArgs(contact, subscriber, "unsubscribed")),
     );
   }
 
-  xmppSubscribers(contact: string): Promise<string[]> {
+  async xmppSubscribers(contact: string): Promise<string[]> {
+    // Most changes are of contacts nobody subscribed to: the index, kept here, answers those without
+    // a round trip. It may hold contacts that lost their subscribers meanwhile (then Redis answers
+    // with none), never miss one that has any.
+    if (this.subscribedIndex !== null && !this.subscribedIndex.has(contact)) return [];
     return this.call(`list XMPP subscribers of ${contact}`, () =>
       this.client.sMembers(this.key("xmpp-subscribers", contact)),
     );

@@ -72,6 +72,8 @@ export function assertedIdentity(request: SipRequest): SipUri | undefined {
 
 export class Authenticator {
   private readonly trusted: BlockList;
+
+  private readonly trustedMemo = new Map<string, boolean>();
   private readonly verifier: DigestVerifier | undefined;
 
   constructor(private readonly options: AuthenticatorOptions) {
@@ -89,7 +91,16 @@ export class Authenticator {
   }
 
   isTrusted(flow: Flow): boolean {
-    return this.trusted.check(flow.remote.address, isIPv6(flow.remote.address) ? "ipv6" : "ipv4");
+    // Most requests come from the same few peers (the proxy): remember the answer per address
+    // (bounded; the memo starts over when full). Checking the list costs more than the lookup.
+    const address = flow.remote.address;
+    let trusted = this.trustedMemo.get(address);
+    if (trusted === undefined) {
+      if (this.trustedMemo.size >= 1_000) this.trustedMemo.clear();
+      trusted = this.trusted.check(address, isIPv6(address) ? "ipv6" : "ipv4");
+      this.trustedMemo.set(address, trusted);
+    }
+    return trusted;
   }
 
   async authenticate(request: SipRequest, flow: Flow): Promise<Authentication> {

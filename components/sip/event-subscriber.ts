@@ -3,11 +3,11 @@
 // (the notifier's tag, its Contact as remote target, the Record-Route set), refreshed ahead of
 // expiry, matched NOTIFYs handed to the package's handler with their body, a new dialog when the
 // notifier ends or loses the old one, a growing delay after failures, and Expires: 0 on stop.
-import { randomBytes } from "node:crypto";
 import { formatSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
 import type { Logger } from "../../src/ports/logger.js";
 import type { RequestSender } from "./request-sender.js";
 import { parseSip, type SipRequest } from "./sip-message.js";
+import { randomToken } from "../../src/util/random-token.js";
 
 export type NotifyAnswer = { status: number; reason?: string };
 
@@ -107,8 +107,8 @@ export class EventSubscriber {
   /** A new dialog (Call-ID and tag) after the notifier ended or lost the old one. */
   private resetDialog(): void {
     this.generation += 1;
-    this.callId = `${randomBytes(10).toString("hex")}@${this.options.callIdHost ?? this.options.event}`;
-    this.localTag = randomBytes(6).toString("hex");
+    this.callId = `${randomToken(10)}@${this.options.callIdHost ?? this.options.event}`;
+    this.localTag = randomToken(6);
     this.cseq = 0;
     this.remoteTag = undefined;
     this.target = undefined;

@@ -2,7 +2,6 @@
 // Each publication is a `sip-publish` presence source with its expiry; the entity tag changes on
 // every refresh and modification (§4), and a publication is removed with `Expires: 0` or when it
 // expires.
-import { randomBytes } from "node:crypto";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { homeIdentity, type GatewayDomains } from "../../src/domain/gateway-mapping.js";
 import { parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
@@ -10,6 +9,7 @@ import type { Logger } from "../../src/ports/logger.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { pidfState } from "./pidf.js";
 import type { SipRequest } from "./sip-message.js";
+import { randomToken } from "../../src/util/random-token.js";
 
 export interface PublishLimits {
   /** Shorter requested Expires get 423 (RFC 3903 §6 step 5). */
@@ -95,7 +95,7 @@ export class PublishHandler {
       return { status: 400, reason: "Initial PUBLISH needs a body" };
     }
 
-    const etag = randomBytes(9).toString("base64url");
+    const etag = randomToken(9, "base64url");
     const source = publication?.source ?? { kind: "sip-publish" as const, etag };
     if (body !== "") {
       const type = (request.getHeader("Content-Type") ?? "").split(";")[0]?.trim().toLowerCase();

@@ -3,7 +3,6 @@
 // are located by DNS (RFC 3263 §4) and tried in turn on a transport failure or 503 (§4.3). A
 // request too large for UDP goes over TCP or TLS (RFC 3261 §18.1.1), else fails with 513. A 401
 // or 407 is answered once with digest credentials (RFC 3261 §22.2, RFC 8760).
-import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import { SwitchboardError, type Condition } from "../../src/domain/errors.js";
 import { formatSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
@@ -13,6 +12,7 @@ import { authorize, chooseChallenge, parseChallenges } from "./digest.js";
 import type { SipTarget } from "./locate.js";
 import { parseSip } from "./sip-message.js";
 import type { Flow, SipTransports, TransportName } from "./transports.js";
+import { randomToken } from "../../src/util/random-token.js";
 
 /** RFC 3261 §18.1.1: a request over ~1300 bytes should not go over UDP. */
 export const UDP_MESSAGE_LIMIT = 1300;
@@ -76,7 +76,7 @@ export class RequestSender {
   /** The request's text over `transport` with a new branch (and credentials when challenged). */
   private build(spec: RequestSpec, transport: TransportName, cseq: number, extra: [string, string][]) {
     const { transports, outboundProxy, branchPrefix } = this.options;
-    const branch = `${branchPrefix}${randomBytes(8).toString("hex")}`;
+    const branch = `${branchPrefix}${randomToken(8)}`;
     const sentBy = transports.sentBy(transport);
     const routes = spec.routes?.length
       ? spec.routes

@@ -35,6 +35,7 @@ import { sipStatusFor } from "./sip-status.js";
 import { ACCEPTED_TYPES, readMessageContent } from "./sip-to-xmpp-message.js";
 import { DEFAULT_TIMERS, ServerTransactions, type TimerSettings } from "./server-transactions.js";
 import { FlowClosedError, SipTransports, type Flow, type TlsFiles } from "./transports.js";
+import { randomToken } from "../../src/util/random-token.js";
 
 export const ALLOW = "MESSAGE, OPTIONS";
 export const ALLOW_WITH_PRESENCE = "MESSAGE, OPTIONS, PUBLISH, SUBSCRIBE";
@@ -590,14 +591,14 @@ export class SipEndpoint {
     const result = await this.sender.send({
       method: "MESSAGE",
       ruri: target,
-      from: `<${formatSipUri(from)}>;tag=${randomBytes(6).toString("hex")}`,
+      from: `<${formatSipUri(from)}>;tag=${randomToken(6)}`,
       to: `<${formatSipUri(target)}>`,
       // The same message (a retry from the queue, a repeat after a crash) keeps its Call-ID, so the
       // far end can tell a repeat (RFC 3261 §8.2.2.2 compares Call-ID and CSeq).
       callId: `${
         message.id && message.body !== undefined
           ? createHash("sha256").update(`${message.from}\n${message.id}`).digest("hex").slice(0, 24)
-          : randomBytes(10).toString("hex")
+          : randomToken(10)
       }@${this.options.domains.gatewayDomain}`,
       cseq: 1,
       body,

@@ -43,6 +43,17 @@ export interface HostnameRules {
 }
 
 const SIP_HOST: HostnameRules = { where: "host name", unicode: false };
+const NOT_A_LETTER = /[\s\p{Cc}\p{Cf}\p{Z}]/u;
+
+/** A letter, digit or hyphen (the "LDH" characters of RFC 1123 host names). */
+function isLdh(code: number): boolean {
+  return (
+    (code >= 0x61 && code <= 0x7a) ||
+    (code >= 0x41 && code <= 0x5a) ||
+    (code >= 0x30 && code <= 0x39) ||
+    code === 0x2d
+  );
+}
 const encoder = new TextEncoder();
 
 /**
@@ -61,8 +72,7 @@ export function hostnameProblem(name: string, rules: HostnameRules = SIP_HOST): 
   for (const label of labels) {
     if (label === "") return `empty label in ${where}`;
     for (const c of label) {
-      const ok =
-        /[a-zA-Z0-9-]/.test(c) || (unicode && c.charCodeAt(0) > 0x7f && !/[\s\p{Cc}\p{Cf}\p{Z}]/u.test(c));
+      const ok = isLdh(c.charCodeAt(0)) || (unicode && c.charCodeAt(0) > 0x7f && !NOT_A_LETTER.test(c));
       if (!ok) return c === " " ? `space in ${where}` : `invalid character '${c}' in ${where}`;
     }
     if (label.startsWith("-") || label.endsWith("-"))
@@ -86,10 +96,28 @@ export function hostnameProblem(name: string, rules: HostnameRules = SIP_HOST): 
  * case-insensitively (RFC 3261 §19.1.4), so the value is lowercased; nothing else is changed (a trailing
  * dot stays). SIP URIs and JID domainparts both go through here, so they accept the same hosts.
  */
-export function parseHost(
-  text: string,
-  rules: HostnameRules = SIP_HOST,
-): { kind: HostKind; value: string } | { problem: string } {
+export function parseHost(text: string, rules: HostnameRules = SIP_HOST): ParsedHost {
+  // Every message names the same few hosts (the home domain, the gateway, the proxy) several times:
+  // remember the answers, within a bound (the memo starts over when full, so hostile input cannot
+  // grow it). Results are frozen, so a caller cannot change what the next one gets.
+  const rulesKey = `${rules.unicode ? "u" : "a"}:${rules.where}`;
+  let memo = memos.get(rulesKey);
+  if (memo === undefined) memos.set(rulesKey, (memo = new Map<string, ParsedHost>()));
+  let parsed = memo.get(text);
+  if (parsed === undefined) {
+    if (memo.size >= MEMO_LIMIT) memo.clear();
+    parsed = Object.freeze(classifyHost(text, rules));
+    memo.set(text, parsed);
+  }
+  return parsed;
+}
+
+export type ParsedHost = Readonly<{ kind: HostKind; value: string } | { problem: string }>;
+
+const MEMO_LIMIT = 1_000;
+const memos = new Map<string, Map<string, ParsedHost>>();
+
+function classifyHost(text: string, rules: HostnameRules): ParsedHost {
   if (text === "") return { problem: "empty host" };
   if (text.startsWith("[")) {
     if (!text.endsWith("]")) return { problem: "unterminated IPv6 reference" };

@@ -20,9 +20,13 @@ export interface StoreUnderTest {
 }
 
 /** Polls `condition` until it holds; fails naming `what` after `timeoutMs`. */
-export async function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+export async function until(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

@@ -136,6 +136,75 @@ describe("RedisPresenceStore (real redis-server)", function () {
     assert.deepEqual([last?.state, last?.note], [stored.aggregate.state, stored.aggregate.note]);
   });
 
+  it("an instance whose last sight of a person is stale writes from what is stored, never from its memory", async function () {
+    // A remembers Alice's hash after each of its writes, to commit without reading first. B then
+    // changes it, and later removes everything (the hash is deleted) and writes a new one: A's next
+    // writes must still keep B's records, not replace them with what A last saw.
+    const prefix = RedisServer.newPrefix("stale");
+    const [a, b] = [await connect(prefix), await connect(prefix)];
+    await a.putRecord("alice", xmppRecord("laptop", "away", T), T);
+    await b.putRecord("alice", xmppRecord("phone", "dnd", T + 1), T + 1);
+    const second = await a.putRecord("alice", xmppRecord("laptop", "chat", T + 2), T + 2);
+    assert.deepEqual(
+      sortRecords((await b.presence("alice", T + 3)).records),
+      sortRecords([xmppRecord("laptop", "chat", T + 2), xmppRecord("phone", "dnd", T + 1)]),
+    );
+    assert.equal(second.aggregate.state, "chat");
+
+    await b.removeRecord("alice", { kind: "xmpp", resource: "laptop" }, T + 4);
+    await b.removeRecord("alice", { kind: "xmpp", resource: "phone" }, T + 4);
+    assert.deepEqual(await keys().then((k) => k.filter((x) => x.startsWith(`${prefix}presence:`))), []);
+    await b.putRecord("alice", deviceRecord("inuse", T + 5), T + 5);
+    await b.putRecord("alice", xmppRecord("tablet", "dnd", T + 6), T + 6);
+    await b.putRecord("alice", xmppRecord("tablet", "xa", T + 7), T + 7);
+    // A last saw two xmpp records, after the third write of the hash's first life; this is the third
+    // write of its second life (a version counter would now read as A remembers it).
+    const third = await a.putRecord("alice", xmppRecord("laptop", "away", T + 8), T + 8);
+    const stored = await b.presence("alice", T + 9);
+    assert.deepEqual(
+      sortRecords(stored.records),
+      sortRecords([
+        deviceRecord("inuse", T + 5),
+        xmppRecord("tablet", "xa", T + 7),
+        xmppRecord("laptop", "away", T + 8),
+      ]),
+    );
+    assert.deepEqual(third.aggregate, stored.aggregate);
+  });
+
+  it("answers who subscribed to a contact from its copy of the index, kept current across instances", async function () {
+    const prefix = RedisServer.newPrefix("index");
+    const [a, b] = [await connect(prefix), await connect(prefix)];
+    const contact = "bob@gw.example.org";
+    assert.deepEqual(await a.xmppSubscribers(contact), []);
+    await b.addXmppSubscriber(contact, "alice@example.org");
+    // B's add is announced on the change channel; A's copy gets it.
+    await until("A sees B's subscriber", async () => (await a.xmppSubscribers(contact)).length === 1);
+    assert.deepEqual(await a.xmppSubscribers(contact), ["alice@example.org"]);
+    assert.equal(await b.removeXmppSubscriber(contact, "alice@example.org"), true);
+    assert.deepEqual(await a.xmppSubscribers(contact), []);
+
+    // An entry written behind the stores' backs (no announcement) is not seen from the copy, which
+    // shows the copy answers; when the change channel's connection is cut and comes back, the index
+    // is read again and the entry is seen.
+    const other = "carol@gw.example.org";
+    await server.command("SADD", `${prefix}xmpp-subscribers:${other}`, "dave@example.org");
+    await server.command("SADD", `${prefix}xmpp-subscribed-contacts`, other);
+    assert.deepEqual(await a.xmppSubscribers(other), []);
+    await server.command("CLIENT", "KILL", "TYPE", "pubsub");
+    await until("A reads the index again", async () => (await a.xmppSubscribers(other)).length === 1);
+    assert.deepEqual(await b.xmppSubscribers(other), ["dave@example.org"]);
+    // And the copy is in use again (not every lookup asking Redis from now on): a new entry behind the
+    // stores' backs is, once more, not seen.
+    let hidden = 0;
+    await until("A answering from its copy again", async () => {
+      const contact = `hidden${++hidden}@gw.example.org`;
+      await server.command("SADD", `${prefix}xmpp-subscribers:${contact}`, "erin@example.org");
+      await server.command("SADD", `${prefix}xmpp-subscribed-contacts`, contact);
+      return (await a.xmppSubscribers(contact)).length === 0;
+    });
+  });
+
   it("writes only keys under its prefix, and leaves none once everything is removed", async function () {
     await server.command("FLUSHALL"); // only this test's keys from here on
     const prefix = RedisServer.newPrefix("keys");
