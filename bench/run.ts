@@ -13,6 +13,7 @@ import { cpus, totalmem } from "node:os";
 import { stringify } from "yaml";
 import { RedisPresenceStore } from "../components/redis/redis-presence-store.js";
 import { silentLogger } from "../src/ports/logger.js";
+import { PresenceService } from "../src/presence/presence-service.js";
 import { freePort, tempDir } from "../test/harness/net.js";
 import { Prosody, type ComponentGrant } from "../test/harness/prosody.js";
 import { RedisServer } from "../test/harness/redis.js";
@@ -554,6 +555,80 @@ async function presenceUpdates(stack: Stack): Promise<PresenceRun[]> {
 }
 
 // -----------------------------------------------------------------------------------------------
+// 4c. Presence updates through the store alone: the bridge's presence service and Redis store, in
+// this process, fed device states as the PBX adapter feeds them (no SIP or XMPP parsing). Each
+// update ends when its change comes back on the store's channel, as every instance hears it.
+
+export interface StoreRun {
+  updates: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  /** CPU of this process (presence service, store client, the load loop) per 1,000 updates. */
+  writerCpuPer1000: number;
+  redisCpuPer1000: number;
+}
+
+async function storeUpdates(stack: Stack): Promise<StoreRun[]> {
+  const store = await RedisPresenceStore.connect({
+    url: stack.redis.url,
+    prefix: RedisServer.newPrefix("store"),
+    log: silentLogger,
+  });
+  const service = new PresenceService(store);
+  const redisPid = stack.redis.process.pid ?? 0;
+  const runs: StoreRun[] = [];
+  try {
+    for (let run = 1; run <= RUNS; run++) {
+      const cpu0 = process.cpuUsage();
+      const redisCpu0 = cpuSeconds(redisPid);
+      // Each run flips every user's phone, so every update is a change that is announced.
+      const device = run % 2 === 0 ? "idle" : "inuse";
+      const load = runLoad({
+        count: COUNT,
+        rate: Infinity,
+        maxInFlight: MAX_IN_FLIGHT,
+        deadlineMs: 180_000,
+        start: (i) => {
+          const now = Date.now();
+          service
+            .report(`u${i}@${DOMAIN}`, {
+              source: { kind: "pbx-device" },
+              device,
+              updatedAt: now,
+              expiresAt: null,
+            })
+            .catch((err: unknown) => say(`  update ${i} failed: ${String(err)}`));
+        },
+      });
+      const heard = (person: string): void => load.complete(Number(person.slice(1, person.indexOf("@"))));
+      service.on("change", heard);
+      const result = await load.done;
+      service.off("change", heard);
+      const cpu = process.cpuUsage(cpu0);
+      const seconds = result.elapsedMs / 1000;
+      const summary: StoreRun = {
+        updates: result.completed,
+        perSecond: result.completed / seconds,
+        p50: quantile(result.latencies, 0.5),
+        p99: quantile(result.latencies, 0.99),
+        writerCpuPer1000: ((cpu.user + cpu.system) / 1e6 / Math.max(1, result.completed)) * 1000,
+        redisCpuPer1000: ((cpuSeconds(redisPid) - redisCpu0) / Math.max(1, result.completed)) * 1000,
+      };
+      runs.push(summary);
+      say(
+        `  run ${run}: ${summary.perSecond.toFixed(0)} updates/s (${summary.updates}/${COUNT}), p99 ${summary.p99.toFixed(1)} ms`,
+      );
+      await sleep(1_000);
+    }
+  } finally {
+    service.close();
+    await store.close();
+  }
+  return runs;
+}
+
+// -----------------------------------------------------------------------------------------------
 // 5. Scale: many users and subscriptions in Redis
 
 export interface ScaleRun {
@@ -761,6 +836,10 @@ async function main(): Promise<void> {
     if (wanted("presence")) {
       say("Sustained presence updates through Redis (PUBLISH, one per user)");
       results.presence = await presenceUpdates(stack);
+    }
+    if (wanted("store")) {
+      say("Presence updates through the store alone (device states, one per user)");
+      results.store = await storeUpdates(stack);
     }
     if (wanted("scale")) {
       say(`Scale: ${SCALE_USERS} users with presence and ${SCALE_USERS * 2} subscriptions in Redis`);

@@ -70,6 +70,15 @@ export interface RedisPresenceStoreEvents {
 const MAX_ATTEMPTS = 10;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
+/** How often calls past the command timeout are failed. */
+const SWEEP_MS = 250;
+
+interface PendingCall {
+  /** The sweep count when the call was made. */
+  readonly sweep: number;
+  readonly what: string;
+  readonly fail: (err: SwitchboardError) => void;
+}
 const KINDS = [
   "xmpp",
   "sip-publish",
@@ -297,14 +306,15 @@ const SCRIPTS = {
   }),
 };
 
-function createStoreClient(url: string, connectTimeoutMs: number, commandTimeoutMs: number) {
+function createStoreClient(url: string, connectTimeoutMs: number) {
   return createClient({
     url,
     scripts: SCRIPTS,
     // While Redis is unreachable, commands fail at once instead of queueing until it returns: the
     // caller answers service-unavailable and the watcher or source retries later.
     disableOfflineQueue: true,
-    commandOptions: { timeout: commandTimeoutMs },
+    // No per-command timer (node-redis defaults to 5 s each): the store's sweep fails late calls.
+    commandOptions: { timeout: 0 },
     socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: reconnectDelay },
   });
 }
@@ -355,6 +365,11 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
   /** Each person's hash as this instance last read or wrote it, by key; a hint, checked by version. */
   private readonly known = new Map<string, Record<string, string>>();
   private readonly channel: string;
+  /** Calls waiting for Redis, oldest first; see sweep(). */
+  private readonly pending = new Set<PendingCall>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly timeoutSweeps: number;
+  private sweeps = 0;
   /**
    * The contacts with XMPP subscribers: a copy of the xmpp-subscribed-contacts index, loaded once the
    * change channel is subscribed and kept current by its announcements; null while not known (before
@@ -377,9 +392,31 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     private readonly subscriber: StoreClient,
     private readonly prefix: string,
     private readonly log: Logger,
+    commandTimeoutMs: number,
   ) {
     super();
     this.channel = `${prefix}changes`;
+    this.timeoutSweeps = Math.max(1, Math.ceil(commandTimeoutMs / SWEEP_MS));
+    this.sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
+  }
+
+  /**
+   * Fails the calls that have waited for Redis longer than the command timeout (within one sweep).
+   * One timer for all calls rather than one per command: node-redis's own per-command timeout
+   * makes an AbortSignal and a timer for each, which cost a tenth of the store's time under load.
+   */
+  private sweep(): void {
+    this.sweeps++;
+    for (const entry of this.pending) {
+      if (this.sweeps - entry.sweep <= this.timeoutSweeps) break; // the rest are younger (insertion order)
+      this.pending.delete(entry);
+      entry.fail(
+        new SwitchboardError(
+          "service-unavailable",
+          `presence store (Redis): ${entry.what}: no answer within ${this.timeoutSweeps * SWEEP_MS} ms`,
+        ),
+      );
+    }
   }
 
   /**
@@ -389,14 +426,16 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
    */
   static async connect(options: RedisPresenceStoreOptions): Promise<RedisPresenceStore> {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const client = createStoreClient(
-      options.url,
-      connectTimeoutMs,
-      options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-    );
+    const client = createStoreClient(options.url, connectTimeoutMs);
     const subscriber = client.duplicate();
     const log = options.log.child({ component: "redis-presence-store" });
-    const store = new RedisPresenceStore(client, subscriber, options.prefix, log);
+    const store = new RedisPresenceStore(
+      client,
+      subscriber,
+      options.prefix,
+      log,
+      options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    );
     store.watchConnection(client, "commands");
     store.watchConnection(subscriber, "pub/sub");
 
@@ -418,6 +457,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     } catch (err) {
       connecting.catch(() => undefined); // destroy() below makes it reject; the reason is `err`
       store.closed = true;
+      clearInterval(store.sweeper);
       client.destroy();
       subscriber.destroy();
       throw storeError(`connect to ${redactUrl(options.url)}`, err);
@@ -539,6 +579,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     if (this.closed) return;
     await this.queues.idle();
     this.closed = true;
+    clearInterval(this.sweeper);
     this.changeListeners.clear();
     // close() lets replies in flight arrive; bounded, since a peer that stopped answering never would.
     let timer: NodeJS.Timeout | undefined;
@@ -556,14 +597,25 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     return `${this.prefix}${parts.join(":")}`;
   }
 
-  private async call<T>(what: string, command: () => Promise<T>): Promise<T> {
+  private call<T>(what: string, command: () => Promise<T>): Promise<T> {
     if (this.closed)
-      throw new SwitchboardError("service-unavailable", `presence store (Redis): ${what}: closed`);
-    try {
-      return await command();
-    } catch (err) {
-      throw storeError(what, err);
-    }
+      return Promise.reject(
+        new SwitchboardError("service-unavailable", `presence store (Redis): ${what}: closed`),
+      );
+    return new Promise<T>((resolve, reject) => {
+      const entry: PendingCall = { sweep: this.sweeps, what, fail: reject };
+      this.pending.add(entry);
+      command().then(
+        (value) => {
+          this.pending.delete(entry);
+          resolve(value);
+        },
+        (err: unknown) => {
+          this.pending.delete(entry);
+          reject(storeError(what, err));
+        },
+      );
+    });
   }
 
   watchChanges(listener: ChangeListener): () => void {

@@ -303,6 +303,45 @@ describe("RedisPresenceStore (real redis-server)", function () {
     assert.equal(warnings.length, 2);
   });
 
+  it("fails a call that Redis does not answer (frozen) with service-unavailable after the command timeout", async function () {
+    this.timeout(10_000);
+    const store = await RedisPresenceStore.connect({
+      url: server.url,
+      prefix: RedisServer.newPrefix("frozen"),
+      log: silentLogger,
+      commandTimeoutMs: 600,
+    });
+    opened.push(store);
+    await store.putRecord("alice", xmppRecord("laptop", "away", T), T);
+    server.process.child.kill("SIGSTOP"); // the connection stays open; nothing answers
+    try {
+      const started = performance.now();
+      const outcomes = await Promise.allSettled([
+        store.presence("alice", T),
+        store.putRecord("alice", xmppRecord("laptop", "dnd", T + 1), T + 1),
+        store.xmppSubscribedContacts(),
+      ]);
+      const waited = performance.now() - started;
+      for (const outcome of outcomes) {
+        assert.equal(outcome.status, "rejected");
+        assert.ok(isUnavailable(outcome.reason));
+        assert.match(String(outcome.reason), /no answer within 750 ms/);
+      }
+      assert.ok(waited >= 600 && waited < 2_000, `failed after ${waited.toFixed(0)} ms`);
+    } finally {
+      server.process.child.kill("SIGCONT");
+    }
+    // Answers again once Redis does. (The write that timed out may have been applied after all, as
+    // with any timeout: it was sent. Its caller was told it failed and reports again.)
+    await until("a read that succeeds", async () => {
+      try {
+        return ["away", "dnd"].includes((await store.presence("alice", T + 1)).aggregate.state);
+      } catch {
+        return false;
+      }
+    });
+  });
+
   it("keeps its data across a kill -9 of redis-server, and reconnects and works again by itself", async function () {
     const lines: LogLine[] = [];
     const prefix = RedisServer.newPrefix("restart");
