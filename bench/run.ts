@@ -6,7 +6,7 @@
 // Environment: BENCH_RUNS (default 3), BENCH_COUNT (messages per run, default 20000), BENCH_RATES
 // (offered message rates, default 500,2000,5000,max),
 // BENCH_SCALE_USERS (default 100000), BENCH_SOAK_MINUTES (default 0: no soak), BENCH_ONLY
-// (comma-separated scenario names: sip-to-xmpp, xmpp-to-sip, fanout, presence, scale, soak).
+// (comma-separated scenario names: sip-to-xmpp, xmpp-to-sip, fanout, presence, store, scale, soak).
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
