@@ -74,6 +74,18 @@ interface Reading {
   failed: string[];
 }
 
+/** The security events a label may name; anything else is counted as "other". */
+const SECURITY_EVENTS = new Set([
+  "FailedACL",
+  "InvalidAccountID",
+  "ChallengeResponseFailed",
+  "RequestBadFormat",
+  "RequestNotAllowed",
+  "NonceReplayed",
+  "RateLimited",
+  "ScannerDropped",
+]);
+
 export class PromMetrics implements Metrics {
   readonly registry = new Registry();
   private readonly messages: Counter<"direction" | "outcome">;
@@ -86,6 +98,7 @@ export class PromMetrics implements Metrics {
   private readonly lookupSeconds: Histogram<"step" | "outcome">;
   private readonly cacheLookups: Counter<"cache" | "result">;
   private readonly queueOutcomes: Counter<"outcome">;
+  private readonly securityEvents: Counter<"event">;
 
   constructor(levels: MetricLevels = {}) {
     const registers = [this.registry];
@@ -144,6 +157,12 @@ export class PromMetrics implements Metrics {
       name: "switchboard_cache_lookups_total",
       help: "Lookups asked of a cache (ldap, enum), by result (hit, miss).",
       labelNames: ["cache", "result"],
+      registers,
+    });
+    this.securityEvents = new Counter({
+      name: "switchboard_security_events_total",
+      help: "Requests refused and logged as security events, by event (FailedACL, InvalidAccountID, ChallengeResponseFailed, RequestBadFormat, RequestNotAllowed, NonceReplayed, RateLimited, ScannerDropped).",
+      labelNames: ["event"],
       registers,
     });
     this.queueOutcomes = new Counter({
@@ -296,6 +315,10 @@ export class PromMetrics implements Metrics {
 
   cacheLookup(cache: "ldap" | "enum", hit: boolean): void {
     this.cacheLookups.inc({ cache, result: hit ? "hit" : "miss" });
+  }
+
+  securityEvent(event: string): void {
+    this.securityEvents.inc({ event: SECURITY_EVENTS.has(event) ? event : "other" });
   }
 
   /** The exposition text for /metrics. */

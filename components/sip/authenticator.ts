@@ -5,7 +5,7 @@
 // P-Asserted-Identity from an untrusted source is ignored (RFC 3325 §5).
 import { BlockList, isIPv6 } from "node:net";
 import { makeSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
-import { DigestVerifier, type Credentials, type OfferedAlgorithm } from "./digest.js";
+import { DigestVerifier, type Credentials, type OfferedAlgorithm, type VerifyFailure } from "./digest.js";
 import type { SipRequest } from "./sip-message.js";
 import type { Flow } from "./transports.js";
 
@@ -28,11 +28,47 @@ export interface AuthenticatorOptions {
   nonceLifetimeMs?: number;
   /** Challenges offered, most preferred first (RFC 8760 §2.3); default SHA-256 then MD5. */
   algorithms?: readonly OfferedAlgorithm[];
+  /** Told of every refusal worth the security log. */
+  onSecurityEvent?: (event: SecurityEvent) => void;
+}
+
+/**
+ * A refusal for the security log, named as Asterisk's security events are where one fits (so the
+ * same fail2ban filters and habits apply): FailedACL (not allowed from this address),
+ * InvalidAccountID (no such user), ChallengeResponseFailed (wrong answer to a challenge),
+ * RequestBadFormat (unusable credentials), RequestNotAllowed (a user acting for someone else);
+ * and NonceReplayed, RateLimited, ScannerDropped, which Asterisk has no name for.
+ */
+export interface SecurityEvent {
+  event:
+    | "FailedACL"
+    | "InvalidAccountID"
+    | "ChallengeResponseFailed"
+    | "RequestBadFormat"
+    | "RequestNotAllowed"
+    | "NonceReplayed"
+    | "RateLimited"
+    | "ScannerDropped";
+  remote: { address: string; port: number };
+  transport: string;
+  /** The account the request claimed or authenticated as, when there is one. */
+  account?: string;
+  reason: string;
 }
 
 export type Authentication =
   | { ok: true; sender: SipUri; via: "trusted-peer" | "asserted" | "digest" }
   | { ok: false; status: 400 | 401 | 403; reason: string; headers: [string, string][] };
+
+/** The security event of each digest refusal; an expired nonce is ordinary (the client retries). */
+const SECURITY_EVENT_OF: Record<VerifyFailure, SecurityEvent["event"] | undefined> = {
+  format: "RequestBadFormat",
+  nonce: "ChallengeResponseFailed",
+  "unknown-user": "InvalidAccountID",
+  "wrong-response": "ChallengeResponseFailed",
+  expired: undefined,
+  replayed: "NonceReplayed",
+};
 
 /** The parts of a SIP URI that identify where it leads, for comparing the digest `uri`. */
 function sameTarget(a: string, b: string): boolean {
@@ -103,14 +139,32 @@ export class Authenticator {
     return trusted;
   }
 
+  private security(flow: Flow, event: SecurityEvent["event"], reason: string, account?: string): void {
+    this.options.onSecurityEvent?.({
+      event,
+      remote: flow.remote,
+      transport: flow.transport,
+      reason,
+      ...(account === undefined ? {} : { account }),
+    });
+  }
+
   async authenticate(request: SipRequest, flow: Flow): Promise<Authentication> {
-    if (this.isTrusted(flow)) {
+    let trusted = this.isTrusted(flow);
+    if (trusted && flow.clientCertified === false) {
+      // sip.tls.clientCa: over TLS a trusted peer must also prove itself with a certificate; without
+      // one it is anyone else (digest).
+      this.security(flow, "FailedACL", "trusted address without a verified client certificate");
+      trusted = false;
+    }
+    if (trusted) {
       const asserted = assertedIdentity(request);
       if (asserted) return { ok: true, sender: asserted, via: "asserted" };
       // From is there: a request without it was answered 400 before (missingHeaders).
       return { ok: true, sender: parseSipUri(request.from?.uri.toString() ?? ""), via: "trusted-peer" };
     }
     if (!this.verifier) {
+      this.security(flow, "FailedACL", "not a trusted peer, and no SIP users are configured");
       return {
         ok: false,
         status: 403,
@@ -121,9 +175,19 @@ export class Authenticator {
     const authorization = request.getHeaders("authorization");
     if (authorization.length === 0) return this.challenge("Authentication required", false);
     const result = await this.verifier.verify(request.method, authorization);
-    if (!result.ok) return this.challenge(result.reason, result.stale);
+    if (!result.ok) {
+      const event = SECURITY_EVENT_OF[result.failure];
+      if (event !== undefined) this.security(flow, event, result.reason, result.username);
+      return this.challenge(result.reason, result.stale);
+    }
     // RFC 7616 §3.4.6: the credentials must be for this request's target, not replayed from another.
     if (!sameTarget(result.uri, request.ruri?.toString() ?? "")) {
+      this.security(
+        flow,
+        "RequestBadFormat",
+        "Authorization uri does not match the Request-URI",
+        result.username,
+      );
       return {
         ok: false,
         status: 400,

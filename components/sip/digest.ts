@@ -376,7 +376,15 @@ export interface DigestVerifierOptions {
  * `stale` says whether to challenge with stale=true (the password was right, only the nonce was not).
  */
 export type VerifyResult =
-  { ok: true; username: string; uri: string } | { ok: false; reason: string; stale: boolean };
+  | { ok: true; username: string; uri: string }
+  | { ok: false; reason: string; stale: boolean; failure: VerifyFailure; username?: string };
+
+/**
+ * Why an answer was refused, for the security log: `format` (no usable credentials), `nonce` (not
+ * one we issued), `unknown-user`, `wrong-response` (bad password, or a hash we do not hold),
+ * `expired` (an old nonce, otherwise right), `replayed` (a nonce count seen before).
+ */
+export type VerifyFailure = "format" | "nonce" | "unknown-user" | "wrong-response" | "expired" | "replayed";
 
 const NONCE_BYTES = { time: 8, random: 8, mac: 16 };
 const NONCE_LENGTH = NONCE_BYTES.time + NONCE_BYTES.random + NONCE_BYTES.mac;
@@ -399,8 +407,9 @@ interface AnswerFields {
   cnonce: string;
 }
 
-function fail(reason: string, stale = false): VerifyResult {
-  return { ok: false, reason, stale };
+function fail(failure: VerifyFailure, reason: string, username?: string): VerifyResult {
+  const stale = failure === "expired" || failure === "replayed";
+  return { ok: false, reason, stale, failure, ...(username === undefined ? {} : { username }) };
 }
 
 /**
@@ -447,36 +456,39 @@ export class DigestVerifier {
     const answer = this.findAnswer(authorizationHeaderValues);
     if ("ok" in answer) return answer;
     const fields = this.readFields(answer.params);
-    if (typeof fields === "string") return fail(fields);
+    if (typeof fields === "string") return fail("format", fields);
     const { username, algorithm, uri } = fields;
     const credentials = await this.options.lookup(username, this.options.realm);
-    if (credentials === undefined) return fail(`unknown user "${username}"`);
+    if (credentials === undefined) return fail("unknown-user", `unknown user "${username}"`, username);
     const ha1 = this.ha1For(credentials, username, algorithm);
-    if (ha1 === undefined) return fail(`no ${algorithm} HA1 stored for "${username}"`);
+    if (ha1 === undefined)
+      return fail("wrong-response", `no ${algorithm} HA1 stored for "${username}"`, username);
     const expected = requestDigest({ algorithm, ha1, nonce: answer.nonce, method, uri, counted: fields });
-    if (!sameHex(expected, fields.response)) return fail("wrong response (bad password?)");
+    if (!sameHex(expected, fields.response))
+      return fail("wrong-response", "wrong response (bad password?)", username);
     // Only now, with the digest proven right, may stale=true be said (RFC 7616 §3.3).
     const now = this.now();
-    if (now - answer.issuedAt > this.lifetimeMs) return fail("nonce expired", true);
+    if (now - answer.issuedAt > this.lifetimeMs) return fail("expired", "nonce expired", username);
     // Check-and-record after the last await, so two concurrent requests cannot share a count.
     // A refusal here is stale: the digest was right, so the sender knows the password, and a
     // client whose requests merely overtook each other gets a fresh nonce, not a password prompt;
     // a replaying attacker gains nothing from a new nonce it cannot answer.
     const replay = this.counts.advance(answer.nonce, answer.issuedAt, parseInt(fields.nc, 16), now);
-    if (replay !== undefined) return fail(replay, true);
+    if (replay !== undefined) return fail("replayed", replay, username);
     return { ok: true, username, uri };
   }
 
   /** The first Digest credentials for our realm that carry a nonce we issued. */
   private findAnswer(values: readonly string[]): Answer | VerifyResult {
     const ours = digestItems(values).filter((item) => item.params.get("realm") === this.options.realm);
-    if (ours.length === 0) return fail(`no well-formed Digest credentials for realm "${this.options.realm}"`);
+    if (ours.length === 0)
+      return fail("format", `no well-formed Digest credentials for realm "${this.options.realm}"`);
     for (const { params } of ours) {
       const nonce = params.get("nonce") ?? "";
       const issuedAt = this.nonceIssuedAt(nonce);
       if (issuedAt !== undefined) return { params, nonce, issuedAt };
     }
-    return fail("nonce not issued by this verifier (forged, tampered or from another server)");
+    return fail("nonce", "nonce not issued by this verifier (forged, tampered or from another server)");
   }
 
   /** The fields verify needs, or what is wrong; checked before any lookup, so junk costs none. */

@@ -19,7 +19,13 @@ import type { Condition } from "../../src/domain/errors.js";
 import { e164Fallback } from "../../src/domain/gateway-mapping.js";
 import { parseJid } from "../../src/domain/jid.js";
 import { unescapeLocal } from "../../src/domain/jid-escape.js";
-import { Authenticator, type Authentication, type SipUserCredentials } from "./authenticator.js";
+import {
+  Authenticator,
+  type Authentication,
+  type SecurityEvent,
+  type SipUserCredentials,
+} from "./authenticator.js";
+import { TokenBuckets } from "../../src/util/token-buckets.js";
 import { ClientTransactions } from "./client-transactions.js";
 import { buildIsComposing, isComposingFromChatState } from "./is-composing.js";
 import { locateSipServer } from "./locate.js";
@@ -93,6 +99,11 @@ export interface SipEndpointOptions {
     maxWatched?: number;
   };
   timers?: TimerSettings;
+  /**
+   * `sip.rateLimit`: requests per second (and burst) allowed from one source address; beyond it,
+   * 503 with Retry-After. `trustedPeers`: whether trusted peers (the proxy) are limited too.
+   */
+  rateLimit?: { perSecond: number; burst: number; trustedPeers: boolean };
   log: Logger;
 }
 
@@ -140,13 +151,20 @@ export class SipEndpoint {
   private _draining = false;
   /** Requests being handled now (between their transaction opening and their final answer). */
   private active = 0;
+  private readonly limiter: TokenBuckets | undefined;
+  /** When each (event, source) last made a security log line, to keep a flood from flooding the log. */
+  private readonly securityLogged = new Map<string, { at: number; suppressed: number }>();
 
   private constructor(
     readonly transports: SipTransports,
     readonly transactions: ServerTransactions,
     private readonly options: SipEndpointOptions,
   ) {
+    this.limiter = options.rateLimit
+      ? new TokenBuckets({ perSecond: options.rateLimit.perSecond, burst: options.rateLimit.burst })
+      : undefined;
     this.authenticator = new Authenticator({
+      onSecurityEvent: (event) => this.securityEvent(event),
       trustedPeers: options.trustedPeers,
       homeDomain: options.domains.homeDomain,
       ...(options.realm ? { realm: options.realm } : {}),
@@ -283,7 +301,13 @@ export class SipEndpoint {
     }
     const request = message;
     if (SCANNERS.test(request.getHeader("User-Agent") ?? "")) {
-      log.info({ remote, userAgent: request.getHeader("User-Agent") }, "sip: scanner dropped");
+      // Dropped without an answer: a scanner learns nothing, not even that something listens.
+      this.securityEvent({
+        event: "ScannerDropped",
+        remote: flow.remote,
+        transport: flow.transport,
+        reason: `User-Agent ${JSON.stringify((request.getHeader("User-Agent") ?? "").slice(0, 80))}`,
+      });
       return;
     }
     const missing = missingHeaders(request);
@@ -306,6 +330,23 @@ export class SipEndpoint {
       // Shutting down: the proxy tries another instance, or this one once it is back (RFC 3261 §21.5.4).
       await answer(503, { reason: "Shutting down", headers: [["Retry-After", "5"]] });
       return;
+    }
+    // Counted per new transaction (retransmissions were absorbed above, and answered the same).
+    if (this.limiter && (this.options.rateLimit?.trustedPeers || !this.authenticator.isTrusted(flow))) {
+      const taken = this.limiter.take(flow.remote.address, Date.now());
+      if (!taken.ok) {
+        this.securityEvent({
+          event: "RateLimited",
+          remote: flow.remote,
+          transport: flow.transport,
+          reason: `more than ${this.options.rateLimit?.perSecond} requests/s`,
+        });
+        await answer(503, {
+          reason: "Too many requests",
+          headers: [["Retry-After", String(taken.retryAfterSeconds)]],
+        });
+        return;
+      }
     }
     this.active += 1;
     try {
@@ -391,6 +432,13 @@ export class SipEndpoint {
         // from trusted peers only, never from a user.
         const event = (request.getHeader("Event") ?? "").split(";")[0]?.trim().toLowerCase();
         if (auth.via === "digest") {
+          this.securityEvent({
+            event: "RequestNotAllowed",
+            remote: flow.remote,
+            transport: flow.transport,
+            account: formatSipUri(sender),
+            reason: `${event ?? "NOTIFY"} from a user`,
+          });
           await answer(403, {
             reason:
               event === "reg"
@@ -411,6 +459,14 @@ export class SipEndpoint {
       }
       case "PUBLISH": {
         const result = await this.publish!.handle(request, auth.via === "digest" ? sender : undefined);
+        if (result.status === 403)
+          this.securityEvent({
+            event: "RequestNotAllowed",
+            remote: flow.remote,
+            transport: flow.transport,
+            account: formatSipUri(sender),
+            reason: result.reason ?? "PUBLISH refused",
+          });
         await answer(result.status, { reason: result.reason, headers: result.headers });
         return;
       }
@@ -428,6 +484,35 @@ export class SipEndpoint {
           .catch((err: unknown) => this.options.log.warn({ err: String(err) }, "first NOTIFY failed"));
       }
     }
+  }
+
+  /**
+   * Logs a security event (warn, `security` naming it) and counts it. The same event from the
+   * same address is logged at most once in 10 s, the next line saying how many were left out;
+   * every one is counted.
+   */
+  private securityEvent(event: SecurityEvent): void {
+    this.options.metrics?.securityEvent(event.event);
+    const key = `${event.event}|${event.remote.address}`;
+    const now = Date.now();
+    const last = this.securityLogged.get(key);
+    if (last && now - last.at < 10_000) {
+      last.suppressed += 1;
+      return;
+    }
+    if (this.securityLogged.size >= 10_000) this.securityLogged.clear();
+    this.securityLogged.set(key, { at: now, suppressed: 0 });
+    this.options.log.warn(
+      {
+        security: event.event,
+        remote: `${event.remote.address}:${event.remote.port}`,
+        transport: event.transport,
+        ...(event.account === undefined ? {} : { account: event.account }),
+        reason: event.reason,
+        ...(last?.suppressed ? { suppressed: last.suppressed } : {}),
+      },
+      `security: ${event.event}`,
+    );
   }
 
   private response(

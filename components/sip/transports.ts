@@ -10,7 +10,12 @@ import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer, type IncomingMessage } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { connect as netConnect, createServer, isIP, type Server, type Socket } from "node:net";
-import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from "node:tls";
+import {
+  connect as tlsConnect,
+  createServer as createTlsServer,
+  type TLSSocket,
+  type TlsOptions,
+} from "node:tls";
 import { WebSocketServer, type WebSocket } from "ws";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { frameDatagram, FramingError, StreamFramer, type FramingLimits, DEFAULT_LIMITS } from "./framing.js";
@@ -23,6 +28,11 @@ export interface Flow {
   remote: { address: string; port: number };
   /** Reliable transports need no retransmissions (RFC 3261 §17). */
   reliable: boolean;
+  /**
+   * On a tls: or wss: connection the peer opened, with `sip.tls.clientCa` set: whether the peer
+   * presented a certificate that verifies against it. Absent elsewhere.
+   */
+  clientCertified?: boolean;
   send(text: string): Promise<void>;
 }
 
@@ -49,6 +59,14 @@ export interface TlsFiles {
   key: string;
   /** CA bundle for the bridge's own TLS connections; absent: the system's CAs. */
   ca?: string;
+  /**
+   * CA bundle that peers' client certificates are verified against: with it, tls: and wss:
+   * listeners ask every peer for a certificate (without requiring one) and each flow says whether
+   * the peer proved one (`Flow.clientCertified`).
+   */
+  clientCa?: string;
+  /** Oldest TLS version accepted, in and out (default TLSv1.2). */
+  minVersion?: "TLSv1.2" | "TLSv1.3";
 }
 
 export interface TransportOptions {
@@ -86,6 +104,9 @@ export class SipTransports extends EventEmitter<TransportEvents> {
   private readonly flows = new Map<string, { flow: Flow; close: () => void }>();
   private readonly limits: FramingLimits;
   private readonly tlsContext: { cert: Buffer; key: Buffer; ca?: Buffer } | undefined;
+  /** The listeners' TLS settings (certificate, minimum version, client certificates). */
+  private readonly serverTls: TlsOptions | undefined;
+  private readonly minVersion: "TLSv1.2" | "TLSv1.3";
 
   private constructor(private readonly options: TransportOptions) {
     super();
@@ -95,6 +116,19 @@ export class SipTransports extends EventEmitter<TransportEvents> {
           cert: readFileSync(options.tls.cert),
           key: readFileSync(options.tls.key),
           ...(options.tls.ca ? { ca: readFileSync(options.tls.ca) } : {}),
+        }
+      : undefined;
+    this.minVersion = options.tls?.minVersion ?? "TLSv1.2";
+    this.serverTls = this.tlsContext
+      ? {
+          cert: this.tlsContext.cert,
+          key: this.tlsContext.key,
+          minVersion: this.minVersion,
+          // Asked of everyone, required of no one: users without a certificate still connect and
+          // authenticate with digest; the authenticator decides what a missing one means.
+          ...(options.tls?.clientCa
+            ? { requestCert: true, rejectUnauthorized: false, ca: readFileSync(options.tls.clientCa) }
+            : {}),
         }
       : undefined;
   }
@@ -195,6 +229,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
           : tlsConnect({
               host: address,
               port,
+              minVersion: this.minVersion,
               ...(this.tlsContext?.ca ? { ca: this.tlsContext.ca } : {}),
               ...(servername ? { servername } : isIP(address) === 0 ? { servername: address } : {}),
             });
@@ -240,7 +275,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
       case "tls":
         return this.listenStream(
           "tls",
-          createTlsServer({ ...this.tlsContext }, (socket) => this.attach(socket, "tls", false)),
+          createTlsServer({ ...this.serverTls }, (socket) => this.attach(socket, "tls", false)),
           host,
           port,
         );
@@ -347,6 +382,9 @@ export class SipTransports extends EventEmitter<TransportEvents> {
       transport,
       remote,
       reliable: true,
+      ...(transport === "tls" && !outgoing && this.options.tls?.clientCa
+        ? { clientCertified: (socket as TLSSocket).authorized }
+        : {}),
       send: (out) =>
         new Promise((resolve, reject) => {
           if (socket.destroyed) {
@@ -390,7 +428,7 @@ export class SipTransports extends EventEmitter<TransportEvents> {
   /** RFC 7118 §4.1: the handshake must offer the `sip` subprotocol, or it is refused. */
   private listenWebSocket(transport: "ws" | "wss", host: string, port: number): Promise<Listener> {
     const http: HttpServer =
-      transport === "ws" ? createHttpServer() : createHttpsServer({ ...this.tlsContext });
+      transport === "ws" ? createHttpServer() : createHttpsServer({ ...this.serverTls });
     http.on("request", (_req, res) => {
       res.writeHead(426, { Upgrade: "websocket", Connection: "close" }).end("SIP over WebSocket only\n");
     });
@@ -422,6 +460,9 @@ export class SipTransports extends EventEmitter<TransportEvents> {
       transport,
       remote,
       reliable: true,
+      ...(transport === "wss" && this.options.tls?.clientCa
+        ? { clientCertified: (req.socket as TLSSocket).authorized }
+        : {}),
       send: (out) =>
         new Promise((resolve, reject) => {
           if (ws.readyState !== ws.OPEN) {

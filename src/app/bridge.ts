@@ -273,6 +273,15 @@ async function compose(
         }
       : {}),
     minExpires: config.sip.minExpires,
+    ...(config.sip.rateLimit.requestsPerSecond > 0
+      ? {
+          rateLimit: {
+            perSecond: config.sip.rateLimit.requestsPerSecond,
+            burst: config.sip.rateLimit.burst,
+            trustedPeers: config.sip.rateLimit.trustedPeers,
+          },
+        }
+      : {}),
     ...(config.sip.mwi
       ? {
           mwi: {

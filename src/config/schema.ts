@@ -219,6 +219,19 @@ export const configSchema = z
               .describe(
                 "PEM CA bundle to verify servers the bridge connects to over TLS; absent: the system's.",
               ),
+            clientCa: z
+              .string()
+              .min(1)
+              .optional()
+              .describe(
+                "PEM CA bundle for client certificates: with it, tls: and wss: listeners ask peers for a certificate, and a trusted peer (sip.trustedPeers) connecting over them is trusted only if its certificate verifies against this bundle (otherwise it must authenticate with digest like anyone else).",
+              ),
+            minVersion: z
+              .enum(["TLSv1.2", "TLSv1.3"])
+              .default("TLSv1.2")
+              .describe(
+                "Oldest TLS version accepted by the listeners and used for the bridge's own connections.",
+              ),
           })
           .optional()
           .describe("TLS files; required when sip.listen has a tls: or wss: entry."),
@@ -248,6 +261,32 @@ export const configSchema = z
           })
           .default({ t1: 500, t2: 4_000, t4: 5_000 })
           .describe("Transaction timers over UDP (RFC 3261 §17.1.2.2, Table 4)."),
+        rateLimit: z
+          .strictObject({
+            requestsPerSecond: z
+              .number()
+              .min(0)
+              .max(100_000)
+              .default(20)
+              .describe("New requests per second allowed from one source address; 0: no limit."),
+            burst: z
+              .number()
+              .int()
+              .min(1)
+              .max(1_000_000)
+              .default(40)
+              .describe("Requests one source may send at once after a quiet while (the bucket's size)."),
+            trustedPeers: z
+              .boolean()
+              .default(false)
+              .describe(
+                "Limit trusted peers too. Off by default: the proxy carries every phone's traffic from one address.",
+              ),
+          })
+          .default({ requestsPerSecond: 20, burst: 40, trustedPeers: false })
+          .describe(
+            "Per-source rate limiting (token bucket): beyond it a request is answered 503 with Retry-After and logged as a RateLimited security event.",
+          ),
         minExpires: z
           .number()
           .int()
@@ -336,6 +375,7 @@ export const configSchema = z
         trustedPeers: ["127.0.0.1/32", "::1/128"],
         users: [],
         minExpires: 60,
+        rateLimit: { requestsPerSecond: 20, burst: 40, trustedPeers: false },
         digestAlgorithms: ["SHA-256", "MD5"],
         timers: { t1: 500, t2: 4_000, t4: 5_000 },
       })

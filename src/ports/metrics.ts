@@ -38,6 +38,8 @@ export interface Metrics {
   queueOutcome(outcome: string): void;
   /** A cache asked: answered from the cache (hit) or not. */
   cacheLookup(cache: "ldap" | "enum", hit: boolean): void;
+  /** A refusal logged as a security event (FailedACL, RateLimited, ...; see docs/security.md). */
+  securityEvent(event: string): void;
 }
 
 /** Counts nothing: for parts built without metrics (tests, the CLI's lookups). */
@@ -51,6 +53,7 @@ export const noMetrics: Metrics = {
   lookup: () => undefined,
   queueOutcome: () => undefined,
   cacheLookup: () => undefined,
+  securityEvent: () => undefined,
 };
 
 /** Seconds since `start` (a performance.now() reading). */

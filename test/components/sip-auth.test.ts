@@ -1,13 +1,14 @@
 // Who may talk to the endpoint (RFC 3261 §22, RFC 8760, RFC 3325): untrusted peers are challenged
 // and, once authenticated, are the digest user whatever their From says; a nonce count cannot be
 // replayed; P-Asserted-Identity is believed from trusted peers only. And the bridge's own MESSAGE
-// answers a proxy's 407 with credentials. The expected digests are computed here with node:crypto,
-// independently of components/sip/digest.ts; sipsak authenticates as an outside client.
+// answers a proxy's 407 with credentials. The expected digests are computed with node:crypto
+// (test/harness/digest.ts), independently of components/sip/digest.ts; sipsak authenticates as an
+// outside client.
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import type { SipEndpoint } from "../../components/sip/sip-endpoint.js";
 import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
 import { PresenceService } from "../../src/presence/presence-service.js";
+import { digestAnswer as answer, hash, params } from "../harness/digest.js";
 import { XmppSideRecorder } from "../harness/message-recorder.js";
 import { sipsak } from "../harness/sip-clients.js";
 import { startSipEndpoint } from "../harness/sip-endpoint.js";
@@ -18,43 +19,6 @@ import {
   UdpSipSocket,
   type RawSipMessage,
 } from "../harness/sip-socket.js";
-
-const hash = (algorithm: "md5" | "sha256", text: string): string =>
-  createHash(algorithm).update(text).digest("hex");
-
-/** Parameters of one challenge header value (`Digest realm="x", nonce="y", ...`). */
-function params(challenge: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const match of challenge.replace(/^Digest\s+/i, "").matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)) {
-    out.set((match[1] ?? "").toLowerCase(), match[3] ?? match[2] ?? "");
-  }
-  return out;
-}
-
-/** RFC 7616 §3.4.1 response with qop=auth, computed from scratch. */
-function answer(
-  challenge: string,
-  options: { username: string; password: string; method: string; uri: string; nc: string; cnonce: string },
-): string {
-  const p = params(challenge);
-  const algorithm = (p.get("algorithm") ?? "MD5").toUpperCase() === "SHA-256" ? "sha256" : "md5";
-  const realm = p.get("realm") ?? "";
-  const nonce = p.get("nonce") ?? "";
-  const ha1 = hash(algorithm, `${options.username}:${realm}:${options.password}`);
-  const ha2 = hash(algorithm, `${options.method}:${options.uri}`);
-  const response = hash(algorithm, `${ha1}:${nonce}:${options.nc}:${options.cnonce}:auth:${ha2}`);
-  return [
-    `Digest username="${options.username}"`,
-    `realm="${realm}"`,
-    `nonce="${nonce}"`,
-    `uri="${options.uri}"`,
-    `response="${response}"`,
-    `algorithm=${p.get("algorithm") ?? "MD5"}`,
-    `cnonce="${options.cnonce}"`,
-    "qop=auth",
-    `nc=${options.nc}`,
-  ].join(", ");
-}
 
 let n = 0;
 function message(

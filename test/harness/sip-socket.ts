@@ -3,7 +3,12 @@
 // headers, body) — enough to assert on, independent of the bridge's own parser.
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect, createServer, type Server, type Socket as TcpSocket } from "node:net";
-import { connect as tlsConnect, createServer as createTlsServer, Server as TlsServerClass } from "node:tls";
+import {
+  connect as tlsConnect,
+  createServer as createTlsServer,
+  Server as TlsServerClass,
+  type ConnectionOptions,
+} from "node:tls";
 import { LOOPBACK } from "./net.js";
 import { EventLog } from "./event-log.js";
 
@@ -139,11 +144,12 @@ export class UdpSipSocket extends Collector {
     socket.on("error", (err) => this.log.close(`udp socket error: ${err.message}`));
   }
 
-  static async open(port = 0): Promise<UdpSipSocket> {
+  /** `host`: another loopback address (127.0.0.2 ...) to send from a second source address. */
+  static async open(port = 0, host = LOOPBACK): Promise<UdpSipSocket> {
     const socket = createSocket("udp4");
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
-      socket.bind(port, LOOPBACK, () => resolve());
+      socket.bind(port, host, () => resolve());
     });
     return new UdpSipSocket(socket);
   }
@@ -204,9 +210,15 @@ export class TcpSipSocket extends Collector {
   }
 
   /** A TLS connection verified against `ca` (the harness's test certificate). */
-  static connectTls(port: number, ca: Buffer, host = LOOPBACK): Promise<TcpSipSocket> {
+  /** `options`: a client certificate to present, or TLS versions and ciphers to limit the client to. */
+  static connectTls(
+    port: number,
+    ca: Buffer,
+    host = LOOPBACK,
+    options: Pick<ConnectionOptions, "cert" | "key" | "minVersion" | "maxVersion" | "ciphers"> = {},
+  ): Promise<TcpSipSocket> {
     return new Promise((resolve, reject) => {
-      const socket = tlsConnect({ port, host, ca }, () => resolve(new TcpSipSocket(socket)));
+      const socket = tlsConnect({ port, host, ca, ...options }, () => resolve(new TcpSipSocket(socket)));
       socket.once("error", reject);
     });
   }

@@ -5,7 +5,7 @@ import {
   NAPTR_REGEXP_LIMITS,
   parseNaptrRegexp,
 } from "../../components/enum/naptr-regexp.js";
-import { assertSwitchboardError } from "./assert-error.js";
+import { assertSwitchboardError } from "../unit/assert-error.js";
 
 const AUS = "+442071234567";
 

@@ -3,7 +3,7 @@
 // the open elements to resolve each namespace), found by test/components/sip-fuzz.test.ts.
 import assert from "node:assert/strict";
 import { parsePidf } from "../../components/sip/pidf.js";
-import { assertSwitchboardError } from "./assert-error.js";
+import { assertSwitchboardError } from "../unit/assert-error.js";
 
 const root = '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.org">';
 

@@ -1,12 +1,16 @@
 // Fuzz acceptance of the SIP side: mutated SIP messages and PIDF bodies (XML bombs, external
-// entities, deep nesting included) against the parsers and the live endpoint over UDP and TCP.
+// entities, deep nesting included) against the parsers and the live endpoint over UDP, TCP and
+// WebSocket.
 // Nothing may crash or hang; afterwards RSS has grown by less than 50 MB and valid requests still
 // get their 200. Cases are pure functions of a seed (test/harness/fuzz.ts): a failure prints the
 // seed (`sipCase(corpus, seed)` / `pidfCase(seeds, seed)` rebuild that one case), and
-// `SIP_FUZZ_SEED=<base>` runs the whole file from another base seed.
+// `SIP_FUZZ_SEED=<base>` runs the whole file from another base seed. `SIP_FUZZ_FULL=1` runs ten
+// times as many cases (over 100,000 to the live endpoint: 100,000 datagrams, 3,000 TCP streams,
+// 3,000 WebSocket connections); `npm test` runs the reduced count.
 import assert from "node:assert/strict";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { connect } from "node:net";
+import { WebSocket } from "ws";
 import { setImmediate as tick, setTimeout as sleep } from "node:timers/promises";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
@@ -34,18 +38,20 @@ import { memoryLogger, type LogLine } from "../harness/memory-logger.js";
 import { startSipEndpoint } from "../harness/sip-endpoint.js";
 import { buildRequest, header, TcpSipSocket, UdpSipSocket } from "../harness/sip-socket.js";
 
-// Counts and bounds: the whole file takes about 50 s on two cores (sip.js parses ~700 messages/s).
+// Counts and bounds: the reduced run takes about 30 s on two cores.
 const BASE_SEED = Number(process.env.SIP_FUZZ_SEED ?? 0x5eed5) >>> 0;
-const PARSER_CASES = 10_000; // datagrams through frameDatagram + parseSip
-const STREAM_MESSAGES = 10_000; // messages fed to StreamFramers, in streams of 1–5
-const PIDF_CASES = 10_000; // PIDF documents through parsePidf + pidfState
-const UDP_CASES = 10_000; // datagrams to the live endpoint
+const SCALE = process.env.SIP_FUZZ_FULL === "1" ? 10 : 1;
+const PARSER_CASES = 10_000 * SCALE; // datagrams through frameDatagram + parseSip
+const STREAM_MESSAGES = 10_000 * SCALE; // messages fed to StreamFramers, in streams of 1–5
+const PIDF_CASES = 10_000 * SCALE; // PIDF documents through parsePidf + pidfState
+const UDP_CASES = 10_000 * SCALE; // datagrams to the live endpoint
 const WARMUP_CASES = 2_000; // datagrams before the RSS baseline (see the live test's before())
 const UDP_BATCH = 20; // sent before waiting for the endpoint to read them
-const TCP_STREAMS = 300; // connections to the live endpoint
+const TCP_STREAMS = 300 * SCALE; // connections to the live endpoint
 const TCP_PARALLEL = 10;
+const WS_CONNECTIONS = 300 * SCALE; // WebSocket connections to the live endpoint, 1–4 messages each
 const HANG_MS = 1_000; // one parse taking longer is a hang (a guard, not a performance target)
-const PHASE_BUDGET_MS = 25_000; // every live loop stops here at the latest (and then fails its count)
+const PHASE_BUDGET_MS = 25_000 * SCALE; // every live loop stops here at the latest (and then fails its count)
 const RSS_LIMIT = 50 * 1024 * 1024;
 
 /** Seed → case → bytes is deterministic; this says how to get the case back. */
@@ -222,10 +228,11 @@ describe("SIP fuzz: parsers", function () {
   });
 });
 
-describe("SIP fuzz: the live endpoint over UDP and TCP", function () {
+describe("SIP fuzz: the live endpoint over UDP, TCP and WebSocket", function () {
   let endpoint: SipEndpoint;
   let udpPort: number;
   let tcpPort: number;
+  let wsPort: number;
   let fuzzer: UdpSocket;
   const lines: LogLine[] = [];
   const uncaught: string[] = [];
@@ -241,13 +248,14 @@ describe("SIP fuzz: the live endpoint over UDP and TCP", function () {
     process.on("uncaughtException", onUncaught);
     process.on("unhandledRejection", onRejection);
     ({ endpoint } = await startSipEndpoint({
-      listen: ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"],
+      listen: ["udp:127.0.0.1:0", "tcp:127.0.0.1:0", "ws:127.0.0.1:0"],
       presence,
       log: memoryLogger(lines),
     }));
     const addresses = endpoint.transports.addresses();
     udpPort = addresses.find((a) => a.transport === "udp")?.port ?? 0;
     tcpPort = addresses.find((a) => a.transport === "tcp")?.port ?? 0;
+    wsPort = addresses.find((a) => a.transport === "ws")?.port ?? 0;
     // Every datagram ends as exactly one of these two: how we know the kernel dropped none.
     endpoint.transports.on("message", (_text, flow) => void (flow.transport === "udp" && udpSeen++));
     endpoint.transports.on("problem", (reason) => void (reason.includes("datagram") && udpSeen++));
@@ -350,6 +358,44 @@ describe("SIP fuzz: the live endpoint over UDP and TCP", function () {
     );
     assert.equal(done, TCP_STREAMS, `only ${done} streams within the time budget`);
     assert.equal(stalled, 0, "streams the endpoint did not close after our FIN");
+    assert.deepEqual(uncaught, []);
+  });
+
+  it(`survives ${WS_CONNECTIONS} WebSocket connections of mutated messages, text and binary frames`, async function () {
+    const messages = corpus(fuzzer.address().port);
+    const deadline = Date.now() + PHASE_BUDGET_MS;
+    let done = 0;
+    let stalled = 0;
+    let answered = 0;
+    const connection = async (index: number): Promise<void> => {
+      const rng = new Rng(caseSeed(BASE_SEED ^ 0x3e5, index));
+      const ws = new WebSocket(`ws://127.0.0.1:${wsPort}`, "sip");
+      ws.on("message", () => void answered++);
+      ws.on("error", () => undefined); // the endpoint may close a connection it cannot use
+      const closed = new Promise<void>((resolve) => ws.once("close", () => resolve()));
+      await Promise.race([new Promise((resolve) => ws.once("open", resolve)), closed]);
+      for (let n = rng.between(1, 4); n > 0 && ws.readyState === WebSocket.OPEN; n--) {
+        const bytes = confineToLoopback(sipCase(messages, rng.int(2 ** 32), 60_000).bytes);
+        // RFC 7118 §5.4 says text frames for UTF-8 messages; peers send binary ones too.
+        ws.send(rng.chance(0.5) ? bytes : bytes.toString("utf8"), { binary: rng.chance(0.5) });
+        await tick();
+      }
+      await sleep(rng.int(20));
+      ws.close();
+      const ended = await Promise.race([closed.then(() => true), sleep(2_000).then(() => false)]);
+      if (!ended) stalled++;
+      ws.terminate();
+      done++;
+    };
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: TCP_PARALLEL }, async () => {
+        while (next < WS_CONNECTIONS && Date.now() < deadline) await connection(next++);
+      }),
+    );
+    assert.equal(done, WS_CONNECTIONS, `only ${done} connections within the time budget`);
+    assert.equal(stalled, 0, "connections the endpoint did not close after our close frame");
+    assert.ok(answered > WS_CONNECTIONS * 0.1, `only ${answered} answers`);
     assert.deepEqual(uncaught, []);
   });
 
