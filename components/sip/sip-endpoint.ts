@@ -605,6 +605,8 @@ export class SipEndpoint {
       flow.warn({ err: String(err) }, "message from SIP refused");
       await answer(sipStatusFor(condition), {
         reason: err instanceof SwitchboardError ? err.message.slice(0, 100) : undefined,
+        // Not now, maybe soon (the XMPP server is away, or the store): when to try again.
+        headers: condition === "service-unavailable" ? [["Retry-After", "10"]] : [],
       });
     }
   }

@@ -2,8 +2,9 @@
 // a bridge — reconnect with exponential backoff, jitter and a cap (the library retries every second
 // forever); a time limit on each attempt (a handshake that never completes must not leave it
 // "connecting" forever); a keepalive ping that notices a dead TCP connection; a bounded buffer for
-// stanzas sent while offline, flushed in order; and error listeners, so a socket error (EPIPE,
-// ECONNRESET) is reported, never thrown at the process.
+// stanzas sent while offline, flushed in order; messages written but not yet known to be processed
+// by the server, sent again after a reconnect (see `unacked`); and error listeners, so a socket error
+// (EPIPE, ECONNRESET) is reported, never thrown at the process.
 import { EventEmitter } from "node:events";
 import { xml, type Component, type Element } from "@xmpp/component";
 import { SwitchboardError } from "../../src/domain/errors.js";
@@ -18,6 +19,11 @@ export interface ComponentConnectionOptions extends ComponentEndpoint {
   attemptTimeoutMs?: number;
   /** Ping `keepalive.to` (the XMPP server's domain) this often while online (XEP-0199 §4.2). */
   keepalive?: { to: string; intervalMs?: number; timeoutMs?: number };
+  /**
+   * How long after writing a message the server is asked (a ping to `keepalive.to`) to confirm it
+   * has processed everything before it (default 100 ms). Needs `keepalive`.
+   */
+  ackDelayMs?: number;
 }
 
 const STANZAS = new Set(["message", "presence", "iq"]);
@@ -45,6 +51,17 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private flushing = false;
   private _state: ConnectionState = "stopped";
+  /**
+   * Messages written on this connection that the server has not yet been seen to process. XEP-0114
+   * has no acknowledgements, and a write succeeds as soon as the kernel has the bytes, so a server
+   * killed a moment later loses them silently. A server processes a stream in order, so its answer
+   * to a ping proves every stanza written before the ping was handled; messages not yet proven are
+   * sent again on the next connection (a duplicate, same id, when the server had handled them).
+   */
+  private unacked: Element[] = [];
+  private ackTimer: NodeJS.Timeout | undefined;
+  /** Bumped per connection: a ping answered on an old connection proves nothing about this one. */
+  private generation = 0;
 
   constructor(readonly options: ComponentConnectionOptions) {
     super();
@@ -61,6 +78,7 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
       if (this._state === "stopped") return; // a handshake that completed after stop()
       this.attempt = 0;
       this._state = "online";
+      this.generation += 1;
       this.startKeepalive();
       this.emit("online");
       void this.flush();
@@ -70,6 +88,7 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
       if (this._state === "stopped" || this._state === "waiting") return;
       const text = reason instanceof Error ? reason.message : "connection closed";
       const wasOnline = this._state === "online";
+      this.requeueUnacked();
       this.schedule();
       if (wasOnline) this.emit("offline", text);
     });
@@ -154,6 +173,7 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
         if (this._state !== "online") return;
         this.emit("problem", new Error(`keepalive ping unanswered: ${String(err)}`));
         this.entity.disconnect().catch(() => undefined);
+        this.requeueUnacked();
         this.schedule();
         this.emit("offline", "keepalive ping unanswered");
       });
@@ -169,6 +189,7 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     if (this._state === "online" && this.buffer.length === 0) {
       try {
         await this.entity.send(stanza);
+        this.written(stanza);
         return;
       } catch {
         // The socket went away under us: keep the stanza for the reconnect.
@@ -198,10 +219,50 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
           return;
         }
         this.buffer.shift();
+        this.written(next);
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Notes a message as written, and asks the server to confirm it soon (see `unacked`). */
+  private written(stanza: Element): void {
+    const to = this.options.keepalive?.to;
+    if (stanza.name !== "message" || to === undefined) return;
+    this.unacked.push(stanza);
+    if (this.ackTimer !== undefined) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      if (this._state !== "online" || this.unacked.length === 0) return;
+      const generation = this.generation;
+      const upTo = this.unacked.length;
+      const ping = xml("iq", { type: "get", to }, xml("ping", { xmlns: "urn:xmpp:ping" }));
+      const confirmed = (): void => {
+        if (generation !== this.generation) return;
+        this.unacked.splice(0, upTo);
+      };
+      this.entity.iqCaller
+        .request(ping, this.options.keepalive?.timeoutMs ?? 10_000)
+        .then(confirmed, (err) => {
+          // An error answer is processed in order all the same; silence leaves them unconfirmed.
+          if (err instanceof Error && err.name === "StanzaError") confirmed();
+        });
+    }, this.options.ackDelayMs ?? 100);
+  }
+
+  /** The connection is gone: messages it may have lost go first in line for the next one. */
+  private requeueUnacked(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (this.unacked.length === 0) return;
+    this.buffer.unshift(...this.unacked);
+    this.unacked = [];
+  }
+
+  /** Messages written and not yet confirmed by the server. */
+  get unconfirmed(): number {
+    return this.unacked.length;
   }
 
   /**
@@ -219,6 +280,7 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
 
   async stop(): Promise<void> {
     this._state = "stopped";
+    clearTimeout(this.ackTimer);
     clearTimeout(this.timer);
     clearTimeout(this.attemptTimer);
     clearInterval(this.keepaliveTimer);

@@ -189,8 +189,22 @@ export class XmppGateway {
     this.presence.setAllowedDomains(domains);
   }
 
-  /** A message from a SIP party to a chat user; rejects with a SwitchboardError the SIP side answers. */
+  /**
+   * A message from a SIP party to a chat user; rejects with a SwitchboardError the SIP side answers.
+   * While the component is offline it is refused (service-unavailable:
+   * the SIP sender gets 503 with Retry-After and sends it again later) rather than held in memory,
+   * where a restart of the bridge would lose it. A message written just before the connection died
+   * is sent again after the reconnect (ComponentConnection `unacked`).
+   */
   deliverToXmpp(message: ChatMessage): Promise<void> {
+    if (this.connection.state !== "online") {
+      return Promise.reject(
+        new SwitchboardError(
+          "service-unavailable",
+          "the XMPP server is unreachable (component offline); try again later",
+        ),
+      );
+    }
     return this.messages.deliver(message);
   }
 

@@ -24,6 +24,8 @@ export interface ProsodyOptions {
   components?: number;
   /** How many components without any XEP-0356 privilege (for the subscription fallback). */
   plainComponents?: number;
+  /** Keep messages for users who are offline (mod_offline), as most deployments do. */
+  offlineStorage?: boolean;
 }
 
 export interface ComponentGrant {
@@ -111,7 +113,7 @@ component_ports = { ${componentPort} }
 component_interfaces = { ${luaString(LOOPBACK)} }
 admin_interfaces = {}
 log = { { levels = { min = ${luaString(options.logLevel ?? "debug")} }, to = "file", filename = ${luaString(dir.file("prosody.log"))} } }
-modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "presence"; "message"; "iq"; "privilege" }
+modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "presence"; "message"; "iq"; "privilege"${options.offlineStorage ? '; "offline"' : ""} }
 modules_disabled = { "s2s"; "http"; "admin_shell"; "tls" }
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
@@ -177,7 +179,17 @@ ${componentSections}
     await this.process.stop();
   }
 
-  /** Starts the server again on the same ports with the same data after `halt()`. */
+  /** Kills the server (SIGKILL): what it had read but not handled is gone. `resume()` brings it back. */
+  async kill(): Promise<void> {
+    await this.process.kill();
+  }
+
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is read or answered. */
+  freeze(): void {
+    this.process.child.kill("SIGSTOP");
+  }
+
+  /** Starts the server again on the same ports with the same data after `halt()` or `kill()`. */
   async resume(): Promise<void> {
     if (this.process.running) return;
     this.process = Prosody.spawn(this.dir, this.configFile);
