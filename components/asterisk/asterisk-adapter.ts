@@ -179,12 +179,11 @@ export class AsteriskAdapter {
       .map((d) => this.devices.get(d.toLowerCase()) ?? "unavailable")
       .reduce((a, b) => (DEVICE_RANK[b] > DEVICE_RANK[a] ? b : a), "unavailable" as DeviceState);
     const now = this.options.presence.now();
-    await this.options.presence.report(user.person, {
-      source: { kind: "pbx-device" },
-      device,
-      updatedAt: now,
-      expiresAt: null,
-    });
+    await this.options.presence.report(
+      user.person,
+      { source: { kind: "pbx-device" }, device, updatedAt: now, expiresAt: null },
+      { retain: true }, // the PBX will not say it again: held while the store is away
+    );
   }
 
   /**
@@ -334,13 +333,17 @@ export class AsteriskAdapter {
       if (stored && "state" in stored && stored.state === state && (stored.note ?? null) === note) return;
     }
     const now = found ? 0 : this.options.presence.now();
-    await this.options.presence.report(user.person, {
-      source: { kind: "pbx-custom" },
-      state: asteriskToPresence(status),
-      note: message === "" ? null : message,
-      updatedAt: now,
-      expiresAt: null,
-    });
+    await this.options.presence.report(
+      user.person,
+      {
+        source: { kind: "pbx-custom" },
+        state: asteriskToPresence(status),
+        note: message === "" ? null : message,
+        updatedAt: now,
+        expiresAt: null,
+      },
+      { retain: true },
+    );
   }
 
   /**

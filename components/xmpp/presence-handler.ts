@@ -125,15 +125,14 @@ export class XmppPresenceHandler {
         log.warn({ jid: formatJid(from), err: String(err) }, "presence not understood, ignored");
         return;
       }
-      if (value.state === "unavailable") await presence.withdraw(person, source);
+      // Held while the store is away (retain): the client will not say it again.
+      if (value.state === "unavailable") await presence.withdraw(person, source, { retain: true });
       else {
-        await presence.report(person, {
-          source,
-          state: value.state,
-          note: value.note,
-          updatedAt: presence.now(),
-          expiresAt: null,
-        });
+        await presence.report(
+          person,
+          { source, state: value.state, note: value.note, updatedAt: presence.now(), expiresAt: null },
+          { retain: true },
+        );
       }
       log.debug({ jid: formatJid(from), state: value.state }, "xmpp presence source updated");
       if (value.state !== "unavailable") await this.homeUserSeen(from);
@@ -163,7 +162,7 @@ export class XmppPresenceHandler {
       // so what we hold from their XMPP resources is stale — drop it rather than show it forever.
       const { records } = await presence.snapshot(person);
       for (const record of records) {
-        if (record.source.kind === "xmpp") await presence.withdraw(person, record.source);
+        if (record.source.kind === "xmpp") await presence.withdraw(person, record.source, { retain: true });
       }
       this.asked.delete(user);
       log.info({ jid: user }, "user revoked the gateway's presence subscription");

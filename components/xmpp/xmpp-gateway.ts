@@ -225,7 +225,13 @@ export class XmppGateway {
 
   /** Runs a flow without letting its failure escape: logged with context, other flows go on. */
   private guard(flow: Promise<unknown>, what: string): void {
-    flow.catch((err: unknown) => this.log.error({ err: String(err) }, `failed ${what}`));
+    flow.catch((err: unknown) => {
+      // A part that is away (the store during an outage) is expected and reported where it is
+      // watched (readiness, the store's own log); anything else is a fault here.
+      if (err instanceof SwitchboardError && err.condition === "service-unavailable")
+        this.log.warn({ err: String(err) }, `could not finish ${what}`);
+      else this.log.error({ err: String(err) }, `failed ${what}`);
+    });
   }
 
   private async answer(iq: Element, payload: Element): Promise<IqAnswer> {

@@ -181,8 +181,13 @@ async function compose(
       if (!ready) lost = true;
       else if (lost) {
         lost = false;
+        // First what sources reported while it was away (held), then everything announced again.
         presence
-          .resync()
+          .retryHeld()
+          .then((written) => {
+            if (written > 0) log.info({ written }, "presence held during the store's outage written");
+            return presence.resync();
+          })
           .then((count) => log.info({ count }, "presence announced again after the store came back"))
           .catch((err: unknown) => log.warn({ err: String(err) }, "presence resync failed"));
       }

@@ -2,9 +2,35 @@
 // change the store reports — written here or by another bridge instance on the same store — is
 // announced once to whoever fans it out (XMPP subscribers, SIP watchers, the PBX).
 import { EventEmitter } from "node:events";
+import { SwitchboardError } from "../domain/errors.js";
 import type { AggregatePresence, PresenceRecord, PresenceSource } from "../domain/presence.js";
 import type { PresenceSnapshot, PresenceStore, PresenceUpdate } from "../ports/presence-store.js";
 import { KeyedQueue } from "../util/keyed-queue.js";
+
+/**
+ * `retain`: when the store is away (service-unavailable), keep the report and write it when the
+ * store is back (retryHeld), instead of only failing. For sources that push a state once and never
+ * again (XMPP presence, the PBX's device states); not for SIP PUBLISH, whose sender is answered 503
+ * and publishes again itself.
+ */
+export interface ReportOptions {
+  retain?: boolean;
+}
+
+/** Most reports held while the store is away; past it the oldest are dropped (and logged by the caller). */
+const HELD_LIMIT = 100_000;
+
+interface Held {
+  person: string;
+  source: PresenceSource;
+  /** The record to write, or null for a withdrawal. */
+  record: PresenceRecord | null;
+}
+
+function heldKey(person: string, source: PresenceSource): string {
+  const detail = source.kind === "xmpp" ? source.resource : source.kind === "sip-publish" ? source.etag : "";
+  return `${person}\n${source.kind}\n${detail}`;
+}
 
 export interface PresenceServiceEvents {
   change: [person: string, aggregate: AggregatePresence];
@@ -16,6 +42,8 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
   private readonly queues = new KeyedQueue();
 
   private readonly unwatch: () => void;
+  /** Reports kept while the store was away, the latest per person and source, oldest first. */
+  private readonly held = new Map<string, Held>();
 
   constructor(
     readonly store: PresenceStore,
@@ -42,13 +70,58 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
     return this.queues.run(person, update);
   }
 
-  report(person: string, record: PresenceRecord): Promise<PresenceUpdate> {
+  report(person: string, record: PresenceRecord, options: ReportOptions = {}): Promise<PresenceUpdate> {
     this.emit("report", person, record);
-    return this.inTurn(person, () => this.store.putRecord(person, record, this.clock()));
+    return this.write({ person, source: record.source, record }, options);
   }
 
-  withdraw(person: string, source: PresenceSource): Promise<PresenceUpdate> {
-    return this.inTurn(person, () => this.store.removeRecord(person, source, this.clock()));
+  withdraw(person: string, source: PresenceSource, options: ReportOptions = {}): Promise<PresenceUpdate> {
+    return this.write({ person, source, record: null }, options);
+  }
+
+  private write(change: Held, options: ReportOptions): Promise<PresenceUpdate> {
+    const key = heldKey(change.person, change.source);
+    return this.inTurn(change.person, async () => {
+      // A newer report for the same source replaces one held from before (written or not).
+      this.held.delete(key);
+      try {
+        return change.record === null
+          ? await this.store.removeRecord(change.person, change.source, this.clock())
+          : await this.store.putRecord(change.person, change.record, this.clock());
+      } catch (err) {
+        if (options.retain && err instanceof SwitchboardError && err.condition === "service-unavailable") {
+          this.held.set(key, change);
+          if (this.held.size > HELD_LIMIT) {
+            const oldest = this.held.keys().next();
+            if (oldest.done !== true) this.held.delete(oldest.value);
+          }
+        }
+        throw err;
+      }
+    });
+  }
+
+  /** How many reports are held for the store's return. */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /**
+   * Writes the reports held while the store was away (the store is back), oldest first; those that
+   * fail again stay held. Resolves with how many were written.
+   */
+  async retryHeld(): Promise<number> {
+    let written = 0;
+    for (const [key, change] of [...this.held]) {
+      if (this.held.get(key) !== change) continue; // replaced by a newer report meanwhile
+      try {
+        await this.write(change, { retain: true });
+        written += 1;
+      } catch {
+        // Held again (still away) or refused for good (not held): the next retry, or nothing.
+      }
+    }
+    return written;
   }
 
   snapshot(person: string): Promise<PresenceSnapshot> {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SwitchboardError } from "../../src/domain/errors.js";
 import type { AggregatePresence } from "../../src/domain/presence.js";
 import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
 import { PresenceService } from "../../src/presence/presence-service.js";
@@ -139,5 +140,86 @@ describe("PresenceService with the in-memory store", function () {
       ["alice@example.org", "away"],
       ["bob@example.org", "unavailable"],
     ]);
+  });
+});
+
+describe("PresenceService while the store is away", function () {
+  /** The in-memory store, made to fail with service-unavailable while `away`. */
+  function flakyStore(): { store: MemoryPresenceStore; setAway: (away: boolean) => void } {
+    const store = new MemoryPresenceStore();
+    let away = false;
+    const unavailable = (): SwitchboardError =>
+      new SwitchboardError("service-unavailable", "presence store: away");
+    const put = store.putRecord.bind(store);
+    const remove = store.removeRecord.bind(store);
+    store.putRecord = (...args) => (away ? Promise.reject(unavailable()) : put(...args));
+    store.removeRecord = (...args) => (away ? Promise.reject(unavailable()) : remove(...args));
+    return { store, setAway: (value) => (away = value) };
+  }
+  const device = (state: "inuse" | "idle", at: number) => ({
+    source: { kind: "pbx-device" as const },
+    device: state,
+    updatedAt: at,
+    expiresAt: null,
+  });
+
+  it("holds retained reports (the latest per source) and writes them when asked, oldest first", async function () {
+    const { store, setAway } = flakyStore();
+    const service = new PresenceService(store, () => 5_000);
+    const changes: string[] = [];
+    service.on("change", (person, aggregate) => changes.push(`${person}:${aggregate.state}`));
+    setAway(true);
+    await assert.rejects(
+      service.report("bob@example.org", device("idle", 1), { retain: true }),
+      SwitchboardError,
+    );
+    await assert.rejects(
+      service.report("bob@example.org", device("inuse", 2), { retain: true }),
+      SwitchboardError,
+    );
+    await assert.rejects(
+      service.report("carol@example.org", device("inuse", 3), { retain: true }),
+      SwitchboardError,
+    );
+    // Not retained: answered 503 to its sender, who sends it again; nothing held.
+    await assert.rejects(
+      service.report("dave@example.org", {
+        source: { kind: "sip-publish", etag: "e1" },
+        state: "away",
+        updatedAt: 4,
+        expiresAt: 9_000,
+      }),
+      SwitchboardError,
+    );
+    assert.equal(service.heldCount, 2);
+    assert.equal(await service.retryHeld(), 0); // still away: kept
+    assert.equal(service.heldCount, 2);
+
+    setAway(false);
+    assert.equal(await service.retryHeld(), 2);
+    assert.equal(service.heldCount, 0);
+    assert.deepEqual(changes, ["bob@example.org:on-the-phone", "carol@example.org:on-the-phone"]);
+    assert.equal((await service.current("dave@example.org")).state, "unavailable");
+  });
+
+  it("drops a held report when the same source reports again, and holds withdrawals too", async function () {
+    const { store, setAway } = flakyStore();
+    const service = new PresenceService(store, () => 5_000);
+    await service.report("bob@example.org", device("inuse", 1));
+    setAway(true);
+    await assert.rejects(service.withdraw("bob@example.org", { kind: "pbx-device" }, { retain: true }));
+    assert.equal(service.heldCount, 1);
+    setAway(false);
+    // A newer report for the same source: the held withdrawal must not undo it.
+    await service.report("bob@example.org", device("inuse", 2), { retain: true });
+    assert.equal(service.heldCount, 0);
+    assert.equal(await service.retryHeld(), 0);
+    assert.equal((await service.current("bob@example.org")).state, "on-the-phone");
+
+    setAway(true);
+    await assert.rejects(service.withdraw("bob@example.org", { kind: "pbx-device" }, { retain: true }));
+    setAway(false);
+    assert.equal(await service.retryHeld(), 1);
+    assert.equal((await service.current("bob@example.org")).state, "unavailable");
   });
 });
