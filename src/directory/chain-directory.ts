@@ -1,24 +1,30 @@
 // Several directories asked in turn (LDAP first, then the config file): the first that knows a
 // person answers; `entries()` is everyone, the first directory's entry winning for a uid.
+import { DirectoryUnavailableError } from "../domain/errors.js";
 import type { Directory, DirectoryEntry } from "../ports/directory.js";
 
 export class ChainDirectory implements Directory {
   constructor(private readonly directories: readonly Directory[]) {}
 
-  /** The first that knows the person; one that fails is skipped, and only if all fail is it an error. */
+  /**
+   * The first that knows the person; one that fails is skipped. "Nobody" is an answer only when
+   * every directory gave it: if one failed, the person may be in it, so that is an error
+   * (service-unavailable), never a "no such user" (a desk phone would be told 404 for a colleague
+   * whose directory is merely down).
+   */
   async findPerson(person: string): Promise<DirectoryEntry | null> {
     let failure: Error | undefined;
-    let answered = false;
     for (const directory of this.directories) {
       try {
         const entry = await directory.findPerson(person);
-        answered = true;
         if (entry) return entry;
       } catch (err) {
         failure ??= err instanceof Error ? err : new Error(String(err));
       }
     }
-    if (!answered && failure !== undefined) throw failure;
+    if (failure !== undefined) {
+      throw new DirectoryUnavailableError(`directory unavailable: ${failure.message}`, { cause: failure });
+    }
     return null;
   }
 

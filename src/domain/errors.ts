@@ -55,6 +55,19 @@ export class SwitchboardError extends Error {
 }
 
 /**
+ * A lookup that could not be answered because a directory (LDAP) is unreachable: nobody knows now
+ * whom the address names. Not "the recipient is offline", so a message is refused at once (its
+ * sender may send it again) rather than queued for a phone that may not exist.
+ */
+export class DirectoryUnavailableError extends SwitchboardError {
+  override name = "DirectoryUnavailableError";
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("service-unavailable", message, options);
+  }
+}
+
+/**
  * An address (SIP/SIPS/tel/xmpp URI or JID) that cannot be parsed or mapped. `reason` says exactly
  * what is wrong and quotes the input, e.g. "empty host in SIP URI 'sip:alice@'"; it is also the
  * message. The condition is `malformed-address`, except for a mapping that would route a request

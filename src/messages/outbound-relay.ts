@@ -3,7 +3,7 @@
 // and is retried with a growing delay, and at once when the phone is known to be back; the sender
 // gets no receipt until delivery, and an error (recipient-unavailable) when the time runs out.
 // Chat states are never queued: a stale "typing…" is worse than none.
-import { SwitchboardError, type Condition } from "../domain/errors.js";
+import { DirectoryUnavailableError, SwitchboardError, type Condition } from "../domain/errors.js";
 import type { Logger } from "../ports/logger.js";
 import type { ChatMessage, DeliveryOutcome, DeliveryReports, MessageSink } from "../ports/message-port.js";
 import { queueKey, type MessageQueue, type QueuedMessage } from "../ports/message-queue.js";
@@ -61,6 +61,8 @@ export class OutboundRelay implements MessageSink {
       return await this.options.send(message);
     } catch (err) {
       if (!(err instanceof SwitchboardError) || !OFFLINE.has(err.condition)) throw err;
+      // Whom the address names is unknown while the directory is away: refused now, not queued.
+      if (err instanceof DirectoryUnavailableError) throw err;
       const now = this.clock();
       const entry: QueuedMessage = {
         key: queueKey(message),
