@@ -77,6 +77,11 @@ export class BridgeProcess {
     return code;
   }
 
+  /** The process id (to read its memory from /proc). */
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
   /** Sends a signal without waiting (SIGHUP: reload the config). */
   signal(signal: NodeJS.Signals): void {
     this.child.kill(signal);
