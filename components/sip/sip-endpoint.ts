@@ -240,6 +240,11 @@ export class SipEndpoint {
       });
     });
     transports.on("problem", (reason, remote) => options.log.warn({ remote }, `sip: ${reason}`));
+    transports.on("unframed", (head, flow) => {
+      this.answerUnframed(head, flow).catch((err: unknown) =>
+        options.log.info({ err: String(err), remote: flow.remote }, "sip: could not answer a bad datagram"),
+      );
+    });
   }
 
   static async start(options: SipEndpointOptions): Promise<SipEndpoint> {
@@ -484,6 +489,17 @@ export class SipEndpoint {
           .catch((err: unknown) => this.options.log.warn({ err: String(err) }, "first NOTIFY failed"));
       }
     }
+  }
+
+  /**
+   * A request over UDP whose body did not match its Content-Length: 400, statelessly, when the head
+   * makes a request with a Via to answer (RFC 3261 §18.3); anything else stays dropped.
+   */
+  private async answerUnframed(head: string, flow: Flow): Promise<void> {
+    const message = parseSip(`${head}\r\nContent-Length: 0\r\n\r\n`);
+    if (!message || !isRequest(message) || message.method === "ACK" || !message.getHeader("Via")) return;
+    if (missingHeaders(message).length > 0) return;
+    await flow.send(this.response(message, flow, 400, { reason: "Bad Content-Length" }));
   }
 
   /**

@@ -51,6 +51,12 @@ export interface TransportEvents {
   sent: [text: string, flow: Flow];
   /** A peer sent something unusable (dropped) or a socket failed; logged, never thrown. */
   problem: [reason: string, remote: string];
+  /**
+   * A datagram whose head is complete but whose body does not match its Content-Length (or the
+   * value is not a number): `head` has the Content-Length line taken out, so the request can be
+   * answered 400 (RFC 3261 §18.3). Also reported as a `problem`.
+   */
+  unframed: [head: string, flow: Flow];
 }
 
 /** `sip.tls`: the certificate and key files for tls: and wss: listeners, and whom to trust out. */
@@ -326,6 +332,8 @@ export class SipTransports extends EventEmitter<TransportEvents> {
       const remote = { address: rinfo.address, port: rinfo.port };
       if (text === null) {
         this.emit("problem", "unusable datagram dropped", `${rinfo.address}:${rinfo.port}`);
+        const head = datagramHead(datagram, this.limits);
+        if (head !== null) this.emit("unframed", head, this.udpFlow(socket, remote));
         return;
       }
       this.emit("message", text, this.udpFlow(socket, remote), datagram);
@@ -497,4 +505,15 @@ export class SipTransports extends EventEmitter<TransportEvents> {
     this.bound.length = 0;
     this.udp.length = 0;
   }
+}
+
+/**
+ * The head of a datagram that could not be framed, without its Content-Length line(s), when the
+ * head itself is whole and within the limits (so only the body's length was wrong); else null.
+ */
+function datagramHead(datagram: Buffer, limits: FramingLimits): string | null {
+  const end = datagram.indexOf("\r\n\r\n");
+  if (end < 0 || end > limits.maxHeadBytes) return null;
+  const lines = datagram.subarray(0, end).toString("utf8").split("\r\n");
+  return lines.filter((line) => !/^(content-length|l)\s*:/i.test(line)).join("\r\n");
 }

@@ -246,6 +246,18 @@ export class TcpSipSocket extends Collector {
     return this.socket.localPort ?? 0;
   }
 
+  /** Whether the far end closed the connection within `timeoutMs`. */
+  closedWithin(timeoutMs: number): Promise<boolean> {
+    if (this.socket.destroyed || this.socket.readableEnded) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.socket.once("close", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
   send(text: string): Promise<void> {
     return new Promise((resolve, reject) =>
       this.socket.write(text, "utf8", (err) => (err ? reject(err) : resolve())),
