@@ -32,7 +32,34 @@ export function createComponent(endpoint: ComponentEndpoint): Component {
     password: endpoint.secret,
   });
   entity.reconnect.stop();
+  guardParser(entity);
   const send = entity.send.bind(entity);
   entity.send = (...elements: Element[]) => send(...elements.map(sanitizeElement));
   return entity;
+}
+
+/** The library's connection internals that guardParser wraps (@xmpp/connection 0.13). */
+interface ConnectionInternals {
+  _onData(data: Buffer): void;
+  _onParserError(error: Error): void;
+}
+
+/**
+ * ltx throws from inside a socket's data handler on some malformed input (an undeclared entity
+ * such as `&lol9;`), which would be an uncaught exception: the whole process down because the
+ * server (or whoever sits on the component link) sent bad XML. Turn it into what the library does
+ * for the parse errors it does catch: a bad-format stream error, the connection closed, an `error`
+ * event (reported, then reconnected with backoff). Set before any socket is attached, since the
+ * library binds `_onData` when it attaches one.
+ */
+function guardParser(entity: Component): void {
+  const internals = entity as unknown as ConnectionInternals;
+  const onData = internals._onData.bind(internals);
+  internals._onData = (data: Buffer): void => {
+    try {
+      onData(data);
+    } catch (err) {
+      internals._onParserError(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
 }

@@ -1,8 +1,9 @@
 // Stanzas can only act for their sender. Another component on the same Prosody (a rogue service)
 // tries to change Alice's presence and to message a desk phone as Alice: Prosody refuses a `from`
-// outside the component's own domain, so the bridge never sees those; what the rogue may send in its
-// own name is taken as its own (not a home user: no presence source; a message from it to a phone
-// carries its address, never Alice's). A user of another domain cannot act as a home user either.
+// outside the component's own domain (and closes its stream), so the bridge never sees those; what
+// the rogue sends in its own name is taken as its own (not a home user: no presence source; a
+// message from it to a phone carries its address, never Alice's). A user of another domain cannot
+// act as a home user either.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { xml } from "@xmpp/component";
@@ -62,18 +63,8 @@ describe("XMPP: nobody acts for a home user but that user", function () {
       await sleep(50);
     assert.equal((await service.current("alice@example.org")).state, "available");
 
-    // The rogue component, as Alice: Prosody does not let it send from outside its domain.
-    await rogue.send(
-      xml("presence", { from: "alice@example.org/evil", to: grant.jid }, xml("show", {}, "dnd")),
-    );
-    await rogue.send(
-      xml(
-        "message",
-        { from: "alice@example.org/evil", to: `bob@${grant.jid}`, type: "chat", id: "spoof-1" },
-        xml("body", {}, "I am Alice"),
-      ),
-    );
-    // In its own name: a JID that is no home user.
+    // In their own names first: the rogue component (a JID that is no home user) and a user of
+    // another domain; both messages reach the phone side, with their real senders.
     await rogue.send(
       xml("presence", { from: `mallory@${rogueGrant.jid}/x`, to: grant.jid }, xml("show", {}, "dnd")),
     );
@@ -84,12 +75,28 @@ describe("XMPP: nobody acts for a home user but that user", function () {
         xml("body", {}, "from the rogue"),
       ),
     );
-    // A user of another domain, claiming Alice's presence as best a client can: its own.
     mallory.send({ op: "presence", to: grant.jid, show: "dnd", status: "I am Alice" });
     mallory.send({ op: "message", to: `bob@${grant.jid}`, body: "from mallory", id: "mallory-1" });
-    // The last of these has arrived once mallory's message has.
     const until = Date.now() + 5_000;
-    while (!toSip.some((m) => m.body === "from mallory") && Date.now() < until) await sleep(50);
+    while (toSip.length < 2 && Date.now() < until) await sleep(50);
+
+    // Then the rogue as Alice: Prosody refuses a `from` outside the component's domain, and closes
+    // the rogue's stream for it (so these go last).
+    const closed = new Promise<string>((resolve) => rogue.once("offline", resolve));
+    await rogue.send(
+      xml("presence", { from: "alice@example.org/evil", to: grant.jid }, xml("show", {}, "dnd")),
+    );
+    await rogue
+      .send(
+        xml(
+          "message",
+          { from: "alice@example.org/evil", to: `bob@${grant.jid}`, type: "chat", id: "spoof-1" },
+          xml("body", {}, "I am Alice"),
+        ),
+      )
+      .catch(() => undefined); // the stream may be gone already
+    const reason = await Promise.race([closed, sleep(5_000).then(() => "still open")]);
+    assert.notEqual(reason, "still open", "Prosody kept the stream of a component that spoofed a home user");
     await sleep(300);
 
     assert.equal((await service.current("alice@example.org")).state, "available", "Alice's presence changed");
