@@ -71,7 +71,7 @@ describe("crafted addresses never reach another user", function () {
       }),
       port,
     );
-    let status = 0;
+    let status: number;
     try {
       const answer = await socket.waitFor(
         (m) => m.status !== undefined && m.status >= 200 && header(m, "call-id") === callId,
