@@ -489,7 +489,7 @@ describe("SIP fuzz: the live endpoint over UDP, TCP and WebSocket", function () 
     }
   });
 
-  it("has grown within bounds (heap 20 MB, RSS 50 MB), logged no error and let no exception escape", async function () {
+  it(`has grown within bounds (heap 20 MB, RSS ${RSS_LIMIT / 1024 / 1024} MB), logged no error and let no exception escape`, async function () {
     // Let the last transactions and NOTIFY retransmissions (Timer F, 64·T1) run out first.
     await sleep(3_500);
     collectGarbage();
