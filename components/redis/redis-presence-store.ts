@@ -72,6 +72,12 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_COMMAND_TIMEOUT_MS = 5_000;
 /** How often calls past the command timeout are failed. */
 const SWEEP_MS = 250;
+/**
+ * Most calls waiting for Redis at once; more fail at once. A call that timed out is failed but its
+ * command stays with the client until Redis answers or the connection drops, so while Redis stalls
+ * this bounds what piles up.
+ */
+const MAX_PENDING = 10_000;
 
 interface PendingCall {
   /** The sweep count when the call was made. */
@@ -495,7 +501,11 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
       this.updateReadiness();
       // node-redis subscribes the channel again before it reports the connection ready, so every
       // announcement after the index is read arrives.
-      if (this.subscribed && (connection === this.subscriber || this.subscribedIndex === null))
+      if (
+        this.subscribed &&
+        this.subscriber.isReady &&
+        (connection === this.subscriber || this.subscribedIndex === null)
+      )
         void this.loadIndex();
     });
     for (const event of ["end", "reconnecting"] as const)
@@ -518,7 +528,9 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     this.indexAdds = new Set();
     try {
       const members = await this.client.sMembers(this.key("xmpp-subscribed-contacts"));
-      if (generation !== this.indexGeneration || this.closed) return;
+      // Announcements may have been missed unless the channel stayed up throughout (forgetIndex
+      // bumps the generation when it goes down).
+      if (generation !== this.indexGeneration || this.closed || !this.subscriber.isReady) return;
       const index = new Set(members);
       for (const contact of this.indexAdds) index.add(contact);
       this.indexAdds = new Set();
@@ -601,6 +613,13 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     if (this.closed)
       return Promise.reject(
         new SwitchboardError("service-unavailable", `presence store (Redis): ${what}: closed`),
+      );
+    if (this.pending.size >= MAX_PENDING)
+      return Promise.reject(
+        new SwitchboardError(
+          "service-unavailable",
+          `presence store (Redis): ${what}: ${MAX_PENDING} calls already waiting for Redis`,
+        ),
       );
     return new Promise<T>((resolve, reject) => {
       const entry: PendingCall = { sweep: this.sweeps, what, fail: reject };
@@ -788,11 +807,11 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     );
   }
 
-  async xmppSubscribers(contact: string): Promise<string[]> {
+  async xmppSubscribers(contact: string, options: { fresh?: boolean } = {}): Promise<string[]> {
     // Most changes are of contacts nobody subscribed to: the index, kept here, answers those without
     // a round trip. It may hold contacts that lost their subscribers meanwhile (then Redis answers
     // with none), never miss one that has any.
-    if (this.subscribedIndex !== null && !this.subscribedIndex.has(contact)) return [];
+    if (!options.fresh && this.subscribedIndex !== null && !this.subscribedIndex.has(contact)) return [];
     return this.call(`list XMPP subscribers of ${contact}`, () =>
       this.client.sMembers(this.key("xmpp-subscribers", contact)),
     );

@@ -149,13 +149,20 @@ export class Authenticator {
     });
   }
 
+  /**
+   * Whether requests on this flow are a trusted peer's: its address is in sip.trustedPeers and, over
+   * TLS with sip.tls.clientCa, it proved itself with a certificate from that CA.
+   */
+  trusts(flow: Flow): boolean {
+    return this.isTrusted(flow) && flow.clientCertified !== false;
+  }
+
   async authenticate(request: SipRequest, flow: Flow): Promise<Authentication> {
-    let trusted = this.isTrusted(flow);
-    if (trusted && flow.clientCertified === false) {
+    const trusted = this.trusts(flow);
+    if (!trusted && this.isTrusted(flow)) {
       // sip.tls.clientCa: over TLS a trusted peer must also prove itself with a certificate; without
       // one it is anyone else (digest).
       this.security(flow, "FailedACL", "trusted address without a verified client certificate");
-      trusted = false;
     }
     if (trusted) {
       const asserted = assertedIdentity(request);

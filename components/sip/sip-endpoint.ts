@@ -133,6 +133,23 @@ export function personForSipUri(uri: SipUri, domains: GatewayDomains): string {
   return formatSipUri(makeSipUri({ user: uri.user, host: uri.host, port: uri.port }));
 }
 
+/** The rate-limit bucket of a source address: itself for IPv4, its /64 for IPv6. */
+export function rateLimitKey(address: string): string {
+  if (!address.includes(":")) return address;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped?.[1] !== undefined) return mapped[1];
+  const [head = "", tail = ""] = address.toLowerCase().split("::");
+  const front = head === "" ? [] : head.split(":");
+  const back = tail === "" ? [] : tail.split(":");
+  const groups = address.includes("::")
+    ? [...front, ...Array<string>(Math.max(0, 8 - front.length - back.length)).fill("0"), ...back]
+    : front;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
+}
+
 export class SipEndpoint {
   private readonly tag = randomBytes(6).toString("hex");
   /** Every branch we generate starts with this: seeing it in a request's Via means a loop. */
@@ -317,8 +334,9 @@ export class SipEndpoint {
     }
     const missing = missingHeaders(request);
     if (missing.length > 0) {
-      // Stateless 400 (RFC 3261 §8.2.6) where a response can be built at all.
-      if (request.getHeader("Via")) {
+      // Stateless 400 (RFC 3261 §8.2.6) where a response can be built at all, within the source's
+      // rate (a spoofed UDP source must not get an answer for every datagram).
+      if (request.getHeader("Via") && this.overLimit(flow) === null) {
         await flow.send(this.response(request, flow, 400, { reason: `Missing ${missing.join(", ")}` }));
       }
       return;
@@ -337,21 +355,10 @@ export class SipEndpoint {
       return;
     }
     // Counted per new transaction (retransmissions were absorbed above, and answered the same).
-    if (this.limiter && (this.options.rateLimit?.trustedPeers || !this.authenticator.isTrusted(flow))) {
-      const taken = this.limiter.take(flow.remote.address, Date.now());
-      if (!taken.ok) {
-        this.securityEvent({
-          event: "RateLimited",
-          remote: flow.remote,
-          transport: flow.transport,
-          reason: `more than ${this.options.rateLimit?.perSecond} requests/s`,
-        });
-        await answer(503, {
-          reason: "Too many requests",
-          headers: [["Retry-After", String(taken.retryAfterSeconds)]],
-        });
-        return;
-      }
+    const retryAfter = this.overLimit(flow);
+    if (retryAfter !== null) {
+      await answer(503, { reason: "Too many requests", headers: [["Retry-After", String(retryAfter)]] });
+      return;
     }
     this.active += 1;
     try {
@@ -492,6 +499,27 @@ export class SipEndpoint {
   }
 
   /**
+   * Takes one of the source's tokens (sip.rateLimit); null when within its rate (or not limited),
+   * else the seconds to wait, after logging it as a RateLimited security event. Trusted peers are
+   * exempt unless configured otherwise; the same trust decision as authentication (a trusted
+   * address over TLS without its client certificate is not trusted here either). IPv6 sources are
+   * limited per /64, since one host may use any address of its /64.
+   */
+  private overLimit(flow: Flow): number | null {
+    if (!this.limiter) return null;
+    if (!this.options.rateLimit?.trustedPeers && this.authenticator.trusts(flow)) return null;
+    const taken = this.limiter.take(rateLimitKey(flow.remote.address), Date.now());
+    if (taken.ok) return null;
+    this.securityEvent({
+      event: "RateLimited",
+      remote: flow.remote,
+      transport: flow.transport,
+      reason: `more than ${this.options.rateLimit?.perSecond} requests/s`,
+    });
+    return taken.retryAfterSeconds;
+  }
+
+  /**
    * A request over UDP whose body did not match its Content-Length: 400, statelessly, when the head
    * makes a request with a Via to answer (RFC 3261 §18.3); anything else stays dropped.
    */
@@ -499,6 +527,8 @@ export class SipEndpoint {
     const message = parseSip(`${head}\r\nContent-Length: 0\r\n\r\n`);
     if (!message || !isRequest(message) || message.method === "ACK" || !message.getHeader("Via")) return;
     if (missingHeaders(message).length > 0) return;
+    if (SCANNERS.test(message.getHeader("User-Agent") ?? "")) return; // no answer to a scanner, ever
+    if (this.overLimit(flow) !== null) return;
     await flow.send(this.response(message, flow, 400, { reason: "Bad Content-Length" }));
   }
 

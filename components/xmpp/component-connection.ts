@@ -58,9 +58,15 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
    * to a ping proves every stanza written before the ping was handled; messages not yet proven are
    * sent again on the next connection (a duplicate, same id, when the server had handled them).
    */
-  private unacked: Element[] = [];
+  private unacked: { seq: number; stanza: Element }[] = [];
+  /** The sequence number of the last message written (pings confirm up to the one before them). */
+  private seq = 0;
   private ackTimer: NodeJS.Timeout | undefined;
-  /** Bumped per connection: a ping answered on an old connection proves nothing about this one. */
+  /**
+   * Bumped when a connection comes up and when it is lost: a ping answered on an old connection
+   * proves nothing about this one, and a write that completes after its connection was given up
+   * is not known to have arrived.
+   */
   private generation = 0;
 
   constructor(readonly options: ComponentConnectionOptions) {
@@ -69,7 +75,15 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     this.backoff = options.backoff ?? { baseMs: 500, capMs: 30_000 };
     this.entity = createComponent(options); // reconnects are ours, with backoff
     this.entity.on("error", (err) => this.emit("problem", err));
-    this.entity.on("stanza", (stanza) => this.emit("stanza", stanza));
+    this.entity.on("stanza", (stanza) => {
+      // A listener's fault is ours, not the server's: reported, and the stream goes on (thrown
+      // from here it would reach the parser and end the connection as bad XML).
+      try {
+        this.emit("stanza", stanza);
+      } catch (err) {
+        this.emit("problem", err instanceof Error ? err : new Error(String(err)));
+      }
+    });
     this.entity.on("send", (element) => {
       if (STANZAS.has(element.name)) this.emit("sent", element);
     });
@@ -187,9 +201,16 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
    */
   async send(stanza: Element): Promise<void> {
     if (this._state === "online" && this.buffer.length === 0) {
+      const generation = this.generation;
       try {
         await this.entity.send(stanza);
-        this.written(stanza);
+        if (generation === this.generation) {
+          this.written(stanza);
+          return;
+        }
+        // The connection was given up while this was being written: whether it arrived is not
+        // known, so it goes again (first) on the next one.
+        this.buffer.unshift(stanza);
         return;
       } catch {
         // The socket went away under us: keep the stanza for the reconnect.
@@ -213,12 +234,16 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
       while (this._state === "online" && this.buffer.length > 0) {
         const next = this.buffer[0];
         if (next === undefined) break;
+        const generation = this.generation;
         try {
           await this.entity.send(next);
         } catch {
           return;
         }
-        this.buffer.shift();
+        // Given up meanwhile: it stays in the buffer (after the requeued ones) for the next one.
+        if (generation !== this.generation) return;
+        const at = this.buffer.indexOf(next);
+        if (at >= 0) this.buffer.splice(at, 1);
         this.written(next);
       }
     } finally {
@@ -230,17 +255,24 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
   private written(stanza: Element): void {
     const to = this.options.keepalive?.to;
     if (stanza.name !== "message" || to === undefined) return;
-    this.unacked.push(stanza);
+    this.unacked.push({ seq: ++this.seq, stanza });
     if (this.ackTimer !== undefined) return;
     this.ackTimer = setTimeout(() => {
       this.ackTimer = undefined;
       if (this._state !== "online" || this.unacked.length === 0) return;
       const generation = this.generation;
-      const upTo = this.unacked.length;
+      // Everything written before the ping; several pings may be out at once.
+      const upTo = this.seq;
       const ping = xml("iq", { type: "get", to }, xml("ping", { xmlns: "urn:xmpp:ping" }));
       const confirmed = (): void => {
         if (generation !== this.generation) return;
-        this.unacked.splice(0, upTo);
+        let confirmedCount = 0;
+        while (
+          confirmedCount < this.unacked.length &&
+          (this.unacked[confirmedCount]?.seq ?? Infinity) <= upTo
+        )
+          confirmedCount++;
+        this.unacked.splice(0, confirmedCount);
       };
       this.entity.iqCaller
         .request(ping, this.options.keepalive?.timeoutMs ?? 10_000)
@@ -253,10 +285,11 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
 
   /** The connection is gone: messages it may have lost go first in line for the next one. */
   private requeueUnacked(): void {
+    this.generation += 1;
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     if (this.unacked.length === 0) return;
-    this.buffer.unshift(...this.unacked);
+    this.buffer.unshift(...this.unacked.map((entry) => entry.stanza));
     this.unacked = [];
   }
 

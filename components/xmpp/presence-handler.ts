@@ -230,7 +230,7 @@ export class XmppPresenceHandler {
         return;
       case "probe": {
         // RFC 6121 §4.3.2: current presence to a subscriber; `unsubscribed` to anyone else.
-        const subscribers = await presence.store.xmppSubscribers(contactJid);
+        const subscribers = await presence.store.xmppSubscribers(contactJid, { fresh: true });
         if (!subscribers.includes(subscriber)) await reply("unsubscribed");
         else await send(presenceStanza(contactJid, subscriber, await presence.current(person)));
         return;

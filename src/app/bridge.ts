@@ -193,7 +193,16 @@ async function compose(
       }
     });
   }
-  started("presence service", () => presence.close());
+  // Reports held while the store could not take them are written when it is back (above); a
+  // command that merely timed out changes no readiness, so they are also tried every 5 s.
+  const heldRetry = setInterval(() => {
+    if (presence.heldCount > 0 && (!(store instanceof RedisPresenceStore) || store.ready()))
+      void presence.retryHeld();
+  }, 5_000).unref();
+  started("presence service", () => {
+    clearInterval(heldRetry);
+    presence.close();
+  });
   const queue: MessageQueue & { close?: () => Promise<void>; ready?: () => boolean } = config.store.url
     ? await RedisMessageQueue.connect({
         url: config.store.url,

@@ -105,9 +105,13 @@ export function parseHost(text: string, rules: HostnameRules = SIP_HOST): Parsed
   if (memo === undefined) memos.set(rulesKey, (memo = new Map<string, ParsedHost>()));
   let parsed = memo.get(text);
   if (parsed === undefined) {
-    if (memo.size >= MEMO_LIMIT) memo.clear();
     parsed = Object.freeze(classifyHost(text, rules));
-    memo.set(text, parsed);
+    // Only host-sized texts are kept, and as copies: a host sliced from a 64 KB message would
+    // otherwise keep the whole message alive.
+    if (text.length <= 255) {
+      if (memo.size >= MEMO_LIMIT) memo.clear();
+      memo.set(Buffer.from(text, "utf8").toString("utf8"), parsed);
+    }
   }
   return parsed;
 }

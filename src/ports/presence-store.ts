@@ -59,7 +59,11 @@ export interface PresenceStore {
   addXmppSubscriber(contact: string, subscriber: string): Promise<void>;
   /** Returns whether there was such a subscription. */
   removeXmppSubscriber(contact: string, subscriber: string): Promise<boolean>;
-  xmppSubscribers(contact: string): Promise<string[]>;
+  /**
+   * `fresh`: from the store itself, never from a copy an instance keeps (a probe's answer decides
+   * whether a subscription stands, so it must not miss one made a moment ago on another instance).
+   */
+  xmppSubscribers(contact: string, options?: { fresh?: boolean }): Promise<string[]>;
   /** Every gateway contact with at least one XMPP subscriber (for re-announcing after a reconnect). */
   xmppSubscribedContacts(): Promise<string[]>;
 

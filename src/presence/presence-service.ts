@@ -66,7 +66,7 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
    * Runs one person's updates one after another, so that the aggregate announced last is the one
    * the store holds last, whatever the store's latency (another person's updates are not held up).
    */
-  private inTurn(person: string, update: () => Promise<PresenceUpdate>): Promise<PresenceUpdate> {
+  private inTurn<T>(person: string, update: () => Promise<T>): Promise<T> {
     return this.queues.run(person, update);
   }
 
@@ -79,9 +79,25 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
     return this.write({ person, source, record: null }, options);
   }
 
-  private write(change: Held, options: ReportOptions): Promise<PresenceUpdate> {
+  private async write(change: Held, options: ReportOptions): Promise<PresenceUpdate> {
+    const update = await this.writeInTurn(change, options, false);
+    if (update === null) throw new Error("unreachable: an unconditional write was skipped");
+    return update;
+  }
+
+  /**
+   * The write, in the person's turn. `onlyIfHeld` (a retry of a held report): skipped (null) when,
+   * by the time its turn comes, the report is no longer the one held for its source — a newer
+   * report queued before it has replaced it, and writing the old one after would undo the newer.
+   */
+  private writeInTurn(
+    change: Held,
+    options: ReportOptions,
+    onlyIfHeld: boolean,
+  ): Promise<PresenceUpdate | null> {
     const key = heldKey(change.person, change.source);
     return this.inTurn(change.person, async () => {
+      if (onlyIfHeld && this.held.get(key) !== change) return null;
       // A newer report for the same source replaces one held from before (written or not).
       this.held.delete(key);
       try {
@@ -112,11 +128,9 @@ export class PresenceService extends EventEmitter<PresenceServiceEvents> {
    */
   async retryHeld(): Promise<number> {
     let written = 0;
-    for (const [key, change] of [...this.held]) {
-      if (this.held.get(key) !== change) continue; // replaced by a newer report meanwhile
+    for (const change of [...this.held.values()]) {
       try {
-        await this.write(change, { retain: true });
-        written += 1;
+        if ((await this.writeInTurn(change, { retain: true }, true)) !== null) written += 1;
       } catch {
         // Held again (still away) or refused for good (not held): the next retry, or nothing.
       }

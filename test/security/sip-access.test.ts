@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createServer as createTlsServer } from "node:tls";
-import type { SipEndpoint } from "../../components/sip/sip-endpoint.js";
+import { rateLimitKey, type SipEndpoint } from "../../components/sip/sip-endpoint.js";
 import { noMetrics, type Metrics } from "../../src/ports/metrics.js";
 import { digestAnswer } from "../harness/digest.js";
 import { memoryLogger, type LogLine } from "../harness/memory-logger.js";
@@ -244,11 +244,15 @@ describe("SIP access: rate limits, scanners, the security log, TLS versions and 
       for (const cert of [server, peer, stranger]) cert?.dir.remove();
     });
 
-    async function tlsEndpoint(extra: { clientCa?: string } = {}) {
+    async function tlsEndpoint(
+      extra: { clientCa?: string } = {},
+      rateLimit?: { perSecond: number; burst: number; trustedPeers: boolean },
+    ) {
       const started = await endpointWith({
         listen: ["udp:127.0.0.1:0", "tls:127.0.0.1:0"],
         tls: { cert: server.cert, key: server.key, ...extra },
         users: [{ username: "bob", password: "s3cret-pw" }],
+        ...(rateLimit ? { rateLimit } : {}),
       });
       const tlsPort = started.endpoint.transports.addresses().find((a) => a.transport === "tls")?.port ?? 0;
       return { ...started, tlsPort };
@@ -320,5 +324,41 @@ describe("SIP access: rate limits, scanners, the security log, TLS versions and 
       await socket.send(text, port);
       assert.equal((await socket.waitFor(finalFor(callId))).status, 200);
     });
+
+    it("rate limits a trusted address over TLS without its client certificate, as anyone else", async function () {
+      const { tlsPort } = await tlsEndpoint(
+        { clientCa: peer.cert },
+        { perSecond: 1, burst: 2, trustedPeers: false },
+      );
+      const send = async (socket: TcpSipSocket): Promise<number> => {
+        const { text, callId } = request("OPTIONS", `TLS 127.0.0.1:${socket.localPort}`);
+        await socket.send(text);
+        return (await socket.waitFor(finalFor(callId))).status ?? 0;
+      };
+      const bare = await TcpSipSocket.connectTls(tlsPort, server.pem, "127.0.0.1");
+      const statuses = [await send(bare), await send(bare), await send(bare)];
+      bare.close();
+      assert.deepEqual(statuses, [200, 200, 503]);
+      // With the certificate: trusted, not limited.
+      const proxy = await TcpSipSocket.connectTls(tlsPort, server.pem, "127.0.0.1", {
+        cert: peer.pem,
+        key: readFileSync(peer.key),
+      });
+      const trusted = [await send(proxy), await send(proxy), await send(proxy), await send(proxy)];
+      proxy.close();
+      assert.deepEqual(trusted, [200, 200, 200, 200]);
+    });
+  });
+});
+
+describe("rateLimitKey", function () {
+  it("is the address for IPv4 (also IPv4-mapped IPv6) and the /64 for IPv6", function () {
+    assert.equal(rateLimitKey("203.0.113.7"), "203.0.113.7");
+    assert.equal(rateLimitKey("::ffff:203.0.113.7"), "203.0.113.7");
+    assert.equal(rateLimitKey("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+    assert.equal(rateLimitKey("2001:db8:1:2::99"), "2001:db8:1:2::/64");
+    assert.equal(rateLimitKey("2001:DB8:0001:0002:ffff::1"), "2001:db8:1:2::/64");
+    assert.equal(rateLimitKey("2001:db8::1"), "2001:db8:0:0::/64");
+    assert.equal(rateLimitKey("::1"), "0:0:0:0::/64");
   });
 });

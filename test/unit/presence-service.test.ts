@@ -202,6 +202,20 @@ describe("PresenceService while the store is away", function () {
     assert.equal((await service.current("dave@example.org")).state, "unavailable");
   });
 
+  it("does not write a held report over a newer one queued before the retry's turn", async function () {
+    const { store, setAway } = flakyStore();
+    const service = new PresenceService(store, () => 5_000);
+    setAway(true);
+    await assert.rejects(service.report("bob@example.org", device("inuse", 1), { retain: true }));
+    setAway(false);
+    // The PBX says the call ended just as the store comes back: its write is queued first.
+    const newer = service.report("bob@example.org", device("idle", 2), { retain: true });
+    const retried = await service.retryHeld();
+    await newer;
+    assert.equal(retried, 0);
+    assert.equal((await service.current("bob@example.org")).state, "available");
+  });
+
   it("drops a held report when the same source reports again, and holds withdrawals too", async function () {
     const { store, setAway } = flakyStore();
     const service = new PresenceService(store, () => 5_000);
