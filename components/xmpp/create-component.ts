@@ -33,6 +33,13 @@ export function createComponent(endpoint: ComponentEndpoint): Component {
   });
   entity.reconnect.stop();
   guardParser(entity);
+  // Stanzas are small and each should go at once: without TCP_NODELAY, Nagle's algorithm holds a
+  // write while an earlier one is unacknowledged, and the server's delayed ACK makes that ~40 ms.
+  entity.on("connect", () => {
+    (entity as unknown as { socket?: { setNoDelay?: (noDelay: boolean) => void } }).socket?.setNoDelay?.(
+      true,
+    );
+  });
   const send = entity.send.bind(entity);
   entity.send = (...elements: Element[]) => send(...elements.map(sanitizeElement));
   return entity;

@@ -49,6 +49,8 @@ declare module "@xmpp/component" {
     /** Every element written to the socket (stanzas and stream-level elements). */
     send: [element: Element];
     disconnect: [info: { clean: boolean; reason?: unknown }];
+    /** The TCP connection is open (before the stream and the handshake). */
+    connect: [];
   }
 
   /** @xmpp/middleware's incoming context; `element` is the IQ payload once @xmpp/iq's callee ran. */
