@@ -293,11 +293,6 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     this.unacked = [];
   }
 
-  /** Messages written and not yet confirmed by the server. */
-  get unconfirmed(): number {
-    return this.unacked.length;
-  }
-
   /**
    * Before stop(): waits (at most `timeoutMs`) while online for the stanzas held for sending to go
    * out. Resolves with how many are still held (they are lost when the process exits).
