@@ -7,12 +7,10 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BridgeProcess } from "../harness/bridge-process.js";
-import { freePort, tempDir } from "../harness/net.js";
-import { Prosody, type ComponentGrant } from "../harness/prosody.js";
-import { RedisServer } from "../harness/redis.js";
-import { buildResponse, header, UdpSipSocket } from "../harness/sip-socket.js";
-import { SlixmppClient } from "../harness/xmpp-client.js";
+import type { BridgeProcess } from "../harness/bridge-process.js";
+import { FaultScene } from "../harness/fault-scene.js";
+import { buildResponse, header } from "../harness/sip-socket.js";
+import type { SlixmppClient } from "../harness/xmpp-client.js";
 
 const MESSAGES = 500;
 const INTERVAL_MS = 10;
@@ -32,24 +30,15 @@ async function metric(port: number, pattern: RegExp): Promise<number> {
 
 describe("fault: a black-holed SIP receiver", function () {
   this.timeout(180_000);
-  let prosody: Prosody;
-  let redis: RedisServer;
-  let grant: ComponentGrant;
+  let scene: FaultScene;
   let bridge: BridgeProcess;
-  let httpPort: number;
-  let proxy: UdpSipSocket;
   let alice: SlixmppClient;
   let answering = false;
   const answered = new Map<string, number>(); // body → how many transactions got a 200 for it
-  const dir = tempDir("fault-blackhole");
 
   before(async function () {
-    prosody = await Prosody.start();
-    await prosody.register("alice", "alice-pw");
-    redis = await RedisServer.start();
-    grant = prosody.takeComponent({ privileged: true });
-    httpPort = await freePort();
-    proxy = await UdpSipSocket.open();
+    scene = await FaultScene.start({ label: "blackhole", redis: true, autoAnswer: false });
+    const proxy = scene.farEnd;
     const transactions = new Set<string>();
     proxy.onMessage((request) => {
       if (!answering || request.method !== "MESSAGE") return; // the black hole: not a word
@@ -62,36 +51,19 @@ describe("fault: a black-holed SIP receiver", function () {
       }
       void proxy.send(buildResponse(request, 200, "OK"), request.from.port, request.from.address);
     });
-    bridge = BridgeProcess.start(dir.file("switchboard.yaml"), {
-      domain: prosody.domain,
-      xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
-      sip: {
-        listen: [`udp:127.0.0.1:${await freePort({ udp: true })}`],
-        outboundProxy: `sip:127.0.0.1:${proxy.port};lr`,
-        timers: { t1: 50, t2: 400, t4: 500 },
-      },
-      store: {
-        url: redis.url,
-        prefix: RedisServer.newPrefix("fault-blackhole"),
-        queue: { ttlSeconds: 600, retryMinSeconds: 1, retryMaxSeconds: 2 },
-      },
-      http: { listen: `127.0.0.1:${httpPort}` },
+    bridge = await scene.startBridge({
+      sip: { timers: { t1: 50, t2: 400, t4: 500 } },
+      store: { queue: { ttlSeconds: 600, retryMinSeconds: 1, retryMaxSeconds: 2 } },
     });
-    await bridge.online();
-    alice = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
-    alice.send({ op: "presence" });
+    alice = await scene.signIn();
   });
 
   after(async function () {
-    await alice?.close();
-    await proxy?.close();
-    if (bridge?.running) await bridge.stop();
-    await redis?.stop();
-    await prosody?.stop();
-    dir.remove();
+    await scene?.stop();
   });
 
   it("times out per Timer F with bounded memory, queues, and delivers every message once when answered again", async function () {
+    const { httpPort, grant } = scene;
     const rssBefore = rssMb(bridge.pid);
     const bodies: string[] = [];
     for (let i = 1; i <= MESSAGES; i++) {

@@ -8,15 +8,12 @@
 // its XMPP component is online: those MESSAGEs are refused, and the phone is told so.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BridgeProcess } from "../harness/bridge-process.js";
-import { freePort, tempDir } from "../harness/net.js";
-import { Prosody, type ComponentGrant } from "../harness/prosody.js";
-import { RedisServer } from "../harness/redis.js";
-import { buildRequest, buildResponse, header, UdpSipSocket } from "../harness/sip-socket.js";
-import { SlixmppClient } from "../harness/xmpp-client.js";
+import { FaultScene } from "../harness/fault-scene.js";
+import { buildRequest, buildResponse, header } from "../harness/sip-socket.js";
+import { receivedByChatUser, startTraffic } from "../harness/traffic.js";
+import type { SlixmppClient } from "../harness/xmpp-client.js";
 
 const QUEUED = 100;
-const INTERVAL_MS = 40;
 
 async function queueDepth(port: number): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -25,27 +22,14 @@ async function queueDepth(port: number): Promise<number> {
 
 describe("fault: the bridge killed (-9) under load and restarted", function () {
   this.timeout(180_000);
-  let prosody: Prosody;
-  let redis: RedisServer;
-  let grant: ComponentGrant;
-  let bridge: BridgeProcess;
-  let sipPort: number;
-  let httpPort: number;
-  let proxy: UdpSipSocket;
-  let deskPhone: UdpSipSocket;
+  let scene: FaultScene;
   let alice: SlixmppClient;
   let phoneBack = false;
   const atPhone = new Map<string, number>(); // body → transactions answered 200
-  const dir = tempDir("fault-kill");
 
   before(async function () {
-    prosody = await Prosody.start();
-    await prosody.register("alice", "alice-pw");
-    redis = await RedisServer.start();
-    grant = prosody.takeComponent({ privileged: true });
-    sipPort = await freePort({ udp: true });
-    httpPort = await freePort();
-    proxy = await UdpSipSocket.open();
+    scene = await FaultScene.start({ label: "kill", redis: true, autoAnswer: false });
+    const proxy = scene.farEnd;
     const seen = new Set<string>();
     proxy.onMessage((request) => {
       if (request.method !== "MESSAGE") return;
@@ -60,35 +44,19 @@ describe("fault: the bridge killed (-9) under load and restarted", function () {
       }
       void proxy.send(buildResponse(request, 200, "OK"), request.from.port);
     });
-    deskPhone = await UdpSipSocket.open();
-    bridge = BridgeProcess.start(dir.file("switchboard.yaml"), {
-      domain: prosody.domain,
-      xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
-      sip: { listen: [`udp:127.0.0.1:${sipPort}`], outboundProxy: `sip:127.0.0.1:${proxy.port};lr` },
-      store: {
-        url: redis.url,
-        prefix: RedisServer.newPrefix("fault-kill"),
-        queue: { ttlSeconds: 600, retryMinSeconds: 1, retryMaxSeconds: 2 },
-      },
-      http: { listen: `127.0.0.1:${httpPort}` },
+    await scene.startBridge({
+      store: { queue: { ttlSeconds: 600, retryMinSeconds: 1, retryMaxSeconds: 2 } },
     });
-    await bridge.online();
-    alice = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
-    alice.send({ op: "presence" });
+    alice = await scene.signIn();
   });
 
   after(async function () {
-    await alice?.close();
-    await deskPhone?.close();
-    await proxy?.close();
-    if (bridge?.running) await bridge.stop();
-    await redis?.stop();
-    await prosody?.stop();
-    dir.remove();
+    await scene?.stop();
   });
 
   /** A MESSAGE sent like a phone does: again every 500 ms until a final answer (at most 16 times). */
   async function sendLikeAPhone(body: string): Promise<number | "none"> {
+    const { phone: deskPhone, sipPort } = scene;
     const callId = `${body}@desk-phone`;
     const text = buildRequest({
       method: "MESSAGE",
@@ -116,6 +84,8 @@ describe("fault: the bridge killed (-9) under load and restarted", function () {
   }
 
   it("keeps the queue, delivers it once, and loses no MESSAGE a phone got a 200 for", async function () {
+    const { phone: deskPhone, sipPort, httpPort, grant } = scene;
+    let bridge = scene.bridge ?? assert.fail("no bridge");
     // Alice's messages for Bob's phone, which is away: all queued.
     for (let i = 1; i <= QUEUED; i++) {
       alice.send({ op: "message", to: `bob@${grant.jid}`, body: `q-${i}`, id: `q-${i}`, receipt: true });
@@ -126,30 +96,23 @@ describe("fault: the bridge killed (-9) under load and restarted", function () {
     assert.equal(await queueDepth(httpPort), QUEUED);
 
     // The desk phone writes to Alice throughout; the bridge is killed in the middle of it.
-    const outcomes = new Map<string, number | "none">();
-    const sentAt = new Map<string, number>();
-    let running = true;
-    let n = 0;
-    const loop = (async () => {
-      const pending: Promise<void>[] = [];
-      while (running) {
-        const body = `s-${++n}`;
-        sentAt.set(body, Date.now());
-        pending.push(sendLikeAPhone(body).then((status) => void outcomes.set(body, status)));
-        await sleep(INTERVAL_MS);
-      }
-      await Promise.all(pending);
-    })();
+    const traffic = startTraffic({
+      phone: deskPhone,
+      sipPort,
+      from: "sip:bob@example.org",
+      to: "sip:alice@example.org",
+      chatUser: () => alice,
+      send: sendLikeAPhone,
+    });
     await sleep(1_000);
     const killedAt = Date.now();
     assert.equal(await bridge.stop("SIGKILL"), null);
-    bridge = bridge.restart();
+    bridge = scene.bridge = bridge.restart();
     await bridge.online(30_000);
     const upAt = Date.now();
     assert.equal(await queueDepth(httpPort), QUEUED, "the durable queue after kill -9");
     await sleep(1_500);
-    running = false;
-    await loop;
+    const { sipOutcomes: outcomes, sentAt } = await traffic.stop();
 
     // Bob's phone is back: the queue empties, each message once, each with a receipt.
     phoneBack = true;
@@ -170,10 +133,7 @@ describe("fault: the bridge killed (-9) under load and restarted", function () {
     assert.equal(receipts.size, QUEUED);
 
     // The desk phone's MESSAGEs: every 200 reached Alice.
-    const received = new Map<string, number>();
-    for (const e of alice.events)
-      if (e.event === "message" && /^s-\d+$/.test(e.body ?? ""))
-        received.set(e.body ?? "", (received.get(e.body ?? "") ?? 0) + 1);
+    const received = receivedByChatUser([alice]);
     const accepted = [...outcomes].filter(([, s]) => s === 200).map(([b]) => b);
     // The restarted bridge answers 503 until its component is online again: an error the phone is
     // told (it sends again later), not a loss. Anything else would be.

@@ -10,65 +10,29 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { buildPidf } from "../../components/sip/pidf.js";
-import { BridgeProcess } from "../harness/bridge-process.js";
-import { freePort, tempDir } from "../harness/net.js";
-import { Prosody, type ComponentGrant } from "../harness/prosody.js";
-import { RedisServer } from "../harness/redis.js";
-import { header, publishPresence, sendSipMessage, UdpSipSocket } from "../harness/sip-socket.js";
-import { SlixmppClient } from "../harness/xmpp-client.js";
-
-const INTERVAL_MS = 40; // one message each way every 40 ms (25/s each way)
+import { FaultScene } from "../harness/fault-scene.js";
+import { header, publishPresence } from "../harness/sip-socket.js";
+import { receivedAtSip, receivedByChatUser, startTraffic } from "../harness/traffic.js";
+import type { SlixmppClient } from "../harness/xmpp-client.js";
 
 describe("fault: Prosody frozen, killed and restarted under traffic both ways", function () {
   this.timeout(180_000);
-  let prosody: Prosody;
-  let redis: RedisServer;
-  let grant: ComponentGrant;
-  let bridge: BridgeProcess;
-  let sipPort: number;
-  let receiver: UdpSipSocket;
-  let phone: UdpSipSocket;
-  const clients: SlixmppClient[] = [];
-  const dir = tempDir("fault-prosody");
+  let scene: FaultScene;
 
   before(async function () {
-    prosody = await Prosody.start({ offlineStorage: true });
-    await prosody.register("alice", "alice-pw");
-    redis = await RedisServer.start();
-    grant = prosody.takeComponent({ privileged: true });
-    sipPort = await freePort({ udp: true });
-    // The SIP side: a UDP "proxy" that takes the bridge's MESSAGEs with 200, and Bob's desk phone.
-    receiver = await UdpSipSocket.open();
-    receiver.autoAnswer(["MESSAGE"]);
-    phone = await UdpSipSocket.open();
-    bridge = BridgeProcess.start(dir.file("switchboard.yaml"), {
-      domain: prosody.domain,
-      xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
-      sip: { listen: [`udp:127.0.0.1:${sipPort}`], outboundProxy: `sip:127.0.0.1:${receiver.port};lr` },
-      store: { url: redis.url, prefix: RedisServer.newPrefix("fault-prosody") },
-      http: { listen: `127.0.0.1:${await freePort()}` },
-    });
-    await bridge.online();
+    // Offline storage: Alice's client dies with the server; what arrives meanwhile waits for her.
+    scene = await FaultScene.start({ label: "prosody", prosody: { offlineStorage: true }, redis: true });
+    await scene.startBridge();
   });
 
   after(async function () {
-    for (const client of clients) await client.close();
-    await phone?.close();
-    await receiver?.close();
-    if (bridge?.running) await bridge.stop();
-    await redis?.stop();
-    await prosody?.stop();
-    dir.remove();
+    await scene?.stop();
   });
 
-  async function signIn(): Promise<SlixmppClient> {
-    const client = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
-    clients.push(client);
-    client.send({ op: "presence" });
-    return client;
-  }
-
   it("loses no accepted message, refuses with 503 while Prosody is away, and re-announces presence", async function () {
+    const { phone, sipPort, farEnd: receiver, grant, prosody, clients } = scene;
+    const bridge = scene.bridge ?? assert.fail("no bridge");
+    const signIn = (): Promise<SlixmppClient> => scene.signIn();
     let alice = await signIn();
     // Alice watches Bob's phone; Bob's phone is on a call.
     alice.send({ op: "presence", to: `bob@${grant.jid}`, type: "subscribe" });
@@ -80,41 +44,16 @@ describe("fault: Prosody frozen, killed and restarted under traffic both ways", 
     assert.equal(published.status, 200);
     await alice.waitFor((e) => e.event === "presence" && e.from === `bob@${grant.jid}` && e.show === "dnd");
 
-    // Traffic both ways until told to stop.
-    const sipOutcomes = new Map<string, number | "none">(); // body → final status
-    const sentAt = new Map<string, number>();
-    const toSip: string[] = [];
-    let running = true;
-    let n = 0;
-    const sipLoop = (async () => {
-      const pending: Promise<void>[] = [];
-      while (running) {
-        const body = `s-${++n}`;
-        sentAt.set(body, Date.now());
-        pending.push(
-          sendSipMessage(phone, sipPort, {
-            from: "sip:bob@example.org",
-            to: "sip:alice@example.org",
-            body,
-          }).then(
-            (answer) => void sipOutcomes.set(body, answer.status ?? 0),
-            () => void sipOutcomes.set(body, "none"),
-          ),
-        );
-        await sleep(INTERVAL_MS);
-      }
-      await Promise.all(pending);
-    })();
-    let x = 0;
-    const xmppLoop = (async () => {
-      while (running) {
-        const body = `x-${++x}`;
-        toSip.push(body);
-        // Alice's client of the moment; while Prosody is away her messages go nowhere (not to the bridge).
-        alice.send({ op: "message", to: `bob@${grant.jid}`, body, id: body });
-        await sleep(INTERVAL_MS);
-      }
-    })();
+    // Traffic both ways until told to stop; while Prosody is away Alice's messages go nowhere
+    // (not to the bridge), and after it her new client sends them.
+    const traffic = startTraffic({
+      phone,
+      sipPort,
+      from: "sip:bob@example.org",
+      to: "sip:alice@example.org",
+      chatUser: () => alice,
+      toContact: `bob@${grant.jid}`,
+    });
 
     await sleep(1_500);
     const frozenAt = Date.now();
@@ -127,16 +66,11 @@ describe("fault: Prosody frozen, killed and restarted under traffic both ways", 
     await bridge.lines.waitFor((l) => l.msg === "xmpp component online" && Number(l.time) > killedAt, 30_000);
     alice = await signIn(); // her old client died with the server
     await sleep(2_000);
-    running = false;
-    await Promise.all([sipLoop, xmppLoop]);
+    const { sipOutcomes, sentAt, toSip } = await traffic.stop();
     await sleep(2_000); // the last answers and deliveries
 
     // --- SIP → XMPP accounting
-    const received = new Map<string, number>();
-    for (const client of clients)
-      for (const e of client.events)
-        if (e.event === "message" && e.from === `bob@${grant.jid}` && /^s-\d+$/.test(e.body ?? ""))
-          received.set(e.body ?? "", (received.get(e.body ?? "") ?? 0) + 1);
+    const received = receivedByChatUser(clients, `bob@${grant.jid}`);
     const accepted = [...sipOutcomes].filter(([, s]) => s === 200).map(([b]) => b);
     const refused = [...sipOutcomes].filter(([, s]) => s === 503).map(([b]) => b);
     const other = [...sipOutcomes].filter(([, s]) => s !== 200 && s !== 503);
@@ -166,7 +100,7 @@ describe("fault: Prosody frozen, killed and restarted under traffic both ways", 
     assert.match(header(unavailable, "retry-after") ?? "", /^\d+$/);
 
     // --- XMPP → SIP: what reached the bridge was delivered; traffic flowed before and after.
-    const atSip = new Set(receiver.received.filter((m) => m.method === "MESSAGE").map((m) => m.body.trim()));
+    const atSip = new Set(receivedAtSip(receiver.received));
     const firstAfter = toSip.findIndex((b) => atSip.has(b) && Number(b.slice(2)) > toSip.length / 2);
     assert.ok(atSip.has("x-1"), "XMPP → SIP before the outage");
     assert.ok(firstAfter >= 0, "XMPP → SIP after the restart");

@@ -6,14 +6,9 @@
 // (held by the presence service): the bridge's presence API reads it from the store.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { BridgeProcess } from "../harness/bridge-process.js";
-import { freePort, tempDir } from "../harness/net.js";
-import { Prosody, type ComponentGrant } from "../harness/prosody.js";
-import { RedisServer } from "../harness/redis.js";
-import { sendSipMessage, UdpSipSocket } from "../harness/sip-socket.js";
-import { SlixmppClient } from "../harness/xmpp-client.js";
-
-const INTERVAL_MS = 40;
+import { FaultScene } from "../harness/fault-scene.js";
+import { account, receivedAtSip, startTraffic } from "../harness/traffic.js";
+import type { SlixmppClient } from "../harness/xmpp-client.js";
 
 async function readyz(port: number): Promise<{ status: number; body: string }> {
   const response = await fetch(`http://127.0.0.1:${port}/readyz`);
@@ -27,84 +22,33 @@ async function presenceOf(port: number, address: string): Promise<string> {
 
 describe("fault: Redis killed and restarted under traffic both ways", function () {
   this.timeout(180_000);
-  let prosody: Prosody;
-  let redis: RedisServer;
-  let grant: ComponentGrant;
-  let bridge: BridgeProcess;
-  let sipPort: number;
-  let httpPort: number;
-  let receiver: UdpSipSocket;
-  let phone: UdpSipSocket;
+  let scene: FaultScene;
   let alice: SlixmppClient;
-  const dir = tempDir("fault-redis");
 
   before(async function () {
-    prosody = await Prosody.start();
-    await prosody.register("alice", "alice-pw");
-    redis = await RedisServer.start();
-    grant = prosody.takeComponent({ privileged: true });
-    sipPort = await freePort({ udp: true });
-    httpPort = await freePort();
-    receiver = await UdpSipSocket.open();
-    receiver.autoAnswer(["MESSAGE"]);
-    phone = await UdpSipSocket.open();
-    bridge = BridgeProcess.start(dir.file("switchboard.yaml"), {
-      domain: prosody.domain,
-      xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
-      sip: { listen: [`udp:127.0.0.1:${sipPort}`], outboundProxy: `sip:127.0.0.1:${receiver.port};lr` },
-      store: { url: redis.url, prefix: RedisServer.newPrefix("fault-redis") },
-      http: { listen: `127.0.0.1:${httpPort}` },
-    });
-    await bridge.online();
-    alice = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
-    alice.send({ op: "presence" });
+    scene = await FaultScene.start({ label: "redis", redis: true });
+    await scene.startBridge();
+    alice = await scene.signIn();
   });
 
   after(async function () {
-    await alice?.close();
-    await phone?.close();
-    await receiver?.close();
-    if (bridge?.running) await bridge.stop();
-    await redis?.stop();
-    await prosody?.stop();
-    dir.remove();
+    await scene?.stop();
   });
 
   it("relays every message both ways, reports the outage in /readyz, and writes presence changed meanwhile", async function () {
+    const { phone, sipPort, httpPort, farEnd: receiver, grant } = scene;
+    const redis = scene.redis ?? assert.fail("no redis");
     await until(async () => (await presenceOf(httpPort, "alice@example.org")) === "available");
     assert.equal((await readyz(httpPort)).status, 200);
 
-    const sipOutcomes = new Map<string, number | "none">();
-    const toSip: string[] = [];
-    let running = true;
-    let n = 0;
-    const sipLoop = (async () => {
-      const pending: Promise<void>[] = [];
-      while (running) {
-        const body = `s-${++n}`;
-        pending.push(
-          sendSipMessage(phone, sipPort, {
-            from: "sip:bob@example.org",
-            to: "sip:alice@example.org",
-            body,
-          }).then(
-            (answer) => void sipOutcomes.set(body, answer.status ?? 0),
-            () => void sipOutcomes.set(body, "none"),
-          ),
-        );
-        await sleep(INTERVAL_MS);
-      }
-      await Promise.all(pending);
-    })();
-    let x = 0;
-    const xmppLoop = (async () => {
-      while (running) {
-        const body = `x-${++x}`;
-        toSip.push(body);
-        alice.send({ op: "message", to: `bob@${grant.jid}`, body, id: body });
-        await sleep(INTERVAL_MS);
-      }
-    })();
+    const traffic = startTraffic({
+      phone,
+      sipPort,
+      from: "sip:bob@example.org",
+      to: "sip:alice@example.org",
+      chatUser: () => alice,
+      toContact: `bob@${grant.jid}`,
+    });
 
     await sleep(1_500);
     await redis.halt({ kill: true });
@@ -113,34 +57,24 @@ describe("fault: Redis killed and restarted under traffic both ways", function (
     assert.match(during.body, /redis/i);
     alice.send({ op: "presence", show: "dnd", status: "In a meeting" }); // while the store is away
     await sleep(2_000);
-    redis = await redis.restart();
+    scene.redis = await redis.restart();
     await until(async () => (await readyz(httpPort)).status === 200, 20_000);
     await sleep(1_500);
-    running = false;
-    await Promise.all([sipLoop, xmppLoop]);
+    const result = await traffic.stop();
     await sleep(1_500);
 
-    // SIP → XMPP: all answered 200 and delivered once.
-    const received = new Map<string, number>();
-    for (const e of alice.events)
-      if (e.event === "message" && e.from === `bob@${grant.jid}` && /^s-\d+$/.test(e.body ?? ""))
-        received.set(e.body ?? "", (received.get(e.body ?? "") ?? 0) + 1);
-    const notOk = [...sipOutcomes].filter(([, s]) => s !== 200);
-    const lost = [...sipOutcomes.keys()].filter((b) => !received.has(b));
-    const twice = [...received].filter(([, c]) => c > 1);
+    // Every MESSAGE answered 200 and delivered once; every message of Alice's at the SIP side, once.
+    const { notOk, lost, twice, missing } = account(result, [alice], receiver.received, `bob@${grant.jid}`);
+    const atSip = receivedAtSip(receiver.received);
     console.log(
-      `      SIP → XMPP: ${sipOutcomes.size} sent, ${sipOutcomes.size - notOk.length} answered 200, ${lost.length} lost, ${twice.length} twice`,
+      `      SIP → XMPP: ${result.sipOutcomes.size} sent, ${lost.length} lost, ${twice.length} twice; ` +
+        `XMPP → SIP: ${result.toSip.length} sent, ${missing.length} lost`,
     );
     assert.deepEqual(notOk, [], "a MESSAGE not accepted while only the store was away");
     assert.deepEqual(lost, []);
     assert.deepEqual(twice, []);
-
-    // XMPP → SIP: every message Alice sent reached the SIP side, once.
-    const atSip = receiver.received.filter((m) => m.method === "MESSAGE").map((m) => m.body.trim());
-    const missing = toSip.filter((b) => !atSip.includes(b));
-    console.log(`      XMPP → SIP: ${toSip.length} sent, ${missing.length} lost`);
     assert.deepEqual(missing, []);
-    assert.equal(new Set(atSip).size, atSip.filter((b) => /^x-\d+$/.test(b)).length, "a duplicate");
+    assert.equal(new Set(atSip).size, atSip.length, "a message of Alice's reached the SIP side twice");
 
     // Presence: Alice's change made during the outage is in the store now.
     await until(async () => (await presenceOf(httpPort, "alice@example.org")) === "dnd", 10_000);

@@ -1,0 +1,95 @@
+// What every fault test sets up: Prosody with Alice's account (and Redis when asked), a SIP far end
+// the bridge sends through (answering MESSAGEs 200 unless the test answers itself), a desk phone's
+// socket, free ports, and the real `switchboard start` on them; stopped together, in reverse.
+import { BridgeProcess } from "./bridge-process.js";
+import { freePort, tempDir, type TempDir } from "./net.js";
+import { Prosody, type ComponentGrant, type ProsodyOptions } from "./prosody.js";
+import { RedisServer } from "./redis.js";
+import { UdpSipSocket } from "./sip-socket.js";
+import { faultConfig, signInAlice } from "./traffic.js";
+import type { SlixmppClient } from "./xmpp-client.js";
+
+export interface FaultSceneOptions {
+  /** Names the temp directory and the store prefix. */
+  label: string;
+  prosody?: ProsodyOptions;
+  /** Start a Redis for the store (and the queue). */
+  redis?: boolean;
+  /** The far end answers every MESSAGE 200 (default); false: the test answers (`farEnd.onMessage`). */
+  autoAnswer?: boolean;
+}
+
+export class FaultScene {
+  readonly clients: SlixmppClient[] = [];
+  bridge: BridgeProcess | undefined;
+
+  private constructor(
+    readonly prosody: Prosody,
+    public redis: RedisServer | undefined,
+    readonly grant: ComponentGrant,
+    readonly sipPort: number,
+    readonly httpPort: number,
+    /** The proxy the bridge sends its MESSAGEs through. */
+    readonly farEnd: UdpSipSocket,
+    /** A desk phone's socket. */
+    readonly phone: UdpSipSocket,
+    readonly dir: TempDir,
+    private readonly label: string,
+  ) {}
+
+  static async start(options: FaultSceneOptions): Promise<FaultScene> {
+    const prosody = await Prosody.start(options.prosody);
+    await prosody.register("alice", "alice-pw");
+    const redis = options.redis ? await RedisServer.start() : undefined;
+    const farEnd = await UdpSipSocket.open();
+    if (options.autoAnswer !== false) farEnd.autoAnswer(["MESSAGE"]);
+    return new FaultScene(
+      prosody,
+      redis,
+      prosody.takeComponent({ privileged: true }),
+      await freePort({ udp: true }),
+      await freePort(),
+      farEnd,
+      await UdpSipSocket.open(),
+      tempDir(`fault-${options.label}`),
+      options.label,
+    );
+  }
+
+  /** The bridge's config: the scene's ports, the store on its Redis (when there is one), and `extra`. */
+  config(extra: { sip?: Record<string, unknown>; [section: string]: unknown } = {}): Record<string, unknown> {
+    const store = this.redis
+      ? { store: { url: this.redis.url, prefix: RedisServer.newPrefix(this.label), ...(extra.store ?? {}) } }
+      : {};
+    return faultConfig(
+      this.prosody,
+      this.grant,
+      { sip: this.sipPort, proxy: this.farEnd.port, http: this.httpPort },
+      { ...extra, ...store },
+    );
+  }
+
+  /** Starts `switchboard start` with `config()` and waits until it is online. */
+  async startBridge(extra: Parameters<FaultScene["config"]>[0] = {}): Promise<BridgeProcess> {
+    this.bridge = BridgeProcess.start(this.dir.file("switchboard.yaml"), this.config(extra));
+    await this.bridge.online();
+    return this.bridge;
+  }
+
+  /** Alice's chat client, signed in and available (closed by stop()). */
+  async signIn(): Promise<SlixmppClient> {
+    const client = await signInAlice(this.prosody);
+    this.clients.push(client);
+    return client;
+  }
+
+  async stop(): Promise<void> {
+    for (const client of this.clients) await client.close();
+    await this.phone.close();
+    await this.farEnd.close();
+    if (this.bridge?.running) await this.bridge.stop();
+    await this.redis?.stop();
+    await this.prosody.stop();
+    this.dir.remove();
+  }
+}
