@@ -3,7 +3,7 @@
 // across writes. Received frames are collected as SIP messages (RFC 7118: one per WebSocket message).
 import { createHash, randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
-import { connect as tlsConnect } from "node:tls";
+import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { LOOPBACK } from "./net.js";
 import { EventLog } from "./event-log.js";
 import { parseRawSip, type RawSipMessage } from "./sip-socket.js";
@@ -46,12 +46,19 @@ export class RawWebSocket {
    */
   static open(
     port: number,
-    options: { protocols?: string[]; tls?: { ca: Buffer }; host?: string } = {},
+    options: {
+      protocols?: string[];
+      /** wss: the CA to trust, and optionally a client certificate or TLS versions to limit to. */
+      tls?: Pick<ConnectionOptions, "cert" | "key" | "minVersion" | "maxVersion" | "ciphers"> & {
+        ca: Buffer;
+      };
+      host?: string;
+    } = {},
   ): Promise<RawWebSocket> {
     const host = options.host ?? LOOPBACK;
     const protocols = options.protocols ?? ["sip"];
     return new Promise((resolve, reject) => {
-      const socket = options.tls ? tlsConnect({ port, host, ca: options.tls.ca }) : connect({ port, host });
+      const socket = options.tls ? tlsConnect({ port, host, ...options.tls }) : connect({ port, host });
       const ws = new RawWebSocket(socket);
       const key = randomBytes(16).toString("base64");
       socket.once(options.tls ? "secureConnect" : "connect", () => {

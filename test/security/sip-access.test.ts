@@ -18,6 +18,7 @@ import {
   type RawSipMessage,
 } from "../harness/sip-socket.js";
 import { testCertificate, type TestCertificate } from "../harness/tls.js";
+import { clientFrame, RawWebSocket } from "../harness/ws-socket.js";
 
 let n = 0;
 function request(
@@ -323,6 +324,41 @@ describe("SIP access: rate limits, scanners, the security log, TLS versions and 
       const { text, callId } = request("MESSAGE", `UDP 127.0.0.1:${socket.port}`);
       await socket.send(text, port);
       assert.equal((await socket.waitFor(finalFor(callId))).status, 200);
+    });
+
+    it("applies the same TLS minimum and client certificates to wss:", async function () {
+      const started = await endpointWith({
+        listen: ["wss:127.0.0.1:0"],
+        tls: { cert: server.cert, key: server.key, clientCa: peer.cert },
+        users: [{ username: "bob", password: "s3cret-pw" }],
+      });
+      const wssPort = started.endpoint.transports.addresses().find((a) => a.transport === "wss")?.port ?? 0;
+      const old = {
+        minVersion: "TLSv1" as const,
+        maxVersion: "TLSv1.1" as const,
+        ciphers: "DEFAULT@SECLEVEL=0",
+      };
+      await assert.rejects(
+        RawWebSocket.open(wssPort, { tls: { ca: server.pem, ...old } }),
+        /version|protocol|handshake|alert|socket/i,
+      );
+      const send = async (ws: RawWebSocket): Promise<number> => {
+        const { text, callId } = request("MESSAGE", "WSS df7jal23ls0d.invalid");
+        await ws.write(clientFrame(text));
+        return (await ws.waitFor(finalFor(callId))).status ?? 0;
+      };
+      const proxy = await RawWebSocket.open(wssPort, {
+        tls: { ca: server.pem, cert: peer.pem, key: readFileSync(peer.key) },
+      });
+      const bare = await RawWebSocket.open(wssPort, { tls: { ca: server.pem } });
+      try {
+        assert.equal(await send(proxy), 200, "with the peer's certificate: trusted");
+        assert.equal(await send(bare), 401, "without one: challenged");
+      } finally {
+        proxy.close();
+        bare.close();
+      }
+      assert.deepEqual(started.metrics.events, ["FailedACL"]);
     });
 
     it("rate limits a trusted address over TLS without its client certificate, as anyone else", async function () {
