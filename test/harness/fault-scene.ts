@@ -22,6 +22,8 @@ export interface FaultSceneOptions {
 export class FaultScene {
   readonly clients: SlixmppClient[] = [];
   bridge: BridgeProcess | undefined;
+  /** The store's key prefix: one per scene, so every bridge started from it shares the store. */
+  readonly prefix: string;
 
   private constructor(
     readonly prosody: Prosody,
@@ -34,8 +36,10 @@ export class FaultScene {
     /** A desk phone's socket. */
     readonly phone: UdpSipSocket,
     readonly dir: TempDir,
-    private readonly label: string,
-  ) {}
+    label: string,
+  ) {
+    this.prefix = RedisServer.newPrefix(label);
+  }
 
   static async start(options: FaultSceneOptions): Promise<FaultScene> {
     const prosody = await Prosody.start(options.prosody);
@@ -59,7 +63,7 @@ export class FaultScene {
   /** The bridge's config: the scene's ports, the store on its Redis (when there is one), and `extra`. */
   config(extra: { sip?: Record<string, unknown>; [section: string]: unknown } = {}): Record<string, unknown> {
     const store = this.redis
-      ? { store: { url: this.redis.url, prefix: RedisServer.newPrefix(this.label), ...(extra.store ?? {}) } }
+      ? { store: { url: this.redis.url, prefix: this.prefix, ...(extra.store ?? {}) } }
       : {};
     return faultConfig(
       this.prosody,

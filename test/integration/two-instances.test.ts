@@ -1,0 +1,83 @@
+// Two bridge instances on one Redis (the first step of scale-out): a presence change that enters
+// through instance A (Alice's XMPP presence, which reaches A, the instance holding the component)
+// reaches a SIP watcher whose subscription was made through instance B, and a desk phone's PUBLISH
+// through A reaches it too. Every instance hears every change on the store's channel and notifies
+// the watchers of its own subscriptions. (B cannot hold the component while A does: Prosody
+// accepts one connection per component domain; electing a holder and relaying to it is not built.)
+import assert from "node:assert/strict";
+import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
+import { BridgeProcess } from "../harness/bridge-process.js";
+import { FaultScene } from "../harness/fault-scene.js";
+import { freePort } from "../harness/net.js";
+import { buildRequest, publishPresence, UdpSipSocket } from "../harness/sip-socket.js";
+
+describe("two instances on one Redis", function () {
+  this.timeout(60_000);
+  let scene: FaultScene;
+  let b: BridgeProcess;
+  let bSipPort: number;
+  let watcher: UdpSipSocket;
+
+  before(async function () {
+    scene = await FaultScene.start({ label: "two", redis: true });
+    const a = await scene.startBridge();
+    assert.ok(a.running);
+    // B: the same gateway and store, its own SIP and HTTP ports.
+    bSipPort = await freePort({ udp: true });
+    const config = scene.config();
+    b = BridgeProcess.start(scene.dir.file("b.yaml"), {
+      ...config,
+      sip: { ...(config.sip as object), listen: [`udp:127.0.0.1:${bSipPort}`] },
+      http: { listen: `127.0.0.1:${await freePort()}` },
+    });
+    await b.lines.waitFor((l) => l.msg === "switchboard started", 15_000);
+    watcher = await UdpSipSocket.open();
+    watcher.autoAnswer(["NOTIFY"]);
+  });
+
+  after(async function () {
+    await watcher?.close();
+    if (b?.running) await b.stop();
+    await scene?.stop();
+  });
+
+  it("notifies a watcher subscribed through B of changes that entered through A", async function () {
+    const alice = await scene.signIn();
+    await watcher.send(
+      buildRequest({
+        method: "SUBSCRIBE",
+        uri: "sip:alice@example.org",
+        via: `UDP 127.0.0.1:${watcher.port}`,
+        from: "<sip:carol@example.org>",
+        to: "<sip:alice@example.org>",
+        headers: { Event: "presence", Expires: "600", Contact: `<sip:carol@127.0.0.1:${watcher.port}>` },
+      }),
+      bSipPort,
+    );
+    assert.equal((await watcher.waitFor((m) => m.status !== undefined)).status, 200);
+    await watcher.waitFor((m) => m.method === "NOTIFY");
+
+    // Alice's XMPP presence reaches A (it holds the component); the NOTIFY comes from B.
+    let mark = watcher.received.length;
+    alice.send({ op: "presence", show: "dnd", status: "In a meeting" });
+    const fromXmpp = await watcher.waitFor(
+      (m) => m.method === "NOTIFY" && watcher.received.indexOf(m) >= mark && m.body.includes("In a meeting"),
+      2_000,
+    );
+    assert.equal(fromXmpp.from.port, bSipPort, "the NOTIFY is B's (the subscription's dialog)");
+    assert.deepEqual(parsePidf(fromXmpp.body).activities, ["busy"]);
+
+    // A desk phone's PUBLISH through A.
+    mark = watcher.received.length;
+    const published = await publishPresence(scene.phone, scene.sipPort, {
+      uri: "sip:alice@example.org",
+      pidf: buildPidf("sip:alice@example.org", "on-the-phone", "On the phone"),
+    });
+    assert.equal(published.status, 200);
+    const fromSip = await watcher.waitFor(
+      (m) => m.method === "NOTIFY" && watcher.received.indexOf(m) >= mark && m.body.includes("On the phone"),
+      2_000,
+    );
+    assert.equal(fromSip.from.port, bSipPort);
+  });
+});
