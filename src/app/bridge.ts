@@ -15,6 +15,7 @@ import { addressingFor } from "./addressing.js";
 import { AmiClient } from "../../components/asterisk/ami-client.js";
 import { AriClient } from "../../components/asterisk/ari-client.js";
 import { AsteriskAdapter } from "../../components/asterisk/asterisk-adapter.js";
+import { ComponentLease } from "../../components/redis/component-lease.js";
 import { RedisMessageQueue } from "../../components/redis/redis-message-queue.js";
 import { RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
 import { MemoryMessageQueue } from "../messages/memory-queue.js";
@@ -350,6 +351,17 @@ async function compose(
       },
     },
   });
+  // With Redis, several instances may share the store and the gateway domain, and Prosody takes one
+  // component connection per domain: the instance holding the lease connects it (docs/scaling.md).
+  const lease = config.store.url
+    ? new ComponentLease({
+        url: config.store.url,
+        prefix: config.store.prefix,
+        gateway: config.xmpp.component.jid,
+        log: log.child({ component: "lease" }),
+      })
+    : undefined;
+  if (lease) started("xmpp component lease", () => lease.stop());
   started("xmpp gateway", () => xmpp.stop());
   // Not awaited: the drain gave a retry round its bounded wait already, and a transaction it still
   // waits for ends when the SIP endpoint stops, later in this list.
@@ -366,7 +378,13 @@ async function compose(
       )
     : undefined;
   if (pbx) started("asterisk", () => pbx.adapter.stop());
-  xmpp.start();
+  if (lease) {
+    lease.on("acquired", () => xmpp.start());
+    lease.on("lost", () => {
+      xmpp.stop().catch((err: unknown) => log.warn({ err: String(err) }, "stopping the component failed"));
+    });
+    await lease.start();
+  } else xmpp.start();
   relay.start();
   pbx?.adapter.start();
   // Watchers' subscriptions kept in the store: they go on, each with a NOTIFY of the state now.
@@ -380,7 +398,8 @@ async function compose(
       const reasons: string[] = [];
       // Stopping: the SIP side answers 503 now; a load balancer should look elsewhere.
       if (sip.draining) reasons.push("shutting down");
-      if (xmpp.connection.state !== "online") reasons.push("xmpp component offline");
+      // A standby instance is ready when another live instance holds the component.
+      if (xmpp.connection.state !== "online" && !lease?.heldElsewhere) reasons.push("xmpp component offline");
       if (store instanceof RedisPresenceStore && !store.ready())
         reasons.push("redis unreachable (presence store)");
       if (pbx && !pbx.ari.connected) reasons.push("asterisk ARI unreachable");

@@ -2,20 +2,23 @@
 // through instance A (Alice's XMPP presence, which reaches A, the instance holding the component)
 // reaches a SIP watcher whose subscription was made through instance B, and a desk phone's PUBLISH
 // through A reaches it too. Every instance hears every change on the store's channel and notifies
-// the watchers of its own subscriptions. (B cannot hold the component while A does: Prosody
-// accepts one connection per component domain; electing a holder and relaying to it is not built.)
+// the watchers of its own subscriptions. Prosody accepts one component connection per domain: the
+// instances elect a holder with a Redis lease; B stands by (ready, since a live instance holds the
+// component) and takes the component over within 5 s when A is killed. (Relaying XMPP-bound work
+// from a standby to the holder is not built: a standby answers such a MESSAGE 503 + Retry-After.)
 import assert from "node:assert/strict";
 import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
 import { BridgeProcess } from "../harness/bridge-process.js";
 import { FaultScene } from "../harness/fault-scene.js";
 import { freePort } from "../harness/net.js";
-import { buildRequest, publishPresence, UdpSipSocket } from "../harness/sip-socket.js";
+import { buildRequest, publishPresence, sendSipMessage, UdpSipSocket } from "../harness/sip-socket.js";
 
 describe("two instances on one Redis", function () {
   this.timeout(60_000);
   let scene: FaultScene;
   let b: BridgeProcess;
   let bSipPort: number;
+  let bHttpPort: number;
   let watcher: UdpSipSocket;
 
   before(async function () {
@@ -28,7 +31,7 @@ describe("two instances on one Redis", function () {
     b = BridgeProcess.start(scene.dir.file("b.yaml"), {
       ...config,
       sip: { ...(config.sip as object), listen: [`udp:127.0.0.1:${bSipPort}`] },
-      http: { listen: `127.0.0.1:${await freePort()}` },
+      http: { listen: `127.0.0.1:${(bHttpPort = await freePort())}` },
     });
     await b.lines.waitFor((l) => l.msg === "switchboard started", 15_000);
     watcher = await UdpSipSocket.open();
@@ -79,5 +82,38 @@ describe("two instances on one Redis", function () {
       2_000,
     );
     assert.equal(fromSip.from.port, bSipPort);
+  });
+
+  it("stands B by while A holds the component, and moves the component to B within 5 s of A's death", async function () {
+    const readyz = async (port: number): Promise<{ status: number; body: string }> => {
+      const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+      return { status: response.status, body: await response.text() };
+    };
+    assert.equal(
+      (await readyz(bHttpPort)).status,
+      200,
+      "a standby is ready while another instance holds the component",
+    );
+    assert.ok(
+      !b.lines.entries.some((l) => l.msg === "xmpp component online"),
+      "B connected the component too",
+    );
+    const a = scene.bridge ?? assert.fail("no A");
+    const killedAt = Date.now();
+    assert.equal(await a.stop("SIGKILL"), null);
+    const online = await b.lines.waitFor((l) => l.msg === "xmpp component online", 10_000);
+    const tookMs = Number(online.time) - killedAt;
+    console.log(`      B holds the component ${tookMs} ms after A was killed`);
+    assert.ok(tookMs <= 5_000, `took ${tookMs} ms`);
+    assert.equal((await readyz(bHttpPort)).status, 200);
+    // And B relays a desk phone's MESSAGE to Alice now.
+    const alice = scene.clients[0] ?? assert.fail("no Alice");
+    const answer = await sendSipMessage(scene.phone, bSipPort, {
+      from: "sip:bob@example.org",
+      to: "sip:alice@example.org",
+      body: "through B",
+    });
+    assert.equal(answer.status, 200);
+    await alice.waitFor((e) => e.event === "message" && e.body === "through B", 5_000);
   });
 });
