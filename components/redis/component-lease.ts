@@ -20,9 +20,9 @@ export interface ComponentLeaseOptions {
   /** The gateway domain (the component's JID): one lease per component. */
   gateway: string;
   log: Logger;
-  /** How long a lease lasts without renewal (default 3000 ms). */
+  /** How long a lease lasts without renewal (default 2500 ms). */
   ttlMs?: number;
-  /** How often the holder renews and the others try (default 1000 ms). */
+  /** How often the holder renews and the others try (default 800 ms). */
   renewMs?: number;
 }
 
@@ -72,8 +72,8 @@ export class ComponentLease extends EventEmitter<ComponentLeaseEvents> {
 
   constructor(private readonly options: ComponentLeaseOptions) {
     super();
-    this.ttlMs = options.ttlMs ?? 3_000;
-    this.renewMs = options.renewMs ?? 1_000;
+    this.ttlMs = options.ttlMs ?? 2_500;
+    this.renewMs = options.renewMs ?? 800;
     this.key = `${options.prefix}component-lease:${options.gateway}`;
     this.fenceKey = `${options.prefix}component-fence:${options.gateway}`;
     this.client = createClient({
@@ -104,9 +104,27 @@ export class ComponentLease extends EventEmitter<ComponentLeaseEvents> {
     return this.value === null && this.othersHold;
   }
 
+  /**
+   * Connects and makes the first attempt (bounded: a Redis that does not answer within 3 s does not
+   * hold up the start; the client goes on connecting, and the attempts every `renewMs` go on).
+   */
   async start(): Promise<void> {
-    await this.client.connect();
-    await this.round();
+    let timer: NodeJS.Timeout | undefined;
+    const connected = await Promise.race([
+      this.client.connect().then(
+        () => true,
+        (err: unknown) => {
+          this.options.log.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            "lease: cannot reach Redis yet; trying again",
+          );
+          return false;
+        },
+      ),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 3_000))),
+    ]);
+    clearTimeout(timer);
+    if (connected) await this.round();
     this.schedule();
   }
 
