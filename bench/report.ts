@@ -157,57 +157,60 @@ export function writeReport(results: Row, jsonFile: string): void {
     targets.push(target("fan-out to 10,000 watchers", "≤ 1 s", `${fmt(worst)} ms`, worst <= 1_000));
   }
 
-  const presence = results.presence as Row[] | undefined;
-  if (presence) {
-    const rate = presence.map((r) => num(r.perSecond));
+  /** A presence-updates section (4b, 4c): its table of runs, and its line in the targets. */
+  const updatesSection = (
+    runs: Row[] | undefined,
+    heading: string,
+    intro: string[],
+    cpu: { field: string; label: string },
+    targetName: string,
+  ): void => {
+    if (!runs) return;
+    const rate = runs.map((r) => num(r.perSecond));
+    const median = (field: string, digits: number): string =>
+      fmt(stats(runs.map((r) => num(r[field]))).median, digits);
     lines.push(
-      "## 4b. Presence updates through Redis",
+      heading,
       "",
-      `${String(results.count)} PUBLISHes per run, each for another user (at most 500 unanswered at once); each is one`,
-      "atomic write to Redis (a Lua script) and its change announced on the store's channel.",
+      ...intro,
       "",
-      `| updates/s (min / **median** / max) | p50 / p99 ms (median) | bridge CPU s per 1,000 | Redis CPU s per 1,000 |`,
+      `| updates/s (min / **median** / max) | p50 / p99 ms (median) | ${cpu.label} | Redis CPU s per 1,000 |`,
       "|---|---|---|---|",
-      `| ${triple(rate)} | ${fmt(stats(presence.map((r) => num(r.p50))).median, 1)} / ${fmt(stats(presence.map((r) => num(r.p99))).median, 1)} | ${fmt(stats(presence.map((r) => num(r.bridgeCpuPer1000))).median, 3)} | ${fmt(stats(presence.map((r) => num(r.redisCpuPer1000))).median, 3)} |`,
+      `| ${triple(rate)} | ${median("p50", 1)} / ${median("p99", 1)} | ${median(cpu.field, 3)} | ${median("redisCpuPer1000", 3)} |`,
       "",
     );
     targets.push(
       target(
-        "presence updates through Redis (each a SIP PUBLISH, 4b)",
+        targetName,
         "≥ 20,000/s",
         `${fmt(stats(rate).median)}/s`,
         stats(rate).median >= 20_000,
         `${fmt((stats(rate).median / 20_000) * 100)} % of it`,
       ),
     );
-  }
-
-  const store = results.store as Row[] | undefined;
-  if (store) {
-    const rate = store.map((r) => num(r.perSecond));
-    lines.push(
-      "## 4c. Presence updates through the store alone",
-      "",
+  };
+  updatesSection(
+    results.presence as Row[] | undefined,
+    "## 4b. Presence updates through Redis",
+    [
+      `${String(results.count)} PUBLISHes per run, each for another user (at most 500 unanswered at once); each is one`,
+      "atomic write to Redis (a Lua script) and its change announced on the store's channel.",
+    ],
+    { field: "bridgeCpuPer1000", label: "bridge CPU s per 1,000" },
+    "presence updates through Redis (each a SIP PUBLISH, 4b)",
+  );
+  updatesSection(
+    results.store as Row[] | undefined,
+    "## 4c. Presence updates through the store alone",
+    [
       `${String(results.count)} device-state updates per run, each for another user, fed to the bridge's presence`,
       "service and Redis store in the benchmark's own process, as the PBX adapter feeds them (no SIP or",
       "XMPP parsing; at most 500 unfinished at once). An update ends when its change comes back on the",
       "store's channel, as every bridge instance hears it.",
-      "",
-      `| updates/s (min / **median** / max) | p50 / p99 ms (median) | writer CPU s per 1,000 | Redis CPU s per 1,000 |`,
-      "|---|---|---|---|",
-      `| ${triple(rate)} | ${fmt(stats(store.map((r) => num(r.p50))).median, 1)} / ${fmt(stats(store.map((r) => num(r.p99))).median, 1)} | ${fmt(stats(store.map((r) => num(r.writerCpuPer1000))).median, 3)} | ${fmt(stats(store.map((r) => num(r.redisCpuPer1000))).median, 3)} |`,
-      "",
-    );
-    targets.push(
-      target(
-        "presence updates through Redis (the store alone, 4c)",
-        "≥ 20,000/s",
-        `${fmt(stats(rate).median)}/s`,
-        stats(rate).median >= 20_000,
-        `${fmt((stats(rate).median / 20_000) * 100)} % of it`,
-      ),
-    );
-  }
+    ],
+    { field: "writerCpuPer1000", label: "writer CPU s per 1,000" },
+    "presence updates through Redis (the store alone, 4c)",
+  );
 
   const scale = results.scale as Row[] | undefined;
   if (scale) {
