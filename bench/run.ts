@@ -491,13 +491,37 @@ async function fanout(stack: Stack, watchers = 5_000, subscribers = 5_000): Prom
   return runs;
 }
 
-export interface PresenceRun {
+/** What every presence-updates run (4b, 4c) reports. */
+export interface UpdatesRun {
   updates: number;
   perSecond: number;
   p50: number;
   p99: number;
-  bridgeCpuPer1000: number;
   redisCpuPer1000: number;
+}
+
+export interface PresenceRun extends UpdatesRun {
+  bridgeCpuPer1000: number;
+}
+
+/** A run's common figures, and `per1000` for its own CPU figure; prints the run's line. */
+function updatesSummary(
+  run: number,
+  result: LoadResult,
+  redisCpuSeconds: number,
+): { summary: UpdatesRun; per1000: (cpuSeconds: number) => number } {
+  const per1000 = (cpuSeconds: number): number => (cpuSeconds / Math.max(1, result.completed)) * 1000;
+  const summary: UpdatesRun = {
+    updates: result.completed,
+    perSecond: result.completed / (result.elapsedMs / 1000),
+    p50: quantile(result.latencies, 0.5),
+    p99: quantile(result.latencies, 0.99),
+    redisCpuPer1000: per1000(redisCpuSeconds),
+  };
+  say(
+    `  run ${run}: ${summary.perSecond.toFixed(0)} updates/s (${summary.updates}/${COUNT}), p99 ${summary.p99.toFixed(1)} ms`,
+  );
+  return { summary, per1000 };
 }
 
 async function presenceUpdates(stack: Stack): Promise<PresenceRun[]> {
@@ -531,20 +555,8 @@ async function presenceUpdates(stack: Stack): Promise<PresenceRun[]> {
           load.complete(Number(seen.callId.slice(seen.callId.indexOf("x") + 1)));
       });
       const result = await load.done;
-      const seconds = result.elapsedMs / 1000;
-      const summary: PresenceRun = {
-        updates: result.completed,
-        perSecond: result.completed / seconds,
-        p50: quantile(result.latencies, 0.5),
-        p99: quantile(result.latencies, 0.99),
-        bridgeCpuPer1000:
-          ((cpuSeconds(running.bridge.pid) - bridgeCpu0) / Math.max(1, result.completed)) * 1000,
-        redisCpuPer1000: ((cpuSeconds(redisPid) - redisCpu0) / Math.max(1, result.completed)) * 1000,
-      };
-      runs.push(summary);
-      say(
-        `  run ${run}: ${summary.perSecond.toFixed(0)} updates/s (${summary.updates}/${COUNT}), p99 ${summary.p99.toFixed(1)} ms`,
-      );
+      const { summary, per1000 } = updatesSummary(run, result, cpuSeconds(redisPid) - redisCpu0);
+      runs.push({ ...summary, bridgeCpuPer1000: per1000(cpuSeconds(running.bridge.pid) - bridgeCpu0) });
       await sleep(1_000);
     }
   } finally {
@@ -559,14 +571,9 @@ async function presenceUpdates(stack: Stack): Promise<PresenceRun[]> {
 // this process, fed device states as the PBX adapter feeds them (no SIP or XMPP parsing). Each
 // update ends when its change comes back on the store's channel, as every instance hears it.
 
-export interface StoreRun {
-  updates: number;
-  perSecond: number;
-  p50: number;
-  p99: number;
+export interface StoreRun extends UpdatesRun {
   /** CPU of this process (presence service, store client, the load loop) per 1,000 updates. */
   writerCpuPer1000: number;
-  redisCpuPer1000: number;
 }
 
 async function storeUpdates(stack: Stack): Promise<StoreRun[]> {
@@ -606,19 +613,8 @@ async function storeUpdates(stack: Stack): Promise<StoreRun[]> {
       const result = await load.done;
       service.off("change", heard);
       const cpu = process.cpuUsage(cpu0);
-      const seconds = result.elapsedMs / 1000;
-      const summary: StoreRun = {
-        updates: result.completed,
-        perSecond: result.completed / seconds,
-        p50: quantile(result.latencies, 0.5),
-        p99: quantile(result.latencies, 0.99),
-        writerCpuPer1000: ((cpu.user + cpu.system) / 1e6 / Math.max(1, result.completed)) * 1000,
-        redisCpuPer1000: ((cpuSeconds(redisPid) - redisCpu0) / Math.max(1, result.completed)) * 1000,
-      };
-      runs.push(summary);
-      say(
-        `  run ${run}: ${summary.perSecond.toFixed(0)} updates/s (${summary.updates}/${COUNT}), p99 ${summary.p99.toFixed(1)} ms`,
-      );
+      const { summary, per1000 } = updatesSummary(run, result, cpuSeconds(redisPid) - redisCpu0);
+      runs.push({ ...summary, writerCpuPer1000: per1000((cpu.user + cpu.system) / 1e6) });
       await sleep(1_000);
     }
   } finally {
