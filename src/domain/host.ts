@@ -100,9 +100,8 @@ export function parseHost(text: string, rules: HostnameRules = SIP_HOST): Parsed
   // Every message names the same few hosts (the home domain, the gateway, the proxy) several times:
   // remember the answers, within a bound (the memo starts over when full, so hostile input cannot
   // grow it). Results are frozen, so a caller cannot change what the next one gets.
-  const rulesKey = `${rules.unicode ? "u" : "a"}:${rules.where}`;
-  let memo = memos.get(rulesKey);
-  if (memo === undefined) memos.set(rulesKey, (memo = new Map<string, ParsedHost>()));
+  let memo = memos.get(rules);
+  if (memo === undefined) memos.set(rules, (memo = new Map<string, ParsedHost>()));
   let parsed = memo.get(text);
   if (parsed === undefined) {
     parsed = Object.freeze(classifyHost(text, rules));
@@ -119,7 +118,8 @@ export function parseHost(text: string, rules: HostnameRules = SIP_HOST): Parsed
 export type ParsedHost = Readonly<{ kind: HostKind; value: string } | { problem: string }>;
 
 const MEMO_LIMIT = 1_000;
-const memos = new Map<string, Map<string, ParsedHost>>();
+/** One memo per rules object (the callers' constants); weak, so rules made on the fly cannot pile up. */
+const memos = new WeakMap<HostnameRules, Map<string, ParsedHost>>();
 
 function classifyHost(text: string, rules: HostnameRules): ParsedHost {
   if (text === "") return { problem: "empty host" };
