@@ -6,8 +6,7 @@ import { freePort, tempDir, type TempDir } from "./net.js";
 import { Prosody, type ComponentGrant, type ProsodyOptions } from "./prosody.js";
 import { RedisServer } from "./redis.js";
 import { UdpSipSocket } from "./sip-socket.js";
-import { faultConfig, signInAlice } from "./traffic.js";
-import type { SlixmppClient } from "./xmpp-client.js";
+import { SlixmppClient } from "./xmpp-client.js";
 
 export interface FaultSceneOptions {
   /** Names the temp directory and the store prefix. */
@@ -96,4 +95,32 @@ export class FaultScene {
     await this.prosody.stop();
     this.dir.remove();
   }
+}
+
+/**
+ * The bridge config the fault tests start from: its component on `prosody`, SIP on `ports.sip`
+ * sending through the far end at `ports.proxy`, HTTP on `ports.http`; `extra` adds sections (and
+ * `extra.sip` adds to the SIP one).
+ */
+function faultConfig(
+  prosody: Prosody,
+  grant: ComponentGrant,
+  ports: { sip: number; proxy: number; http: number },
+  extra: { sip?: Record<string, unknown>; [section: string]: unknown } = {},
+): Record<string, unknown> {
+  const { sip, ...sections } = extra;
+  return {
+    domain: prosody.domain,
+    xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
+    sip: { listen: [`udp:127.0.0.1:${ports.sip}`], outboundProxy: `sip:127.0.0.1:${ports.proxy};lr`, ...sip },
+    http: { listen: `127.0.0.1:${ports.http}` },
+    ...sections,
+  };
+}
+
+/** Alice's chat client, signed in and available. */
+async function signInAlice(prosody: Prosody): Promise<SlixmppClient> {
+  const client = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
+  client.send({ op: "presence" });
+  return client;
 }

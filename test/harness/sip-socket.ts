@@ -379,6 +379,36 @@ export async function sendSipMessage(
   return socket.waitFor((m) => m.status !== undefined && m.status >= 200 && header(m, "call-id") === callId);
 }
 
+/**
+ * A watcher's SUBSCRIBE to `uri`'s presence (RFC 3856) from `from` (a SIP URI), its Contact the
+ * socket itself; resolves with the final response. The NOTIFYs arrive on the socket.
+ */
+export async function subscribePresence(
+  socket: UdpSipSocket,
+  port: number,
+  subscription: { uri: string; from: string; expires?: number },
+): Promise<RawSipMessage> {
+  const callId = `${Math.random().toString(36).slice(2)}@${LOOPBACK}`;
+  const user = /^sips?:([^@]+)@/.exec(subscription.from)?.[1] ?? "watcher";
+  await socket.send(
+    buildRequest({
+      method: "SUBSCRIBE",
+      uri: subscription.uri,
+      via: `UDP ${LOOPBACK}:${socket.port}`,
+      from: `<${subscription.from}>`,
+      to: `<${subscription.uri}>`,
+      callId,
+      headers: {
+        Event: "presence",
+        Expires: String(subscription.expires ?? 600),
+        Contact: `<sip:${user}@${LOOPBACK}:${socket.port}>`,
+      },
+    }),
+    port,
+  );
+  return socket.waitFor((m) => m.status !== undefined && m.status >= 200 && header(m, "call-id") === callId);
+}
+
 /** A PUBLISH of `pidf` for `uri` (Event: presence), sent like sendSipMessage; resolves with the final response. */
 export async function publishPresence(
   socket: UdpSipSocket,

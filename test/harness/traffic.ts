@@ -4,8 +4,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { RawSipMessage, UdpSipSocket } from "./sip-socket.js";
 import { sendSipMessage } from "./sip-socket.js";
-import type { ComponentGrant, Prosody } from "./prosody.js";
-import { SlixmppClient } from "./xmpp-client.js";
+import type { SlixmppClient } from "./xmpp-client.js";
 
 export interface TrafficOptions {
   /** The desk phone's socket and the bridge's SIP port. */
@@ -86,34 +85,6 @@ export function receivedByChatUser(clients: readonly SlixmppClient[], from?: str
 /** The bodies of the MESSAGEs a SIP far end received. */
 export function receivedAtSip(received: readonly RawSipMessage[]): string[] {
   return received.filter((m) => m.method === "MESSAGE").map((m) => m.body.trim());
-}
-
-/**
- * The bridge config the fault tests start from: its component on `prosody`, SIP on `ports.sip`
- * sending through the far end at `ports.proxy`, HTTP on `ports.http`; `extra` adds sections (and
- * `extra.sip` adds to the SIP one).
- */
-export function faultConfig(
-  prosody: Prosody,
-  grant: ComponentGrant,
-  ports: { sip: number; proxy: number; http: number },
-  extra: { sip?: Record<string, unknown>; [section: string]: unknown } = {},
-): Record<string, unknown> {
-  const { sip, ...sections } = extra;
-  return {
-    domain: prosody.domain,
-    xmpp: { component: { jid: grant.jid, host: grant.host, port: grant.port, secret: grant.secret } },
-    sip: { listen: [`udp:127.0.0.1:${ports.sip}`], outboundProxy: `sip:127.0.0.1:${ports.proxy};lr`, ...sip },
-    http: { listen: `127.0.0.1:${ports.http}` },
-    ...sections,
-  };
-}
-
-/** Alice's chat client, signed in and available. */
-export async function signInAlice(prosody: Prosody): Promise<SlixmppClient> {
-  const client = await SlixmppClient.connect("alice@example.org", "alice-pw", "127.0.0.1", prosody.c2sPort);
-  client.send({ op: "presence" });
-  return client;
 }
 
 export interface Accounting {

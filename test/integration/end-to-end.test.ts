@@ -10,7 +10,7 @@ import { freePort, tempDir } from "../harness/net.js";
 import { Prosody, type ComponentGrant } from "../harness/prosody.js";
 import { RedisServer } from "../harness/redis.js";
 import { Baresip } from "../harness/sip-clients.js";
-import { buildRequest, header, UdpCable, UdpSipSocket } from "../harness/sip-socket.js";
+import { buildRequest, header, subscribePresence, UdpCable, UdpSipSocket } from "../harness/sip-socket.js";
 import { SlixmppClient } from "../harness/xmpp-client.js";
 
 const count = (text: string, needle: string): number => text.split(needle).length - 1;
@@ -102,18 +102,11 @@ for (const storeKind of ["memory", "redis"] as const) {
       const watcher = await UdpSipSocket.open();
       sockets.push(watcher);
       watcher.autoAnswer(["NOTIFY"]);
-      await watcher.send(
-        buildRequest({
-          method: "SUBSCRIBE",
-          uri: "sip:alice@example.org",
-          via: `UDP 127.0.0.1:${watcher.port}`,
-          from: "<sip:carol@example.org>",
-          to: "<sip:alice@example.org>",
-          headers: { Event: "presence", Expires: "600", Contact: `<sip:carol@127.0.0.1:${watcher.port}>` },
-        }),
-        sipPort,
-      );
-      assert.equal((await watcher.waitFor((m) => m.status !== undefined)).status, 200);
+      const subscribed = await subscribePresence(watcher, sipPort, {
+        uri: "sip:alice@example.org",
+        from: "sip:carol@example.org",
+      });
+      assert.equal(subscribed.status, 200);
       await watcher.waitFor((m) => m.method === "NOTIFY");
       const before = watcher.received.length;
       alice.send({ op: "presence", show: "dnd", status: "In a meeting" });

@@ -11,7 +11,7 @@ import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
 import { BridgeProcess } from "../harness/bridge-process.js";
 import { FaultScene } from "../harness/fault-scene.js";
 import { freePort } from "../harness/net.js";
-import { buildRequest, publishPresence, sendSipMessage, UdpSipSocket } from "../harness/sip-socket.js";
+import { publishPresence, sendSipMessage, subscribePresence, UdpSipSocket } from "../harness/sip-socket.js";
 
 describe("two instances on one Redis", function () {
   this.timeout(60_000);
@@ -46,18 +46,11 @@ describe("two instances on one Redis", function () {
 
   it("notifies a watcher subscribed through B of changes that entered through A", async function () {
     const alice = await scene.signIn();
-    await watcher.send(
-      buildRequest({
-        method: "SUBSCRIBE",
-        uri: "sip:alice@example.org",
-        via: `UDP 127.0.0.1:${watcher.port}`,
-        from: "<sip:carol@example.org>",
-        to: "<sip:alice@example.org>",
-        headers: { Event: "presence", Expires: "600", Contact: `<sip:carol@127.0.0.1:${watcher.port}>` },
-      }),
-      bSipPort,
-    );
-    assert.equal((await watcher.waitFor((m) => m.status !== undefined)).status, 200);
+    const subscribed = await subscribePresence(watcher, bSipPort, {
+      uri: "sip:alice@example.org",
+      from: "sip:carol@example.org",
+    });
+    assert.equal(subscribed.status, 200);
     await watcher.waitFor((m) => m.method === "NOTIFY");
 
     // Alice's XMPP presence reaches A (it holds the component); the NOTIFY comes from B.
