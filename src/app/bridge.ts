@@ -18,6 +18,7 @@ import { AsteriskAdapter } from "../../components/asterisk/asterisk-adapter.js";
 import { ComponentLease } from "../../components/redis/component-lease.js";
 import { RedisMessageQueue } from "../../components/redis/redis-message-queue.js";
 import { RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
+import { XmppRelay, type RelayJob } from "../../components/redis/xmpp-relay.js";
 import { MemoryMessageQueue } from "../messages/memory-queue.js";
 import { OutboundRelay } from "../messages/outbound-relay.js";
 import type { MessageQueue } from "../ports/message-queue.js";
@@ -224,7 +225,7 @@ async function compose(
         "voicemail changed",
       );
       return isNewVoicemail(change)
-        ? xmpp.notify(change.person, voicemailText(change.counts))
+        ? toXmpp({ kind: "notice", person: change.person, body: voicemailText(change.counts) })
         : Promise.resolve();
     },
   };
@@ -255,7 +256,7 @@ async function compose(
     directory,
     toXmpp: {
       deliver: observed("sip-to-xmpp", (message) =>
-        xmpp.deliverToXmpp(message).then(() => "accepted" as const),
+        toXmpp({ kind: "message", message }).then(() => "accepted" as const),
       ),
     },
     trustedPeers: config.sip.trustedPeers,
@@ -282,8 +283,8 @@ async function compose(
           regEvents: {
             registrar: config.sip.regEvents.registrar,
             expires: config.sip.regEvents.expires,
-            // The phone registered again: its waiting messages go at once.
-            onOnline: (person: string) => relay.recipientOnline(person),
+            // The phone registered again: its waiting messages go at once (by the queue's owner).
+            onOnline: (person: string) => (relay.active ? relay.recipientOnline(person) : Promise.resolve()),
           },
         }
       : {}),
@@ -362,6 +363,29 @@ async function compose(
       })
     : undefined;
   if (lease) started("xmpp component lease", () => lease.stop());
+  // XMPP-bound work that reaches an instance without the component goes to the holder through Redis.
+  const xmppRelay =
+    lease && config.store.url
+      ? new XmppRelay({
+          url: config.store.url,
+          prefix: config.store.prefix,
+          gateway: config.xmpp.component.jid,
+          instance: lease.instance,
+          log: log.child({ component: "relay" }),
+        })
+      : undefined;
+  if (xmppRelay) {
+    await xmppRelay.start();
+    started("xmpp relay", () => xmppRelay.close());
+  }
+  /** Does one piece of XMPP-bound work here, or hands it to the instance holding the component. */
+  function toXmpp(job: RelayJob): Promise<void> {
+    if (xmppRelay && lease?.heldElsewhere) return xmppRelay.send(job);
+    return doXmppJob(job);
+  }
+  function doXmppJob(job: RelayJob): Promise<void> {
+    return job.kind === "message" ? xmpp.deliverToXmpp(job.message) : xmpp.notify(job.person, job.body);
+  }
   started("xmpp gateway", () => xmpp.stop());
   // Not awaited: the drain gave a retry round its bounded wait already, and a transaction it still
   // waits for ends when the SIP endpoint stops, later in this list.
@@ -373,19 +397,36 @@ async function compose(
         presence,
         voicemail,
         relay,
-        observed("pbx-to-xmpp", (message) => xmpp.deliverToXmpp(message).then(() => "accepted" as const)),
+        observed("pbx-to-xmpp", (message) =>
+          toXmpp({ kind: "message", message }).then(() => "accepted" as const),
+        ),
         log,
       )
     : undefined;
   if (pbx) started("asterisk", () => pbx.adapter.stop());
   if (lease) {
-    lease.on("acquired", () => xmpp.start());
+    // The holder connects the component, does the relayed work while it is online, and owns the
+    // message queue's retries (one sender per queued message; their outcomes go out over XMPP).
+    lease.on("acquired", () => {
+      xmpp.start();
+      relay.start();
+    });
     lease.on("lost", () => {
+      void relay.stop();
+      void xmppRelay?.pause();
       xmpp.stop().catch((err: unknown) => log.warn({ err: String(err) }, "stopping the component failed"));
     });
+    if (xmppRelay) {
+      xmpp.connection.on("online", () => {
+        if (lease.held) xmppRelay.serve(doXmppJob);
+      });
+      xmpp.connection.on("offline", () => void xmppRelay.pause());
+    }
     await lease.start();
-  } else xmpp.start();
-  relay.start();
+  } else {
+    xmpp.start();
+    relay.start();
+  }
   pbx?.adapter.start();
   // Watchers' subscriptions kept in the store: they go on, each with a NOTIFY of the state now.
   await sip.notifier?.restore();
@@ -529,6 +570,7 @@ function asteriskFor(
     voicemail,
     // The phone registered with Asterisk again: its waiting messages go at once.
     onPhoneOnline: (person) => {
+      if (!relay.active) return; // another instance owns the queue
       relay
         .recipientOnline(person)
         .catch((err: unknown) => pbxLog.warn({ err: String(err) }, "queue retry failed"));

@@ -37,6 +37,7 @@ export class OutboundRelay implements MessageSink {
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
   private stopped = false;
+  private started = false;
   /** Entries being sent now: a tick and a "phone is back" signal must not send one twice. */
   private readonly inFlight = new Set<string>();
   private readonly clock: () => number;
@@ -87,7 +88,9 @@ export class OutboundRelay implements MessageSink {
    * already waiting (after a restart), so their "phone is back" signal comes again.
    */
   start(): void {
+    if (this.started && !this.stopped) return; // running already
     this.stopped = false;
+    this.started = true;
     const tick = (): void => {
       if (this.stopped) return;
       this.timer = setTimeout(() => {
@@ -111,6 +114,11 @@ export class OutboundRelay implements MessageSink {
   }
 
   /** Stops looking at the queue; resolves when the round under way has ended (at its next entry). */
+  /** Between start() and stop(): this instance retries the queue. */
+  get active(): boolean {
+    return this.started && !this.stopped;
+  }
+
   stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);

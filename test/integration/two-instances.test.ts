@@ -4,8 +4,8 @@
 // through A reaches it too. Every instance hears every change on the store's channel and notifies
 // the watchers of its own subscriptions. Prosody accepts one component connection per domain: the
 // instances elect a holder with a Redis lease; B stands by (ready, since a live instance holds the
-// component) and takes the component over within 5 s when A is killed. (Relaying XMPP-bound work
-// from a standby to the holder is not built: a standby answers such a MESSAGE 503 + Retry-After.)
+// component) and takes the component over within 5 s when A is killed. A desk phone's MESSAGE to a
+// chat user that reaches B goes to A through Redis and is answered 200 once A has it on Prosody.
 import assert from "node:assert/strict";
 import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
 import { BridgeProcess } from "../harness/bridge-process.js";
@@ -75,6 +75,29 @@ describe("two instances on one Redis", function () {
       2_000,
     );
     assert.equal(fromSip.from.port, bSipPort);
+  });
+
+  it("relays a MESSAGE that reaches B (standby) to Alice through A, the holder", async function () {
+    const alice = scene.clients[0] ?? (await scene.signIn());
+    const bodies = Array.from({ length: 20 }, (_, i) => `via B ${i}`);
+    const answers = await Promise.all(
+      bodies.map((body) =>
+        sendSipMessage(scene.phone, bSipPort, {
+          from: "sip:bob@example.org",
+          to: "sip:alice@example.org",
+          body,
+        }),
+      ),
+    );
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      bodies.map(() => 200),
+    );
+    for (const body of bodies) await alice.waitFor((e) => e.event === "message" && e.body === body, 5_000);
+    assert.ok(
+      !b.lines.entries.some((l) => l.msg === "xmpp component online"),
+      "B connected the component itself",
+    );
   });
 
   it("stands B by while A holds the component, and moves the component to B within 5 s of A's death", async function () {

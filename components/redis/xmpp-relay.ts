@@ -1,0 +1,317 @@
+// XMPP-bound work between bridge instances. Only the instance holding the component lease has a
+// connection to the XMPP server (component-lease.ts); a SIP MESSAGE for a chat user, or a voicemail
+// notice, that reaches another instance is handed to the holder through a Redis stream and answered
+// once the holder has it on the XMPP server (or refused it), so "200 OK" means the same on every
+// instance.
+//
+// Keys, under the store prefix P:
+//   P xmpp-relay:<gateway>          stream of work: fields `job` (the JSON below); consumer group
+//                                   "holder", read only by the instance holding the component.
+//   P xmpp-relay-reply:<instance>   pub/sub channel of one instance's answers: {id, error?, text?}.
+//
+// Delivery is at least once and bounded in time: every job carries the moment its sender stops
+// waiting (it answers 503 then, and the SIP phone sends again); the holder drops jobs past that
+// moment unanswered, so a message is never both refused and delivered. A holder that dies with jobs
+// read but not acknowledged leaves them pending: the next holder claims them (XAUTOCLAIM) and does
+// those still in time. Answers that never arrive (the holder died after delivering) make the
+// sender answer 503, and the phone's retry may deliver the message twice, with the same id.
+import { randomUUID } from "node:crypto";
+import { createClient } from "redis";
+import { CONDITIONS, SwitchboardError, type Condition } from "../../src/domain/errors.js";
+import type { Logger } from "../../src/ports/logger.js";
+import type { ChatMessage } from "../../src/ports/message-port.js";
+
+/** What the holder is asked to do: send a message, or a notice from the gateway to a person. */
+export type RelayJob =
+  { kind: "message"; message: ChatMessage } | { kind: "notice"; person: string; body: string };
+
+interface Envelope {
+  id: string;
+  /** The instance waiting for the answer. */
+  from: string;
+  /** Epoch ms after which the sender no longer waits (and has answered 503). */
+  deadline: number;
+  job: RelayJob;
+}
+
+interface Reply {
+  id: string;
+  error?: Condition;
+  text?: string;
+}
+
+export interface XmppRelayOptions {
+  url: string;
+  prefix: string;
+  /** The gateway domain (component JID): one stream per component. */
+  gateway: string;
+  /** This instance's id (the lease's). */
+  instance: string;
+  log: Logger;
+  /** How long a sender waits for the holder's answer (default 5 s). */
+  waitMs?: number;
+}
+
+const GROUP = "holder";
+/** Jobs kept in the stream at most (approximately); older ones are past every deadline long since. */
+const MAX_LENGTH = 100_000;
+/** Jobs under way at once on the holder. */
+const MAX_IN_FLIGHT = 1_000;
+/** How long one read blocks; also how quickly a pause takes effect. */
+const BLOCK_MS = 1_000;
+
+function reconnectDelay(retries: number): number {
+  return Math.min((retries + 1) * 200, 2_000);
+}
+
+function isCondition(value: unknown): value is Condition {
+  return typeof value === "string" && (CONDITIONS as readonly string[]).includes(value);
+}
+
+export class XmppRelay {
+  private readonly client;
+  private readonly subscriber;
+  /** Blocking reads get their own connection, so they never hold up the sender's commands. */
+  private readonly reader;
+  private readonly stream: string;
+  private readonly replies: string;
+  private readonly waitMs: number;
+  private readonly waiting = new Map<
+    string,
+    { resolve: () => void; reject: (err: SwitchboardError) => void; timer: NodeJS.Timeout }
+  >();
+  private serving: { stop: boolean; done: Promise<void> } | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(private readonly options: XmppRelayOptions) {
+    this.waitMs = options.waitMs ?? 5_000;
+    this.stream = `${options.prefix}xmpp-relay:${options.gateway}`;
+    this.replies = `${options.prefix}xmpp-relay-reply:${options.instance}`;
+    const make = () => {
+      const client = createClient({
+        url: options.url,
+        disableOfflineQueue: true,
+        commandOptions: { timeout: 0 },
+        socket: { connectTimeout: 3_000, reconnectStrategy: reconnectDelay },
+      });
+      client.on("error", (err: unknown) =>
+        options.log.debug({ err: err instanceof Error ? err.message : String(err) }, "relay: Redis problem"),
+      );
+      return client;
+    };
+    this.client = make();
+    this.subscriber = make();
+    this.reader = make();
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.client.connect(), this.subscriber.connect(), this.reader.connect()]);
+    await this.subscriber.subscribe(this.replies, (raw) => this.onReply(raw));
+    try {
+      await this.client.xGroupCreate(this.stream, GROUP, "0", { MKSTREAM: true });
+    } catch (err) {
+      if (!(err instanceof Error && err.message.startsWith("BUSYGROUP"))) throw err;
+    }
+  }
+
+  /**
+   * Hands a job to the holder and waits for its answer: resolves when done, rejects with the
+   * holder's SwitchboardError, or with service-unavailable when no answer comes in time.
+   */
+  async send(job: RelayJob): Promise<void> {
+    const id = randomUUID();
+    const envelope: Envelope = {
+      id,
+      from: this.options.instance,
+      deadline: Date.now() + this.waitMs,
+      job,
+    };
+    const answered = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        reject(
+          new SwitchboardError(
+            "service-unavailable",
+            "the instance holding the XMPP component did not answer in time; try again later",
+          ),
+        );
+      }, this.waitMs);
+      this.waiting.set(id, { resolve, reject, timer });
+    });
+    try {
+      await this.client.xAdd(
+        this.stream,
+        "*",
+        { job: JSON.stringify(envelope) },
+        { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: MAX_LENGTH } },
+      );
+    } catch (err) {
+      const waiting = this.waiting.get(id);
+      clearTimeout(waiting?.timer);
+      this.waiting.delete(id);
+      throw new SwitchboardError(
+        "service-unavailable",
+        `cannot hand the message to the instance holding the XMPP component (Redis): ${String(err)}`,
+        { cause: err },
+      );
+    }
+    return answered;
+  }
+
+  private onReply(raw: string): void {
+    let reply: Reply;
+    try {
+      reply = JSON.parse(raw) as Reply;
+    } catch {
+      return;
+    }
+    const waiting = this.waiting.get(reply.id);
+    if (!waiting) return; // answered after its sender stopped waiting
+    this.waiting.delete(reply.id);
+    clearTimeout(waiting.timer);
+    if (reply.error === undefined) waiting.resolve();
+    else
+      waiting.reject(
+        new SwitchboardError(
+          isCondition(reply.error) ? reply.error : "internal-server-error",
+          reply.text ?? "",
+        ),
+      );
+  }
+
+  /**
+   * As the holder with an online component: takes jobs (first those another holder left pending),
+   * does each with `handle`, answers its sender, until pause(). At most one reader at a time.
+   */
+  serve(handle: (job: RelayJob) => Promise<void>): void {
+    if (this.serving || this.closed) return;
+    const state = { stop: false, done: Promise.resolve() };
+    state.done = this.loop(state, handle).catch((err: unknown) =>
+      this.options.log.error({ err: String(err) }, "relay: reading jobs stopped"),
+    );
+    this.serving = state;
+  }
+
+  /** Stops taking jobs (the component went offline, or the lease was lost); jobs wait in Redis. */
+  async pause(): Promise<void> {
+    const state = this.serving;
+    if (!state) return;
+    state.stop = true;
+    this.serving = undefined;
+    await state.done;
+    await Promise.all(this.inFlight);
+  }
+
+  private async loop(state: { stop: boolean }, handle: (job: RelayJob) => Promise<void>): Promise<void> {
+    const consumer = this.options.instance;
+    let claimFrom = "0-0";
+    while (!state.stop) {
+      try {
+        // Jobs a previous holder read and never acknowledged, then new ones.
+        if (claimFrom !== "done") {
+          const claimed = await this.reader.xAutoClaim(this.stream, GROUP, consumer, 0, claimFrom, {
+            COUNT: 100,
+          });
+          await this.doAll(claimed.messages, handle);
+          claimFrom = claimed.nextId === "0-0" ? "done" : claimed.nextId;
+          continue;
+        }
+        const read = await this.reader.xReadGroup(
+          GROUP,
+          consumer,
+          { key: this.stream, id: ">" },
+          {
+            COUNT: 100,
+            BLOCK: BLOCK_MS,
+          },
+        );
+        for (const stream of (read ?? []) as {
+          messages: { id: string; message: Record<string, string> }[];
+        }[])
+          await this.doAll(stream.messages, handle);
+      } catch (err) {
+        if (state.stop || this.closed) return;
+        this.options.log.debug({ err: String(err) }, "relay: Redis unreachable; reading again shortly");
+        if (err instanceof Error && err.message.startsWith("NOGROUP")) await this.recreateGroup();
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
+  private async recreateGroup(): Promise<void> {
+    try {
+      await this.client.xGroupCreate(this.stream, GROUP, "0", { MKSTREAM: true });
+    } catch {
+      // exists again, or Redis still away: the next read says
+    }
+  }
+
+  /**
+   * Starts each job in stream order without waiting for the one before (the XMPP side confirms
+   * writes in batches); waits only while MAX_IN_FLIGHT are under way.
+   */
+  private async doAll(
+    entries: readonly ({ id: string; message: Record<string, string> } | null)[],
+    handle: (job: RelayJob) => Promise<void>,
+  ): Promise<void> {
+    for (const entry of entries) {
+      if (!entry) continue;
+      while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+      const done: Promise<void> = this.doOne(entry.id, entry.message.job, handle)
+        .catch((err: unknown) => this.options.log.debug({ err: String(err) }, "relay: job not acknowledged"))
+        .finally(() => this.inFlight.delete(done));
+      this.inFlight.add(done);
+    }
+  }
+
+  private async doOne(
+    entryId: string,
+    raw: string | undefined,
+    handle: (job: RelayJob) => Promise<void>,
+  ): Promise<void> {
+    let envelope: Envelope | undefined;
+    try {
+      envelope = JSON.parse(raw ?? "") as Envelope;
+    } catch {
+      this.options.log.warn({ entry: entryId }, "relay: unreadable job dropped");
+    }
+    if (envelope && envelope.deadline > Date.now()) {
+      let reply: Reply = { id: envelope.id };
+      try {
+        await handle(envelope.job);
+      } catch (err) {
+        reply = {
+          id: envelope.id,
+          error: err instanceof SwitchboardError ? err.condition : "internal-server-error",
+          text: err instanceof Error ? err.message : String(err),
+        };
+      }
+      await this.client
+        .publish(`${this.options.prefix}xmpp-relay-reply:${envelope.from}`, JSON.stringify(reply))
+        .catch((err: unknown) =>
+          this.options.log.debug({ err: String(err) }, "relay: answer not sent; the sender answers 503"),
+        );
+    } else if (envelope) {
+      this.options.log.debug({ id: envelope.id }, "relay: job past its sender's wait dropped");
+    }
+    await this.client.multi().xAck(this.stream, GROUP, entryId).xDel(this.stream, entryId).exec();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.pause().catch(() => undefined);
+    for (const [id, waiting] of this.waiting) {
+      clearTimeout(waiting.timer);
+      waiting.reject(new SwitchboardError("service-unavailable", "stopping"));
+      this.waiting.delete(id);
+    }
+    for (const client of [this.client, this.subscriber, this.reader]) {
+      try {
+        client.destroy();
+      } catch {
+        // already closed
+      }
+    }
+  }
+}
