@@ -200,7 +200,14 @@ export class XmppRelay {
     state.stop = true;
     this.serving = undefined;
     await state.done;
-    await Promise.all(this.inFlight);
+    // Jobs under way finish (their answers go out), within the senders' wait; any left then stay
+    // pending in the group for the next holder.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.inFlight),
+      new Promise((resolve) => (timer = setTimeout(resolve, this.waitMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   private async loop(state: { stop: boolean }, handle: (job: RelayJob) => Promise<void>): Promise<void> {
