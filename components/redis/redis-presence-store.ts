@@ -11,9 +11,13 @@
 //   P xmpp-subscribed-contacts    set of the contacts that have at least one subscriber.
 //   P watchers                    hash: watcher subscription id → its JSON.
 //   P watchers:expiry             sorted set: watcher subscription id, scored by its expiresAt.
+//   P watchers:cseq               hash: watcher subscription id → the CSeq of its last NOTIFY (every
+//                                 instance that notifies takes the next one from here, atomically).
 //   P changes                     pub/sub channel: JSON {person, aggregate} for every change, and
 //                                 {subscribed: contact} / {unsubscribed: contact} when a contact
-//                                 enters or leaves the xmpp-subscribed-contacts index.
+//                                 enters or leaves the xmpp-subscribed-contacts index;
+//                                 {watcher: subscription} / {watcherGone: id} when a watcher
+//                                 subscription is stored or removed.
 //
 // A write computes the new records and aggregate() in TypeScript (the one pure function; no presence
 // rule lives in Lua) from the person's hash as this instance last saw it, and commits with one script
@@ -41,6 +45,7 @@ import type {
   PresenceSnapshot,
   PresenceStore,
   PresenceUpdate,
+  WatcherListener,
   WatcherSubscription,
 } from "../../src/ports/presence-store.js";
 import { sameSource } from "../../src/presence/source.js";
@@ -174,17 +179,21 @@ end
 return removed
 `;
 
-// KEYS[1] the watchers hash, KEYS[2] their expiry zset; ARGV[1] id, ARGV[2] JSON, ARGV[3] expiresAt.
+// KEYS[1] the watchers hash, KEYS[2] their expiry zset, KEYS[3] their CSeq hash; ARGV[1] id,
+// ARGV[2] JSON, ARGV[3] expiresAt, ARGV[4] the change channel, ARGV[5] the announcement.
 const PUT_WATCHER = `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 `;
 
-// Same keys; ARGV[1] id.
+// Same keys; ARGV[1] id, ARGV[2] the change channel, ARGV[3] the announcement.
 const REMOVE_WATCHER = `
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 `;
 
@@ -195,6 +204,7 @@ const LIST_WATCHERS = `
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
 for _, id in ipairs(expired) do
   redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[3], id)
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1])
 return redis.call('HVALS', KEYS[1])
@@ -278,39 +288,39 @@ const SCRIPTS = {
   }),
   putWatcher: defineScript({
     SCRIPT: PUT_WATCHER,
-    NUMBER_OF_KEYS: 2,
+    NUMBER_OF_KEYS: 3,
     parseCommand(
       parser: CommandParser,
-      hash: string,
-      zset: string,
-      id: string,
-      json: string,
-      expiresAt: number,
+      keys: WatcherKeys,
+      a: { id: string; json: string; expiresAt: number; channel: string; message: string },
     ) {
-      parser.pushKeys([hash, zset]);
-      parser.push(id, json, String(expiresAt));
+      parser.pushKeys(keys);
+      parser.push(a.id, a.json, String(a.expiresAt), a.channel, a.message);
     },
     transformReply: () => undefined,
   }),
   removeWatcher: defineScript({
     SCRIPT: REMOVE_WATCHER,
-    NUMBER_OF_KEYS: 2,
-    parseCommand(parser: CommandParser, hash: string, zset: string, id: string) {
-      parser.pushKeys([hash, zset]);
-      parser.push(id);
+    NUMBER_OF_KEYS: 3,
+    parseCommand(parser: CommandParser, keys: WatcherKeys, id: string, channel: string, message: string) {
+      parser.pushKeys(keys);
+      parser.push(id, channel, message);
     },
     transformReply: () => undefined,
   }),
   listWatchers: defineScript({
     SCRIPT: LIST_WATCHERS,
-    NUMBER_OF_KEYS: 2,
-    parseCommand(parser: CommandParser, hash: string, zset: string, now: number) {
-      parser.pushKeys([hash, zset]);
+    NUMBER_OF_KEYS: 3,
+    parseCommand(parser: CommandParser, keys: WatcherKeys, now: number) {
+      parser.pushKeys(keys);
       parser.push(String(now));
     },
     transformReply: stringArray,
   }),
 };
+
+/** The watchers hash, their expiry zset and their CSeq hash. */
+type WatcherKeys = [hash: string, zset: string, cseq: string];
 
 function createStoreClient(url: string, connectTimeoutMs: number) {
   return createClient({
@@ -366,6 +376,7 @@ function isRecord(value: unknown): value is PresenceRecord {
 
 export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> implements PresenceStore {
   private readonly changeListeners = new Set<ChangeListener>();
+  private readonly watcherListeners = new Set<WatcherListener>();
   /** One write at a time per person from this instance: conflicts only come from other instances. */
   private readonly queues = new KeyedQueue();
   /** Each person's hash as this instance last read or wrote it, by key; a hint, checked by version. */
@@ -560,7 +571,19 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
       change = undefined;
     }
     const c = change as
-      { person?: unknown; aggregate?: unknown; subscribed?: unknown; unsubscribed?: unknown } | undefined;
+      | {
+          person?: unknown;
+          aggregate?: unknown;
+          subscribed?: unknown;
+          unsubscribed?: unknown;
+          watcher?: unknown;
+          watcherGone?: unknown;
+        }
+      | undefined;
+    if (c?.watcher !== undefined || c?.watcherGone !== undefined) {
+      this.announceWatcher(c.watcher, c.watcherGone);
+      return;
+    }
     if (typeof c?.subscribed === "string") {
       if (this.subscribedIndex === null) this.indexAdds.add(c.subscribed);
       else this.subscribedIndex.add(c.subscribed);
@@ -586,6 +609,28 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     }
   }
 
+  private announceWatcher(stored: unknown, gone: unknown): void {
+    const subscription = stored as WatcherSubscription | undefined;
+    const id = typeof gone === "string" ? gone : subscription?.id;
+    if (
+      typeof id !== "string" ||
+      (subscription !== undefined && typeof subscription.expiresAt !== "number")
+    ) {
+      this.log.warn({ channel: this.channel }, "ignoring a malformed watcher announcement");
+      return;
+    }
+    for (const listener of [...this.watcherListeners]) {
+      try {
+        listener(id, typeof gone === "string" ? null : (subscription ?? null));
+      } catch (err) {
+        this.log.error(
+          { id, err: err instanceof Error ? err.message : String(err) },
+          "watcher listener failed",
+        );
+      }
+    }
+  }
+
   /** Closes both connections; later calls fail. Waits for this instance's writes in progress. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -593,6 +638,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     this.closed = true;
     clearInterval(this.sweeper);
     this.changeListeners.clear();
+    this.watcherListeners.clear();
     // close() lets replies in flight arrive; bounded, since a peer that stopped answering never would.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -823,27 +869,59 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     );
   }
 
+  private get watcherKeys(): WatcherKeys {
+    return [this.key("watchers"), this.key("watchers", "expiry"), this.key("watchers", "cseq")];
+  }
+
   putWatcherSubscription(subscription: WatcherSubscription): Promise<void> {
+    const json = JSON.stringify(subscription);
     return this.call(`store watcher subscription ${subscription.id}`, () =>
-      this.client.putWatcher(
-        this.key("watchers"),
-        this.key("watchers", "expiry"),
-        subscription.id,
-        JSON.stringify(subscription),
-        subscription.expiresAt,
-      ),
+      this.client.putWatcher(this.watcherKeys, {
+        id: subscription.id,
+        json,
+        expiresAt: subscription.expiresAt,
+        channel: this.channel,
+        message: `{"watcher":${json}}`,
+      }),
     );
   }
 
   removeWatcherSubscription(id: string): Promise<void> {
     return this.call(`remove watcher subscription ${id}`, () =>
-      this.client.removeWatcher(this.key("watchers"), this.key("watchers", "expiry"), id),
+      this.client.removeWatcher(this.watcherKeys, id, this.channel, JSON.stringify({ watcherGone: id })),
     );
+  }
+
+  async watcherSubscription(id: string): Promise<WatcherSubscription | null> {
+    const value = await this.call(`read watcher subscription ${id}`, () =>
+      this.client.hGet(this.key("watchers"), id),
+    );
+    if (value === null || value === undefined) return null;
+    try {
+      const subscription = JSON.parse(value) as WatcherSubscription;
+      return subscription.expiresAt > Date.now() ? subscription : null;
+    } catch {
+      this.log.warn({ value: value.slice(0, 200) }, "ignoring a malformed watcher subscription");
+      return null;
+    }
+  }
+
+  async nextWatcherCseq(id: string): Promise<number> {
+    return Number(
+      await this.call(`next CSeq of watcher subscription ${id}`, () =>
+        this.client.hIncrBy(this.key("watchers", "cseq"), id, 1),
+      ),
+    );
+  }
+
+  watchWatchers(listener: WatcherListener): () => void {
+    this.watcherListeners.add(listener);
+    return () => this.watcherListeners.delete(listener);
   }
 
   async watcherSubscriptions(): Promise<WatcherSubscription[]> {
     const values = await this.call("list watcher subscriptions", () =>
-      this.client.listWatchers(this.key("watchers"), this.key("watchers", "expiry"), Date.now()),
+      this.client.listWatchers(this.watcherKeys, Date.now()),
     );
     const subscriptions: WatcherSubscription[] = [];
     for (const value of values) {

@@ -73,8 +73,12 @@ export class EventSubscriber {
     this.resetDialog();
   }
 
-  /** Subscribes (without waiting for the answer). */
+  /** Subscribes (without waiting for the answer); after stop(), in a new dialog. */
   start(): void {
+    if (this.stopped) {
+      this.stopped = false;
+      this.resetDialog();
+    }
     this.subscribeLater(0);
   }
 

@@ -4,6 +4,12 @@
 // terminated`) on unsubscribe or expiry. Watchers from other domains are refused unless allowed
 // (DESIGN.md "Presence privacy"). Subscriptions are kept in the store, so that a restarted
 // bridge goes on notifying (restore()).
+//
+// Several instances on one store (`shared`): any instance takes a SUBSCRIBE, new or in-dialog (it
+// reads the dialog from the store), answers it and sends the NOTIFY that follows; the NOTIFYs on
+// presence changes and at expiry are sent by one instance, the leader (the one holding the XMPP
+// component: lead()/follow()), which keeps every subscription in memory, kept current by the
+// store's announcements. Every NOTIFY takes its CSeq from the store, so CSeqs go up whoever sends.
 import { RINGING_NOTE, type AggregatePresence, type PresenceState } from "../../src/domain/presence.js";
 import { homeIdentity, type GatewayDomains } from "../../src/domain/gateway-mapping.js";
 import { formatSipUri, parseSipUri, type SipUri } from "../../src/domain/sip-uri.js";
@@ -46,6 +52,8 @@ export interface NotifierOptions {
   log: Logger;
   minExpires?: number;
   maxExpires?: number;
+  /** Several instances share the store: notify on changes only while leading (see the top). */
+  shared?: boolean;
 }
 
 interface Subscription extends WatcherSubscription {
@@ -71,11 +79,48 @@ export class PresenceNotifier {
   private readonly subscriptions = new Map<string, Subscription>();
 
   private allowedDomains: readonly string[];
+  /** Whether this instance notifies on changes and expiries (always, unless shared). */
+  private leading: boolean;
+  private readonly unwatch: () => void;
+  private closed = false;
 
   constructor(private readonly options: NotifierOptions) {
     this.allowedDomains = options.allowedDomains;
+    this.leading = !options.shared;
     options.presence.on("change", this.onChange);
+    this.unwatch = options.shared ? options.presence.store.watchWatchers(this.onStored) : () => undefined;
   }
+
+  /** Shared: this instance notifies from now on; takes up every stored subscription (restore()). */
+  lead(): Promise<number> {
+    this.leading = true;
+    return this.restore();
+  }
+
+  /** Shared: another instance notifies from now on; the subscriptions stay in the store. */
+  follow(): void {
+    this.leading = false;
+    for (const subscription of this.subscriptions.values()) clearTimeout(subscription.timer);
+    this.subscriptions.clear();
+  }
+
+  /** A subscription stored or removed by any instance (this one too): the leader's copy follows. */
+  private readonly onStored = (id: string, stored: WatcherSubscription | null): void => {
+    if (!this.leading) return;
+    const known = this.subscriptions.get(id);
+    if (stored === null) {
+      if (known) {
+        clearTimeout(known.timer);
+        this.subscriptions.delete(id);
+      }
+      return;
+    }
+    const subscription: Subscription = known
+      ? Object.assign(known, stored, { cseq: known.cseq })
+      : { ...stored };
+    this.subscriptions.set(id, subscription);
+    this.arm(subscription);
+  };
 
   /** xmpp.allowedDomains read again (SIGHUP): applies to subscriptions asked from now on. */
   setAllowedDomains(domains: readonly string[]): void {
@@ -132,7 +177,10 @@ export class PresenceNotifier {
 
   private forget(subscription: Subscription): void {
     clearTimeout(subscription.timer);
-    if (this.subscriptions.get(subscription.id) !== subscription) return;
+    // Stopping: what fails now (NOTIFYs cut short) does not end subscriptions another run takes up.
+    if (this.closed) return;
+    const known = this.subscriptions.get(subscription.id);
+    if (known && known !== subscription) return; // replaced by a new one meanwhile
     this.subscriptions.delete(subscription.id);
     this.options.presence.store
       .removeWatcherSubscription(subscription.id)
@@ -158,7 +206,12 @@ export class PresenceNotifier {
    * A SUBSCRIBE from `watcher` (the authenticated sender) that arrived over `flow`. The answer's
    * `after` sends the NOTIFY that must follow a 200.
    */
-  handle(request: SipRequest, localTag: string, watcher: SipUri, flow?: Flow): SubscribeAnswer {
+  async handle(
+    request: SipRequest,
+    localTag: string,
+    watcher: SipUri,
+    flow?: Flow,
+  ): Promise<SubscribeAnswer> {
     const { domains, log } = this.options;
     const event = (request.getHeader("Event") ?? "").split(";")[0]?.trim().toLowerCase();
     if (event !== "presence" && event !== "dialog")
@@ -172,7 +225,13 @@ export class PresenceNotifier {
     const expires = Math.min(requested, max);
 
     const key = `${request.callId}|${request.fromTag}`;
-    const existing = request.toTag ? this.subscriptions.get(key) : undefined;
+    // In a shared store the dialog may have been made through another instance.
+    const existing: Subscription | undefined = request.toTag
+      ? (this.subscriptions.get(key) ??
+        (this.options.shared
+          ? ((await this.options.presence.store.watcherSubscription(key)) ?? undefined)
+          : undefined))
+      : undefined;
     if (request.toTag && (!existing || existing.localTag !== request.toTag)) return { status: 481 };
 
     let subscription = existing;
@@ -230,8 +289,10 @@ export class PresenceNotifier {
       };
     }
     current.expiresAt = Date.now() + expires * 1000;
-    this.subscriptions.set(key, current);
-    this.arm(current);
+    if (this.leading) {
+      this.subscriptions.set(key, current);
+      this.arm(current);
+    }
     this.save(current);
     return {
       status: 200,
@@ -246,14 +307,18 @@ export class PresenceNotifier {
     aggregate: AggregatePresence,
     terminated?: string,
   ): Promise<void> {
+    const { store } = this.options.presence;
+    if (this.options.shared) subscription.cseq = await store.nextWatcherCseq(subscription.id);
+    else {
+      subscription.cseq += 1;
+      if (!terminated) this.save(subscription);
+    }
     const body =
       subscription.event === "dialog"
-        ? buildDialogInfo(subscription.presentity, aggregate.state, subscription.cseq + 1, aggregate.note)
+        ? buildDialogInfo(subscription.presentity, aggregate.state, subscription.cseq, aggregate.note)
         : buildPidf(subscription.presentity, aggregate.state, aggregate.note);
     const remaining = Math.max(0, Math.round((subscription.expiresAt - Date.now()) / 1000));
     const state = terminated ? `terminated;reason=${terminated}` : `active;expires=${remaining}`;
-    subscription.cseq += 1;
-    if (!terminated) this.save(subscription);
     const result = await this.options.sender.send({
       method: "NOTIFY",
       ruri: parseSipUri(subscription.target),
@@ -276,7 +341,8 @@ export class PresenceNotifier {
     if (result.cseq > subscription.cseq) {
       // A challenge was answered with the next CSeq (never backwards: NOTIFYs may overlap).
       subscription.cseq = result.cseq;
-      if (!terminated) this.save(subscription);
+      if (this.options.shared) await store.nextWatcherCseq(subscription.id);
+      else if (!terminated) this.save(subscription);
     }
     if (result.status >= 300) {
       // The watcher no longer has the subscription (RFC 6665 §4.1.3), or cannot be reached: drop it.
@@ -289,7 +355,9 @@ export class PresenceNotifier {
   }
 
   close(): void {
+    this.closed = true;
     this.options.presence.off("change", this.onChange);
+    this.unwatch();
     for (const subscription of this.subscriptions.values()) clearTimeout(subscription.timer);
     this.subscriptions.clear();
   }

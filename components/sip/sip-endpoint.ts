@@ -78,6 +78,12 @@ export interface SipEndpointOptions {
   enumSip?: (e164: string) => Promise<string | null>;
   /** `sip.advertisedHost`: the bridge's address in Via and Contact. */
   advertisedHost?: string;
+  /**
+   * Several instances share the store (docs/scaling.md): subscription dialogs are read from it, and
+   * `dialogContact` (`sip.dialogContact`), when set, is the Contact of the dialogs this endpoint
+   * answers, so in-dialog requests reach whichever instance the proxy picks.
+   */
+  shared?: { dialogContact?: string };
   /** Requests sent and answered are counted here (by method and final status). */
   metrics?: Metrics;
   /** log.wire.sip: every message sent and received is logged here in full (credentials masked). */
@@ -217,6 +223,7 @@ export class SipEndpoint {
           sender: this.sender,
           log: options.log.child({ event: "presence" }),
           ...(options.minExpires ? { minExpires: options.minExpires } : {}),
+          ...(options.shared ? { shared: true } : {}),
         })
       : undefined;
     this.mwi = options.mwi?.mailboxes.length
@@ -294,7 +301,8 @@ export class SipEndpoint {
       new ServerTransactions(options.timers ?? DEFAULT_TIMERS, options.metrics),
       options,
     );
-    endpoint.mwi?.start();
+    // Shared by several instances: the one holding the XMPP component subscribes (its owner starts it).
+    if (!options.shared) endpoint.mwi?.start();
     return endpoint;
   }
 
@@ -483,12 +491,10 @@ export class SipEndpoint {
         return;
       }
       default: {
-        const result = this.notifier!.handle(request, this.tag, sender, flow);
-        const contact = this.transports.sentBy(flow.transport);
-        const params = flow.transport === "udp" ? "" : `;transport=${flow.transport}`;
+        const result = await this.notifier!.handle(request, this.tag, sender, flow);
         await answer(result.status, {
           reason: result.reason,
-          headers: [...(result.headers ?? []), ["Contact", `<sip:${contact}${params}>`]],
+          headers: [...(result.headers ?? []), ["Contact", this.dialogContact(flow)]],
         });
         // The first NOTIFY follows the 200 (RFC 6665 §4.2.1.2).
         result
@@ -537,6 +543,14 @@ export class SipEndpoint {
    * same address is logged at most once in 10 s, the next line saying how many were left out;
    * every one is counted.
    */
+  /** The Contact of a subscription dialog answered over `flow`. */
+  private dialogContact(flow: Flow): string {
+    const configured = this.options.shared?.dialogContact;
+    if (configured) return `<${configured}>`;
+    const params = flow.transport === "udp" ? "" : `;transport=${flow.transport}`;
+    return `<sip:${this.transports.sentBy(flow.transport)}${params}>`;
+  }
+
   private securityEvent(event: SecurityEvent): void {
     this.options.metrics?.securityEvent(event.event);
     const key = `${event.event}|${event.remote.address}`;

@@ -278,6 +278,10 @@ async function compose(
         }
       : {}),
     ...(config.sip.advertisedHost ? { advertisedHost: config.sip.advertisedHost } : {}),
+    // With Redis, instances may share the store: subscription dialogs are read from it.
+    ...(config.store.url
+      ? { shared: config.sip.dialogContact ? { dialogContact: config.sip.dialogContact } : {} }
+      : {}),
     ...(config.sip.regEvents
       ? {
           regEvents: {
@@ -410,8 +414,16 @@ async function compose(
     lease.on("acquired", () => {
       xmpp.start();
       relay.start();
+      // …subscribes to the voicemail boxes (one instance, so one notice per new voicemail)…
+      sip.mwi?.start();
+      // …and sends the watchers' NOTIFYs on changes and at expiry, each with the state now.
+      sip.notifier
+        ?.lead()
+        .catch((err: unknown) => log.warn({ err: String(err) }, "taking up the stored subscriptions failed"));
     });
     lease.on("lost", () => {
+      sip.notifier?.follow();
+      void sip.mwi?.stop();
       void relay.stop();
       void xmppRelay?.pause();
       xmpp.stop().catch((err: unknown) => log.warn({ err: String(err) }, "stopping the component failed"));
@@ -428,8 +440,9 @@ async function compose(
     relay.start();
   }
   pbx?.adapter.start();
-  // Watchers' subscriptions kept in the store: they go on, each with a NOTIFY of the state now.
-  await sip.notifier?.restore();
+  // Watchers' subscriptions kept in the store: they go on, each with a NOTIFY of the state now
+  // (with a lease, by the holder: above).
+  if (!lease) await sip.notifier?.restore();
   // Read-only HTTP: health, readiness, metrics, and the presence API `switchboard presence` asks.
   const http = await startHttpServer({
     listen: config.http.listen,

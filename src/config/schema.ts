@@ -355,6 +355,11 @@ export const configSchema = z
           .describe(
             "SIP URI of the proxy the bridge sends its own requests through (Kamailio, OpenSIPS); absent: direct (RFC 3263).",
           ),
+        dialogContact: sipUri
+          .optional()
+          .describe(
+            "Contact of the presence subscription dialogs the bridge answers, when several instances share the store behind a proxy: a URI the proxy hands to any instance (e.g. sip:switchboard@proxy), so a refresh or unsubscribe reaches whichever is up; absent: the instance's own address.",
+          ),
         auth: z
           .strictObject({
             username: z.string().min(1).describe("Digest user name the bridge answers challenges with."),

@@ -40,6 +40,9 @@ export interface WatcherSubscription {
 
 export type ChangeListener = (person: string, aggregate: AggregatePresence) => void;
 
+/** A watcher subscription stored (created, refreshed) or removed (`null`) by any instance. */
+export type WatcherListener = (id: string, subscription: WatcherSubscription | null) => void;
+
 export interface PresenceStore {
   /**
    * Calls `listener` with every aggregate change written to this store — by this bridge instance or
@@ -71,4 +74,13 @@ export interface PresenceStore {
   putWatcherSubscription(subscription: WatcherSubscription): Promise<void>;
   removeWatcherSubscription(id: string): Promise<void>;
   watcherSubscriptions(): Promise<WatcherSubscription[]>;
+  /** One watcher subscription still in force, or null. */
+  watcherSubscription(id: string): Promise<WatcherSubscription | null>;
+  /**
+   * The CSeq for the next NOTIFY of a subscription: one more than the last taken, by any instance
+   * (in-dialog CSeqs only go up, RFC 3261 §12.2.1.1, whichever instance sends).
+   */
+  nextWatcherCseq(id: string): Promise<number>;
+  /** Calls `listener` whenever any instance stores or removes a watcher subscription. */
+  watchWatchers(listener: WatcherListener): () => void;
 }

@@ -11,6 +11,7 @@ import type {
   PresenceSnapshot,
   PresenceStore,
   PresenceUpdate,
+  WatcherListener,
   WatcherSubscription,
 } from "../ports/presence-store.js";
 import { sameSource } from "./source.js";
@@ -19,6 +20,8 @@ export class MemoryPresenceStore implements PresenceStore {
   private readonly records = new Map<string, PresenceRecord[]>();
   private readonly subscribers = new Map<string, Set<string>>();
   private readonly watchers = new Map<string, WatcherSubscription>();
+  private readonly cseqs = new Map<string, number>();
+  private readonly watcherListeners = new Set<WatcherListener>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly aggregates = new Map<string, AggregatePresence>();
 
@@ -85,12 +88,32 @@ export class MemoryPresenceStore implements PresenceStore {
 
   putWatcherSubscription(subscription: WatcherSubscription): Promise<void> {
     this.watchers.set(subscription.id, structuredClone(subscription));
+    for (const listener of [...this.watcherListeners])
+      listener(subscription.id, structuredClone(subscription));
     return Promise.resolve();
   }
 
   removeWatcherSubscription(id: string): Promise<void> {
     this.watchers.delete(id);
+    this.cseqs.delete(id);
+    for (const listener of [...this.watcherListeners]) listener(id, null);
     return Promise.resolve();
+  }
+
+  watcherSubscription(id: string): Promise<WatcherSubscription | null> {
+    const found = this.watchers.get(id);
+    return Promise.resolve(found && found.expiresAt > Date.now() ? structuredClone(found) : null);
+  }
+
+  nextWatcherCseq(id: string): Promise<number> {
+    const next = (this.cseqs.get(id) ?? 0) + 1;
+    this.cseqs.set(id, next);
+    return Promise.resolve(next);
+  }
+
+  watchWatchers(listener: WatcherListener): () => void {
+    this.watcherListeners.add(listener);
+    return () => this.watcherListeners.delete(listener);
   }
 
   watcherSubscriptions(): Promise<WatcherSubscription[]> {

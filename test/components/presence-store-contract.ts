@@ -3,6 +3,7 @@
 // reference; an adapter that announces changes asynchronously (Redis pub/sub) is waited for, with a
 // bound, and never timed.
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   aggregate,
   type AggregatePresence,
@@ -347,6 +348,46 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreUnd
           (await store.watcherSubscriptions()).map((s) => s.id),
           ["one"],
         );
+      });
+
+      it("reads one subscription by id, while in force", async function () {
+        const later = Date.now() + 60_000;
+        await store.putWatcherSubscription(watcher("one", 1, later));
+        await store.putWatcherSubscription(watcher("gone-by", 1, Date.now() - 1));
+        assert.deepEqual(await store.watcherSubscription("one"), watcher("one", 1, later));
+        assert.equal(await store.watcherSubscription("gone-by"), null);
+        assert.equal(await store.watcherSubscription("never-there"), null);
+      });
+
+      it("hands out NOTIFY CSeqs that only go up, to concurrent takers too, and starts again for a new subscription", async function () {
+        const taken = await Promise.all(Array.from({ length: 20 }, () => store.nextWatcherCseq("one")));
+        assert.deepEqual(
+          [...taken].sort((a, b) => a - b),
+          Array.from({ length: 20 }, (_, i) => i + 1),
+        );
+        assert.equal(await store.nextWatcherCseq("two"), 1);
+        await store.removeWatcherSubscription("one");
+        assert.equal(await store.nextWatcherCseq("one"), 1, "a removed subscription's counter is gone");
+      });
+
+      it("announces every subscription stored and removed, to every listener", async function () {
+        const heard: [string, number | null][] = [];
+        const stop = store.watchWatchers((id, s) => heard.push([id, s ? s.expiresAt : null]));
+        const later = Date.now() + 60_000;
+        await store.putWatcherSubscription(watcher("one", 1, later));
+        await store.putWatcherSubscription(watcher("one", 1, later + 5));
+        await store.removeWatcherSubscription("one");
+        await until("three announcements", () => heard.length === 3);
+        assert.deepEqual(heard, [
+          ["one", later],
+          ["one", later + 5],
+          ["one", null],
+        ]);
+        stop();
+        await store.putWatcherSubscription(watcher("two", 1, later));
+        await store.nextWatcherCseq("two"); // a round trip after it: any announcement has arrived
+        await sleep(50);
+        assert.equal(heard.length, 3, "heard after it stopped listening");
       });
     });
 

@@ -1,8 +1,9 @@
 // Two bridge instances on one Redis (the first step of scale-out): a presence change that enters
 // through instance A (Alice's XMPP presence, which reaches A, the instance holding the component)
 // reaches a SIP watcher whose subscription was made through instance B, and a desk phone's PUBLISH
-// through A reaches it too. Every instance hears every change on the store's channel and notifies
-// the watchers of its own subscriptions. Prosody accepts one component connection per domain: the
+// through A reaches it too. Every instance hears every change on the store's channel; the NOTIFYs
+// that follow a change are sent by the instance holding the component (A), in the dialog B made and
+// answered (B sent the first NOTIFY), with CSeqs that go up whoever sends. Prosody accepts one component connection per domain: the
 // instances elect a holder with a Redis lease; B stands by (ready, since a live instance holds the
 // component) and takes the component over within 5 s when A is killed. A desk phone's MESSAGE to a
 // chat user that reaches B goes to A through Redis and is answered 200 once A has it on Prosody.
@@ -11,7 +12,14 @@ import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
 import { BridgeProcess } from "../harness/bridge-process.js";
 import { FaultScene } from "../harness/fault-scene.js";
 import { freePort } from "../harness/net.js";
-import { publishPresence, sendSipMessage, subscribePresence, UdpSipSocket } from "../harness/sip-socket.js";
+import {
+  header,
+  publishPresence,
+  sendSipMessage,
+  subscribePresence,
+  UdpSipSocket,
+  type RawSipMessage,
+} from "../harness/sip-socket.js";
 
 describe("two instances on one Redis", function () {
   this.timeout(60_000);
@@ -51,7 +59,10 @@ describe("two instances on one Redis", function () {
       from: "sip:carol@example.org",
     });
     assert.equal(subscribed.status, 200);
-    await watcher.waitFor((m) => m.method === "NOTIFY");
+    const firstNotify = await watcher.waitFor((m) => m.method === "NOTIFY");
+    assert.equal(firstNotify.from.port, bSipPort, "the first NOTIFY is B's, which took the SUBSCRIBE");
+    const dialog = (m: RawSipMessage): string[] => [header(m, "call-id") ?? "", header(m, "from") ?? ""];
+    const cseq = (m: RawSipMessage): number => Number((header(m, "cseq") ?? "").split(" ")[0]);
 
     // Alice's XMPP presence reaches A (it holds the component); the NOTIFY comes from B.
     let mark = watcher.received.length;
@@ -60,7 +71,9 @@ describe("two instances on one Redis", function () {
       (m) => m.method === "NOTIFY" && watcher.received.indexOf(m) >= mark && m.body.includes("In a meeting"),
       2_000,
     );
-    assert.equal(fromXmpp.from.port, bSipPort, "the NOTIFY is B's (the subscription's dialog)");
+    assert.equal(fromXmpp.from.port, scene.sipPort, "the NOTIFY after a change is A's (the holder's)");
+    assert.deepEqual(dialog(fromXmpp), dialog(firstNotify), "in the dialog B made");
+    assert.ok(cseq(fromXmpp) > cseq(firstNotify), "CSeq went up");
     assert.deepEqual(parsePidf(fromXmpp.body).activities, ["busy"]);
 
     // A desk phone's PUBLISH through A.
@@ -74,7 +87,8 @@ describe("two instances on one Redis", function () {
       (m) => m.method === "NOTIFY" && watcher.received.indexOf(m) >= mark && m.body.includes("On the phone"),
       2_000,
     );
-    assert.equal(fromSip.from.port, bSipPort);
+    assert.equal(fromSip.from.port, scene.sipPort);
+    assert.ok(cseq(fromSip) > cseq(fromXmpp), "CSeq went up");
   });
 
   it("relays a MESSAGE that reaches B (standby) to Alice through A, the holder", async function () {
