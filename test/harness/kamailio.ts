@@ -8,6 +8,19 @@ import { freePort, LOOPBACK, tempDir, type TempDir } from "./net.js";
 import { HarnessError, ManagedProcess } from "./process.js";
 import { buildRequest, UdpSipSocket, header, type RawSipMessage } from "./sip-socket.js";
 import { digestAnswer } from "./digest.js";
+import assert from "node:assert/strict";
+
+/** A subscription dialog as the subscriber keeps it. */
+export interface SubscriptionDialog {
+  callId: string;
+  fromTag: string;
+  /** The To header of the 200, with the bridge's tag. */
+  to: string;
+  /** The bridge's Contact: where in-dialog requests go. */
+  target: string;
+  routes: string[];
+  cseq: number;
+}
 
 const EXAMPLE = new URL("../../config/kamailio/switchboard-routing.cfg", import.meta.url);
 const DBTEXT = "/usr/share/kamailio/dbtext/kamailio";
@@ -166,13 +179,74 @@ export class ProxiedPhone {
     });
   }
 
+  /** A presence subscription to `uri` through the proxy: the final answer and, on 200, the dialog. */
+  async subscribe(
+    uri: string,
+    expires = 600,
+  ): Promise<{ answer: RawSipMessage; dialog?: SubscriptionDialog }> {
+    const fromTag = Math.random().toString(36).slice(2, 10);
+    const answer = await this.request("SUBSCRIBE", uri, {
+      to: `<${uri}>`,
+      fromTag,
+      headers: this.subscribeHeaders(expires),
+    });
+    if (answer.status !== 200) return { answer };
+    const contact =
+      /<([^>]+)>/.exec(header(answer, "contact") ?? "")?.[1] ?? assert.fail("200 without Contact");
+    return {
+      answer,
+      dialog: {
+        callId: header(answer, "call-id") ?? "",
+        fromTag,
+        to: header(answer, "to") ?? "",
+        target: contact,
+        // As UAC, the route set is the Record-Route list reversed (RFC 3261 §12.1.2).
+        routes: (answer.headers.get("record-route") ?? []).flatMap((v) => v.split(/,(?=\s*<)/)).reverse(),
+        cseq: Number((header(answer, "cseq") ?? "1").split(" ")[0]),
+      },
+    };
+  }
+
+  /** A refresh (or, with 0, the end) of a subscription, in its dialog: to the proxy, by its route set. */
+  refresh(dialog: SubscriptionDialog, expires: number): Promise<RawSipMessage> {
+    dialog.cseq += 1;
+    return this.request("SUBSCRIBE", dialog.target, {
+      to: dialog.to,
+      fromTag: dialog.fromTag,
+      callId: dialog.callId,
+      cseq: dialog.cseq,
+      headers: {
+        ...this.subscribeHeaders(expires),
+        ...(dialog.routes.length ? { Route: dialog.routes.join(", ") } : {}),
+      },
+    });
+  }
+
+  private subscribeHeaders(expires: number): Record<string, string> {
+    return {
+      Event: "presence",
+      Accept: "application/pidf+xml",
+      Expires: String(expires),
+      Contact: `<sip:${this.user}@${LOOPBACK}:${this.socket.port}>`,
+    };
+  }
+
   /** Sends `method` to `uri` through the proxy; answers one 401/407 challenge. */
   async request(
     method: string,
     uri: string,
-    options: { to: string; headers?: Record<string, string>; body?: string; timeoutMs?: number },
+    options: {
+      to: string;
+      headers?: Record<string, string>;
+      body?: string;
+      timeoutMs?: number;
+      fromTag?: string;
+      callId?: string;
+      cseq?: number;
+    },
   ): Promise<RawSipMessage> {
-    const callId = `${Math.random().toString(36).slice(2)}@${LOOPBACK}`;
+    const callId = options.callId ?? `${Math.random().toString(36).slice(2)}@${LOOPBACK}`;
+    const firstCseq = options.cseq ?? 1;
     const send = async (cseq: number, auth?: [string, string]): Promise<RawSipMessage> => {
       await this.socket.send(
         buildRequest({
@@ -183,6 +257,7 @@ export class ProxiedPhone {
           to: options.to,
           callId,
           cseq,
+          ...(options.fromTag ? { fromTag: options.fromTag } : {}),
           headers: { ...options.headers, ...(auth ? { [auth[0]]: auth[1] } : {}) },
           ...(options.body !== undefined ? { body: options.body } : {}),
         }),
@@ -197,7 +272,7 @@ export class ProxiedPhone {
         options.timeoutMs ?? 10_000,
       );
     };
-    const first = await send(1);
+    const first = await send(firstCseq);
     if (first.status !== 401 && first.status !== 407) return first;
     const challenge = header(first, first.status === 401 ? "www-authenticate" : "proxy-authenticate") ?? "";
     const answer = digestAnswer(challenge, {
@@ -208,7 +283,7 @@ export class ProxiedPhone {
       nc: (++this.nc).toString(16).padStart(8, "0"),
       cnonce: Math.random().toString(36).slice(2),
     });
-    return send(2, [first.status === 401 ? "Authorization" : "Proxy-Authorization", answer]);
+    return send(firstCseq + 1, [first.status === 401 ? "Authorization" : "Proxy-Authorization", answer]);
   }
 
   close(): Promise<void> {

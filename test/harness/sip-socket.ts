@@ -76,6 +76,8 @@ export function buildRequest(options: {
   to: string;
   callId?: string;
   cseq?: number;
+  /** The From tag (in-dialog requests); absent: a new one. */
+  fromTag?: string;
   headers?: Record<string, string>;
   body?: string;
 }): string {
@@ -85,7 +87,7 @@ export function buildRequest(options: {
     `${options.method} ${options.uri} SIP/2.0`,
     `Via: SIP/2.0/${options.via};branch=${branch};rport`,
     `Max-Forwards: 70`,
-    `From: ${options.from};tag=${Math.random().toString(36).slice(2, 10)}`,
+    `From: ${options.from};tag=${options.fromTag ?? Math.random().toString(36).slice(2, 10)}`,
     `To: ${options.to}`,
     `Call-ID: ${options.callId ?? `${Math.random().toString(36).slice(2)}@${LOOPBACK}`}`,
     `CSeq: ${options.cseq ?? 1} ${options.method}`,
