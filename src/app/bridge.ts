@@ -411,23 +411,35 @@ async function compose(
   if (lease) {
     // The holder connects the component, does the relayed work while it is online, and owns the
     // message queue's retries (one sender per queued message; their outcomes go out over XMPP).
-    lease.on("acquired", () => {
-      xmpp.start();
-      relay.start();
-      // …subscribes to the voicemail boxes (one instance, so one notice per new voicemail)…
-      sip.mwi?.start();
-      // …and sends the watchers' NOTIFYs on changes and at expiry, each with the state now.
-      sip.notifier
-        ?.lead()
-        .catch((err: unknown) => log.warn({ err: String(err) }, "taking up the stored subscriptions failed"));
-    });
-    lease.on("lost", () => {
-      sip.notifier?.follow();
-      void sip.mwi?.stop();
-      void relay.stop();
-      void xmppRelay?.pause();
-      xmpp.stop().catch((err: unknown) => log.warn({ err: String(err) }, "stopping the component failed"));
-    });
+    // Taking and giving up happen one after the other: a lease lost and taken again at once must
+    // not start the component while its previous stop is still under way.
+    let turns = Promise.resolve();
+    const inTurn = (what: string, step: () => Promise<unknown>): void => {
+      turns = turns.then(step).then(
+        () => undefined,
+        (err: unknown) => log.warn({ err: String(err) }, `${what} failed`),
+      );
+    };
+    lease.on("acquired", () =>
+      inTurn("taking up the component's work", async () => {
+        xmpp.start();
+        relay.start();
+        // …subscribes to the voicemail boxes (one instance, so one notice per new voicemail)…
+        sip.mwi?.start();
+        // …and sends the watchers' NOTIFYs on changes and at expiry, each with the state now.
+        await sip.notifier?.lead();
+      }),
+    );
+    lease.on("lost", () =>
+      inTurn("giving up the component's work", async () => {
+        sip.notifier?.follow();
+        // The queue round and the voicemail unsubscriptions end by themselves (bounded by Timer F).
+        void sip.mwi?.stop();
+        void relay.stop();
+        await xmppRelay?.pause();
+        await xmpp.stop();
+      }),
+    );
     if (xmppRelay) {
       xmpp.connection.on("online", () => {
         if (lease.held) xmppRelay.serve(doXmppJob);
