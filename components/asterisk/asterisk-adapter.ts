@@ -96,6 +96,7 @@ export class AsteriskAdapter {
   /** When the last event for each device arrived (a resync reading older than it is dropped). */
   private readonly deviceEventAt = new Map<string, number>();
   private stopped = false;
+  private wired = false;
   private readonly counts = new Map<string, VoicemailCounts>();
 
   constructor(private readonly options: AsteriskAdapterOptions) {
@@ -115,8 +116,21 @@ export class AsteriskAdapter {
     return this.options.direction !== "in";
   }
 
+  /** Connects ARI (and AMI); after stop(), connects again. */
   start(): void {
     const { ari, ami, presence } = this.options;
+    this.stopped = false;
+    presence.off("change", this.onChange); // once, however often started
+    presence.on("change", this.onChange);
+    if (!this.wired) this.wire();
+    ari.start();
+    ami?.start();
+  }
+
+  /** The clients' events to this adapter: once for its whole life. */
+  private wire(): void {
+    this.wired = true;
+    const { ari, ami } = this.options;
     ari.on("event", (event) => this.guard(this.onAriEvent(event), "ARI event"));
     ari.on("connected", () => {
       this.guard(this.resyncDevices(), "reading device states");
@@ -134,9 +148,6 @@ export class AsteriskAdapter {
       ami.on("event", (block) => this.guard(this.onAmiEvent(block), "AMI event"));
       ami.on("connected", () => this.guard(this.resyncAmi(), "reading CustomPresence and mailboxes"));
     }
-    presence.on("change", this.onChange);
-    ari.start();
-    ami?.start();
   }
 
   async stop(): Promise<void> {

@@ -424,8 +424,10 @@ async function compose(
       inTurn("taking up the component's work", async () => {
         xmpp.start();
         relay.start();
-        // …subscribes to the voicemail boxes (one instance, so one notice per new voicemail)…
+        // …subscribes to the voicemail boxes (one instance, so one notice per new voicemail), talks
+        // to Asterisk (one ARI connection for the application, one CustomPresence writer)…
         sip.mwi?.start();
+        pbx?.adapter.start();
         // …and sends the watchers' NOTIFYs on changes and at expiry, each with the state now.
         await sip.notifier?.lead();
       }),
@@ -437,7 +439,7 @@ async function compose(
         void sip.mwi?.stop();
         void relay.stop();
         await xmppRelay?.pause();
-        await xmpp.stop();
+        await Promise.all([xmpp.stop(), pbx?.adapter.stop()]);
       }),
     );
     if (xmppRelay) {
@@ -450,8 +452,8 @@ async function compose(
   } else {
     xmpp.start();
     relay.start();
+    pbx?.adapter.start();
   }
-  pbx?.adapter.start();
   // Watchers' subscriptions kept in the store: they go on, each with a NOTIFY of the state now
   // (with a lease, by the holder: above).
   if (!lease) await sip.notifier?.restore();
@@ -468,8 +470,10 @@ async function compose(
       if (xmpp.connection.state !== "online" && !lease?.heldElsewhere) reasons.push("xmpp component offline");
       if (store instanceof RedisPresenceStore && !store.ready())
         reasons.push("redis unreachable (presence store)");
-      if (pbx && !pbx.ari.connected) reasons.push("asterisk ARI unreachable");
-      if (pbx?.ami && !pbx.ami.connected) reasons.push("asterisk AMI unreachable");
+      // Asterisk is the holder's to talk to (with a lease); a standby does not connect.
+      const talksToPbx = !lease || lease.held;
+      if (pbx && talksToPbx && !pbx.ari.connected) reasons.push("asterisk ARI unreachable");
+      if (pbx?.ami && talksToPbx && !pbx.ami.connected) reasons.push("asterisk AMI unreachable");
       if (queue.ready && !queue.ready()) reasons.push("redis unreachable (message queue)");
       return { ready: reasons.length === 0, reasons };
     },
