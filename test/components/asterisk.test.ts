@@ -269,6 +269,25 @@ describe("Asterisk: device state, CustomPresence both ways, voicemail (recorded 
   // The recordings hold Alice's readings and three CustomPresence writes (away,,Lunch and two with
   // commas); Bob's readings and Alice's other states (available at login) are real requests the
   // recording lacks, so the fake answered them 501 and the adapter logged it.
+  it("stops and starts again (the component moved away and back): one connection, each event once", async function () {
+    await adapter.stop();
+    for (let i = 0; i < 100 && ari.connections > 0; i++) await sleep(20);
+    assert.equal(ari.connections, 0, "ARI still connected after stop");
+    const before = online.length;
+    adapter.start();
+    await ari.waitForConnections(1);
+    assert.equal(ari.connections, 1);
+    const registered = ariRecordedEvent(
+      (e) =>
+        e.type === "ContactStatusChange" &&
+        (e as { contact_info?: { contact_status?: string } }).contact_info?.contact_status === "NonQualified",
+    );
+    ari.emit(registered);
+    for (let i = 0; i < 50 && online.length === before; i++) await sleep(20);
+    await sleep(200);
+    assert.deepEqual(online.slice(before), ["alice@example.org"], "handled once, not once per start");
+  });
+
   it("asks the PBX nothing else the recordings lack", function () {
     const expected = (line: string): boolean =>
       line.startsWith("PUT /ari/endpoints/sendMessage?to=pjsip:bob&") ||
