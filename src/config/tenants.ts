@@ -4,7 +4,7 @@
 import type { Config } from "./schema.js";
 
 export interface Tenant {
-  /** "default" for the top-level tenant, else the tenant's home domain. */
+  /** The tenant's home domain (in logs as `tenant`, in readiness reasons). */
   name: string;
   /** The key path of the tenant's keys in the file: "" for the top level, `tenants[0]`... */
   path: string;
@@ -16,7 +16,7 @@ export interface Tenant {
 export function tenantsOf(config: Config): Tenant[] {
   const { tenants, ...top } = config;
   return [
-    { name: "default", path: "", config: top },
+    { name: top.domain, path: "", config: top },
     ...(tenants ?? []).map((tenant, i) => ({
       name: tenant.domain,
       path: `tenants[${i}]`,

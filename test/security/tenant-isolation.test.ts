@@ -42,6 +42,7 @@ describe("tenants: two companies in one process are isolated", function () {
   let alice: SlixmppClient;
   let bob: SlixmppClient;
   let prefix: string;
+  let httpPort: number;
 
   before(async function () {
     prosody = await Prosody.start({ domain: A, otherDomain: B, components: 2, otherComponents: 1 });
@@ -68,7 +69,7 @@ describe("tenants: two companies in one process are isolated", function () {
       domain: A,
       xmpp: { component: component(gwA) },
       sip: { listen: [`udp:127.0.0.1:${sipPort}`], outboundProxy: `sip:127.0.0.1:${proxy.port};lr` },
-      http: { listen: `127.0.0.1:${await freePort()}` },
+      http: { listen: `127.0.0.1:${(httpPort = await freePort())}` },
       store: { url: redis.url, prefix: `${prefix}a:` },
       directory: {
         users: [{ uid: "alice", displayName: "Alice A", extension: "8001", numbers: ["+441134960001"] }],
@@ -84,7 +85,7 @@ describe("tenants: two companies in one process are isolated", function () {
         },
       ],
     });
-    await bridge.lines.waitFor((l) => l.msg === "xmpp component online" && l.tenant === "default", 20_000);
+    await bridge.lines.waitFor((l) => l.msg === "xmpp component online" && l.tenant === A, 20_000);
     await bridge.lines.waitFor((l) => l.msg === "xmpp component online" && l.tenant === B, 20_000);
     alice = await SlixmppClient.connect(`alice@${A}`, "alice-pw", "127.0.0.1", prosody.c2sPort);
     bob = await SlixmppClient.connect(`bob@${B}`, "bob-pw", "127.0.0.1", prosody.c2sPort);
@@ -143,6 +144,19 @@ describe("tenants: two companies in one process are isolated", function () {
     const subB = await subscribePresence(watcherB, sipPort, { uri: `sip:bob@${B}`, from: `sip:dave@${B}` });
     assert.equal(subB.status, 200);
     await watcherB.waitFor((m) => m.method === "NOTIFY" && m.body.includes("Bob secret meeting"), 5_000);
+    // One HTTP server: each address is read in its own tenant, and both tenants are ready.
+    const note = async (address: string): Promise<unknown> => {
+      const response = await fetch(
+        `http://127.0.0.1:${httpPort}/api/presence/${encodeURIComponent(address)}`,
+      );
+      return ((await response.json()) as { aggregate: { note: unknown } }).aggregate.note;
+    };
+    assert.equal(await note(`bob@${B}`), "Bob secret meeting");
+    assert.equal(await note(`bob@${gwB.jid}`), "Bob secret meeting");
+    assert.equal(await note(`alice@${A}`), "Alice here");
+    assert.equal(await note(`bob@${A}`), null, "A has no Bob");
+    const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+    assert.equal(ready.status, 200, await ready.text());
   });
 
   it("refuses a SIP MESSAGE from tenant A to every address form of Bob, and none reaches him", async function () {

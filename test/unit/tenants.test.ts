@@ -46,7 +46,8 @@ describe("tenants of one process", function () {
     const [a, b, ...rest] = tenantsOf(parseConfigText(TWO, "test.yaml", {}));
     assert.equal(rest.length, 0);
     assert.ok(a && b);
-    assert.equal(a.name, "default");
+    assert.equal(a.name, "a.example");
+    assert.equal(a.path, "");
     assert.equal(a.config.domain, "a.example");
     assert.equal(a.config.tenants, undefined);
     assert.equal(b.name, "b.example");
