@@ -77,7 +77,7 @@ describe("tenants: two companies in one process are isolated", function () {
       tenants: [
         {
           domain: B,
-          xmpp: { component: component(gwB) },
+          xmpp: { component: component(gwB), allowedDomains: ["partner.example"] },
           store: { prefix: `${prefix}b:` },
           directory: {
             users: [{ uid: "bob", displayName: "Bob B", extension: "8002", numbers: ["+441134960002"] }],
@@ -297,6 +297,40 @@ describe("tenants: two companies in one process are isolated", function () {
     );
     assert.deepEqual(seen, []);
     assert.ok(bridge.lines.entries.some((l) => l.msg === "stanza across tenants refused"));
+  });
+
+  it("routes an in-dialog request sent to the bridge's Contact to the dialog's tenant (by its To)", async function () {
+    // A partner of B's (xmpp.allowedDomains): its From names no tenant, so only the To can choose.
+    const dialog = await subscribePresence(watcherB, sipPort, {
+      uri: `sip:bob@${B}`,
+      from: "sip:pat@partner.example",
+    });
+    assert.equal(dialog.status, 200);
+    const contact = /<([^>]+)>/.exec(header(dialog, "contact") ?? "")?.[1] ?? assert.fail("no Contact");
+    assert.doesNotMatch(contact, new RegExp(B), "the Contact names no tenant: the To must choose");
+    const callId = header(dialog, "call-id") ?? "";
+    await watcherB.send(
+      [
+        `SUBSCRIBE ${contact} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${watcherB.port};branch=z9hG4bK${Math.random().toString(36).slice(2)};rport`,
+        "Max-Forwards: 70",
+        `From: ${header(dialog, "from") ?? ""}`,
+        `To: ${header(dialog, "to") ?? ""}`,
+        `Call-ID: ${callId}`,
+        "CSeq: 2 SUBSCRIBE",
+        "Event: presence",
+        "Expires: 0",
+        `Contact: <sip:pat@127.0.0.1:${watcherB.port}>`,
+        "Content-Length: 0",
+        "",
+        "",
+      ].join("\r\n"),
+      sipPort,
+    );
+    const ended = await watcherB.waitFor(
+      (m) => m.status !== undefined && header(m, "call-id") === callId && /^2 /.test(header(m, "cseq") ?? ""),
+    );
+    assert.equal(ended.status, 200, "B knows its dialog (A would answer 481)");
   });
 });
 
