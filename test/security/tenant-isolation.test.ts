@@ -18,6 +18,7 @@ import {
   type RawSipMessage,
 } from "../harness/sip-socket.js";
 import { SlixmppClient, type XmppEvent } from "../harness/xmpp-client.js";
+import { digestAnswer } from "../harness/digest.js";
 
 const A = "example.org";
 const B = "example.net";
@@ -68,7 +69,11 @@ describe("tenants: two companies in one process are isolated", function () {
     bridge = BridgeProcess.start(dir.file("switchboard.yaml"), {
       domain: A,
       xmpp: { component: component(gwA) },
-      sip: { listen: [`udp:127.0.0.1:${sipPort}`], outboundProxy: `sip:127.0.0.1:${proxy.port};lr` },
+      sip: {
+        listen: [`udp:127.0.0.1:${sipPort}`],
+        outboundProxy: `sip:127.0.0.1:${proxy.port};lr`,
+        users: [{ username: "carol", password: "carol-pw" }],
+      },
       http: { listen: `127.0.0.1:${(httpPort = await freePort())}` },
       store: { url: redis.url, prefix: `${prefix}a:` },
       directory: {
@@ -78,6 +83,7 @@ describe("tenants: two companies in one process are isolated", function () {
         {
           domain: B,
           xmpp: { component: component(gwB), allowedDomains: ["partner.example"] },
+          sip: { users: [{ username: "dave", password: "dave-pw" }] },
           store: { prefix: `${prefix}b:` },
           directory: {
             users: [{ uid: "bob", displayName: "Bob B", extension: "8002", numbers: ["+441134960002"] }],
@@ -331,6 +337,75 @@ describe("tenants: two companies in one process are isolated", function () {
       (m) => m.status !== undefined && header(m, "call-id") === callId && /^2 /.test(header(m, "cseq") ?? ""),
     );
     assert.equal(ended.status, 200, "B knows its dialog (A would answer 481)");
+  });
+
+  it("authenticates a phone of each tenant against its own digest users and realm", async function () {
+    // From 127.0.0.2, which is not a trusted peer: every request is challenged.
+    const phone = await UdpSipSocket.open(0, "127.0.0.2");
+    try {
+      const send = async (
+        message: { from: string; to: string; body: string },
+        credentials: { username: string; password: string },
+      ): Promise<{ realm: string; status: number }> => {
+        const callId = `${Math.random().toString(36).slice(2)}@127.0.0.2`;
+        const request = (cseq: number, headers: Record<string, string> = {}): string =>
+          buildRequest({
+            method: "MESSAGE",
+            uri: message.to,
+            via: `UDP 127.0.0.2:${phone.port}`,
+            from: `<${message.from}>`,
+            to: `<${message.to}>`,
+            callId,
+            cseq,
+            headers: { "Content-Type": "text/plain;charset=UTF-8", ...headers },
+            body: message.body,
+          });
+        const final = (cseq: number) => (m: RawSipMessage) =>
+          m.status !== undefined &&
+          m.status >= 200 &&
+          header(m, "call-id") === callId &&
+          (header(m, "cseq") ?? "").startsWith(`${cseq} `);
+        await phone.send(request(1), sipPort);
+        const challenged = await phone.waitFor(final(1));
+        assert.equal(challenged.status, 401);
+        const challenge = challenged.headers.get("www-authenticate")?.find((c) => /MD5/.test(c)) ?? "";
+        const realm = /realm="([^"]*)"/.exec(challenge)?.[1] ?? "";
+        const authorization = digestAnswer(challenge, {
+          ...credentials,
+          method: "MESSAGE",
+          uri: message.to,
+          nc: "00000001",
+          cnonce: "c0ffee",
+        });
+        await phone.send(request(2, { Authorization: authorization }), sipPort);
+        return { realm, status: (await phone.waitFor(final(2))).status ?? 0 };
+      };
+      // Dave, a user of B, in B's realm: delivered to Bob.
+      const dave = await send(
+        { from: `sip:dave@${B}`, to: `sip:bob@${B}`, body: "digest B" },
+        { username: "dave", password: "dave-pw" },
+      );
+      assert.deepEqual(dave, { realm: B, status: 200 });
+      await bob.waitFor((e) => e.event === "message" && e.body === "digest B");
+      // Carol, a user of A with her right password, writing to Bob: B does not know her.
+      const carol = await send(
+        { from: `sip:carol@${A}`, to: `sip:bob@${B}`, body: "digest leak" },
+        { username: "carol", password: "carol-pw" },
+      );
+      assert.equal(carol.realm, B);
+      assert.ok(carol.status >= 400, `answered ${carol.status}`);
+      // And in her own tenant she is who she says.
+      const home = await send(
+        { from: `sip:carol@${A}`, to: `sip:alice@${A}`, body: "digest A" },
+        { username: "carol", password: "carol-pw" },
+      );
+      assert.deepEqual(home, { realm: A, status: 200 });
+      await alice.waitFor((e) => e.event === "message" && e.body === "digest A");
+      await sleep(500);
+      assert.deepEqual(bodiesTo(bob, "digest leak"), []);
+    } finally {
+      await phone.close();
+    }
   });
 });
 
