@@ -85,6 +85,18 @@ export function personForAddress(input: string, domains: GatewayDomains): string
   }
 }
 
+/** The tenant whose home or gateway domain an address names (see HttpServerOptions.tenants). */
+function tenantFor<T extends { domains: GatewayDomains }>(
+  address: string,
+  tenants: readonly T[] | undefined,
+): T | undefined {
+  if (!tenants || !address.includes("@")) return undefined;
+  const host = (address.slice(address.lastIndexOf("@") + 1).split(/[/;:?>]/)[0] ?? "")
+    .replace(/\.$/, "")
+    .toLowerCase();
+  return tenants.find((t) => host === t.domains.homeDomain || host === t.domains.gatewayDomain);
+}
+
 /** A source as the API shows it: its kind and its identity within the kind (resource, ETag). */
 export interface SourceRef {
   kind: PresenceSource["kind"];
@@ -218,6 +230,12 @@ export interface HttpServerOptions {
   listen: string;
   presence: PresenceReader;
   domains: GatewayDomains;
+  /**
+   * Every tenant's presence and domains (docs/tenants.md), the default first: an address is read
+   * from the tenant whose home or gateway domain it names, anything else (a bare number, tel:, a
+   * foreign domain) from the first. Absent: `presence` and `domains` alone.
+   */
+  tenants?: readonly { presence: PresenceReader; domains: GatewayDomains }[];
   /** Readiness now; called on every /readyz, /metrics and status page request. */
   ready: () => Readiness;
   /**
@@ -351,13 +369,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
 
   async function presenceFor(address: string): Promise<PresenceView> {
-    const person = personForAddress(address, options.domains);
-    const snapshot = await withTimeout(
-      options.presence.snapshot(person),
-      handlerTimeoutMs,
-      "the presence store",
-    );
-    return presenceView(address, person, snapshot, options.presence.now());
+    const { presence, domains } = tenantFor(address, options.tenants) ?? options;
+    const person = personForAddress(address, domains);
+    const snapshot = await withTimeout(presence.snapshot(person), handlerTimeoutMs, "the presence store");
+    return presenceView(address, person, snapshot, presence.now());
   }
 
   async function statusSections(): Promise<string[]> {

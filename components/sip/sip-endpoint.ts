@@ -36,7 +36,14 @@ import { PresenceNotifier } from "./notifier.js";
 import type { PresenceService } from "../../src/presence/presence-service.js";
 import { DEFAULT_LIMITS } from "./framing.js";
 import { RequestSender, type DigestCredentials } from "./request-sender.js";
-import { buildResponse, isRequest, missingHeaders, parseSip, type SipRequest } from "./sip-message.js";
+import {
+  buildResponse,
+  isRequest,
+  missingHeaders,
+  parseSip,
+  type SipRequest,
+  type SipResponse,
+} from "./sip-message.js";
 import { sipStatusFor } from "./sip-status.js";
 import { ACCEPTED_TYPES, readMessageContent } from "./sip-to-xmpp-message.js";
 import { DEFAULT_TIMERS, ServerTransactions, type TimerSettings } from "./server-transactions.js";
@@ -83,7 +90,7 @@ export interface SipEndpointOptions {
    * `dialogContact` (`sip.dialogContact`), when set, is the Contact of the dialogs this endpoint
    * answers, so in-dialog requests reach whichever instance the proxy picks.
    */
-  shared?: { dialogContact?: string };
+  sharedStore?: { dialogContact?: string };
   /** Requests sent and answered are counted here (by method and final status). */
   metrics?: Metrics;
   /** log.wire.sip: every message sent and received is logged here in full (credentials masked). */
@@ -110,7 +117,32 @@ export interface SipEndpointOptions {
    * 503 with Retry-After. `trustedPeers`: whether trusted peers (the proxy) are limited too.
    */
   rateLimit?: { perSecond: number; burst: number; trustedPeers: boolean };
+  /**
+   * The home and gateway domains of the other tenants of this process (docs/tenants.md): a
+   * request whose sender is on one of them is refused (403), and the bridge sends nothing to them.
+   */
+  otherTenants?: readonly string[];
   log: Logger;
+}
+
+/**
+ * What the endpoints of several tenants on one listener share (sip-tenant-router.ts): the branch
+ * prefix, so a request any of them sent is seen as a loop by all, and the per-source rate limit,
+ * so a source gets one allowance whichever tenant it writes to.
+ */
+export interface SharedSipState {
+  branchPrefix: string;
+  limiter: TokenBuckets | undefined;
+}
+
+/** The state a single endpoint (or the first tenant's) creates for itself. */
+export function newSharedSipState(rateLimit: SipEndpointOptions["rateLimit"]): SharedSipState {
+  return {
+    branchPrefix: `z9hG4bK-sb${randomBytes(4).toString("hex")}-`,
+    limiter: rateLimit
+      ? new TokenBuckets({ perSecond: rateLimit.perSecond, burst: rateLimit.burst })
+      : undefined,
+  };
 }
 
 /** The outcome of our MESSAGE as a delivery result or a condition (DESIGN.md "Messages"). */
@@ -159,7 +191,7 @@ export function rateLimitKey(address: string): string {
 export class SipEndpoint {
   private readonly tag = randomBytes(6).toString("hex");
   /** Every branch we generate starts with this: seeing it in a request's Via means a loop. */
-  private readonly branchPrefix = `z9hG4bK-sb${randomBytes(4).toString("hex")}-`;
+  private readonly branchPrefix: string;
   readonly clients: ClientTransactions;
   readonly sender: RequestSender;
   private readonly authenticator: Authenticator;
@@ -177,15 +209,21 @@ export class SipEndpoint {
   private readonly limiter: TokenBuckets | undefined;
   /** When each (event, source) last made a security log line, to keep a flood from flooding the log. */
   private readonly securityLogged = new Map<string, { at: number; suppressed: number }>();
+  /** The other tenants' domains (options.otherTenants). */
+  private readonly otherTenants: ReadonlySet<string>;
+  /** A router owns the transports (and closes them). */
+  private readonly routed: boolean;
 
   private constructor(
     readonly transports: SipTransports,
     readonly transactions: ServerTransactions,
     private readonly options: SipEndpointOptions,
+    /** Given when a router owns the transports and hands this endpoint its tenant's requests. */
+    routed?: SharedSipState,
   ) {
-    this.limiter = options.rateLimit
-      ? new TokenBuckets({ perSecond: options.rateLimit.perSecond, burst: options.rateLimit.burst })
-      : undefined;
+    const shared = routed ?? newSharedSipState(options.rateLimit);
+    this.branchPrefix = shared.branchPrefix;
+    this.limiter = shared.limiter;
     this.authenticator = new Authenticator({
       onSecurityEvent: (event) => this.securityEvent(event),
       trustedPeers: options.trustedPeers,
@@ -223,7 +261,7 @@ export class SipEndpoint {
           sender: this.sender,
           log: options.log.child({ event: "presence" }),
           ...(options.minExpires ? { minExpires: options.minExpires } : {}),
-          ...(options.shared ? { shared: true } : {}),
+          ...(options.sharedStore ? { shared: true } : {}),
         })
       : undefined;
     this.mwi = options.mwi?.mailboxes.length
@@ -255,6 +293,9 @@ export class SipEndpoint {
       this.publish ? ALLOW_WITH_PRESENCE : ALLOW,
       ...(this.mwi || this.reg ? ["NOTIFY"] : []),
     ].join(", ");
+    this.otherTenants = new Set(options.otherTenants ?? []);
+    this.routed = routed !== undefined;
+    if (routed) return; // the router listens to the transports
     transports.on("message", (text, flow, raw) => {
       this.onText(text, flow, raw).catch((err: unknown) => {
         // A peer that went away before its answer is ordinary; anything else is a bug here.
@@ -272,6 +313,37 @@ export class SipEndpoint {
   }
 
   static async start(options: SipEndpointOptions): Promise<SipEndpoint> {
+    const transports = await SipEndpoint.listen(options);
+    const endpoint = new SipEndpoint(
+      transports,
+      new ServerTransactions(options.timers ?? DEFAULT_TIMERS, options.metrics),
+      options,
+    );
+    // Several instances on one store: the one holding the XMPP component subscribes (its owner
+    // starts it).
+    if (!options.sharedStore) endpoint.mwi?.start();
+    return endpoint;
+  }
+
+  /**
+   * An endpoint for one tenant on transports a router owns (sip-tenant-router.ts): it serves the
+   * requests the router hands it (`receive`) and sends its own requests over the shared transports.
+   */
+  static attach(transports: SipTransports, options: SipEndpointOptions, shared: SharedSipState): SipEndpoint {
+    const endpoint = new SipEndpoint(
+      transports,
+      new ServerTransactions(options.timers ?? DEFAULT_TIMERS, options.metrics),
+      options,
+      shared,
+    );
+    if (!options.sharedStore) endpoint.mwi?.start();
+    return endpoint;
+  }
+
+  /** The listeners of `options.listen`, with the wire trace when asked (log.wire.sip). */
+  static async listen(
+    options: Pick<SipEndpointOptions, "listen" | "maxMessageBytes" | "tls" | "advertisedHost" | "wireLog">,
+  ): Promise<SipTransports> {
     const limits = {
       ...DEFAULT_LIMITS,
       maxBodyBytes: Math.max(DEFAULT_LIMITS.maxBodyBytes, options.maxMessageBytes * 2),
@@ -296,14 +368,7 @@ export class SipEndpoint {
       transports.on("message", (text, flow) => trace("in", text, flow));
       transports.on("sent", (text, flow) => trace("out", text, flow));
     }
-    const endpoint = new SipEndpoint(
-      transports,
-      new ServerTransactions(options.timers ?? DEFAULT_TIMERS, options.metrics),
-      options,
-    );
-    // Shared by several instances: the one holding the XMPP component subscribes (its owner starts it).
-    if (!options.shared) endpoint.mwi?.start();
-    return endpoint;
+    return transports;
   }
 
   private async onText(text: string, flow: Flow, raw: Buffer): Promise<void> {
@@ -315,21 +380,29 @@ export class SipEndpoint {
       return;
     }
     if (!isRequest(message)) {
-      const known = this.clients.onResponse(
-        message.viaBranch ?? "",
-        message.method,
-        message.statusCode ?? 0,
-        message.reasonPhrase ?? "",
-        text,
-      );
-      if (!known)
+      if (!this.onResponse(message, text))
         log.debug(
           { remote, status: message.statusCode },
           "sip: response without a client transaction dropped",
         );
       return;
     }
-    const request = message;
+    await this.receive(message, flow, raw);
+  }
+
+  /** A response to one of this endpoint's client transactions; false when it is none of ours. */
+  onResponse(message: SipResponse, text: string): boolean {
+    return this.clients.onResponse(
+      message.viaBranch ?? "",
+      message.method,
+      message.statusCode ?? 0,
+      message.reasonPhrase ?? "",
+      text,
+    );
+  }
+
+  /** A request for this endpoint (its tenant's, when a router chose it): answered, always. */
+  async receive(request: SipRequest, flow: Flow, raw: Buffer): Promise<void> {
     if (SCANNERS.test(request.getHeader("User-Agent") ?? "")) {
       // Dropped without an answer: a scanner learns nothing, not even that something listens.
       this.securityEvent({
@@ -420,6 +493,19 @@ export class SipEndpoint {
     }
     if (!auth.ok) {
       await answer(auth.status, { reason: auth.reason, headers: auth.headers });
+      return;
+    }
+    // Tenants are isolated (docs/tenants.md): nobody of another tenant of this process gets in here,
+    // whatever the request names.
+    if (this.otherTenants.has(auth.sender.host.replace(/\.$/, "").toLowerCase())) {
+      this.securityEvent({
+        event: "RequestNotAllowed",
+        remote: flow.remote,
+        transport: flow.transport,
+        account: formatSipUri(auth.sender),
+        reason: `${request.method} across tenants`,
+      });
+      await answer(403, { reason: "Sender belongs to another tenant" });
       return;
     }
     try {
@@ -529,7 +615,7 @@ export class SipEndpoint {
    * A request over UDP whose body did not match its Content-Length: 400, statelessly, when the head
    * makes a request with a Via to answer (RFC 3261 §18.3); anything else stays dropped.
    */
-  private async answerUnframed(head: string, flow: Flow): Promise<void> {
+  async answerUnframed(head: string, flow: Flow): Promise<void> {
     const message = parseSip(`${head}\r\nContent-Length: 0\r\n\r\n`);
     if (!message || !isRequest(message) || message.method === "ACK" || !message.getHeader("Via")) return;
     if (missingHeaders(message).length > 0) return;
@@ -545,7 +631,7 @@ export class SipEndpoint {
    */
   /** The Contact of a subscription dialog answered over `flow`. */
   private dialogContact(flow: Flow): string {
-    const configured = this.options.shared?.dialogContact;
+    const configured = this.options.sharedStore?.dialogContact;
     if (configured) return `<${configured}>`;
     const params = flow.transport === "udp" ? "" : `;transport=${flow.transport}`;
     return `<sip:${this.transports.sentBy(flow.transport)}${params}>`;
@@ -733,6 +819,8 @@ export class SipEndpoint {
       };
     }
     const target = await this.targetFor(message.to);
+    if (this.otherTenants.has(target.host.replace(/\.$/, "").toLowerCase()))
+      throw new SwitchboardError("forbidden", `${formatSipUri(target)} belongs to another tenant`);
     const fromJid = parseJid(message.from);
     const from = makeSipUri({ user: unescapeLocal(fromJid.local ?? ""), host: fromJid.domain });
     const result = await this.sender.send({
@@ -803,7 +891,7 @@ export class SipEndpoint {
     this.publish?.close();
     this.clients.close();
     this.transactions.close();
-    await this.transports.close();
+    if (!this.routed) await this.transports.close();
   }
 }
 
@@ -819,7 +907,7 @@ export function maskCredentials(text: string): string {
 }
 
 /** A send that failed because the peer's connection is gone (reset, closed) rather than a fault here. */
-function peerGone(err: unknown, flow: Flow): boolean {
+export function peerGone(err: unknown, flow: Flow): boolean {
   if (!flow.reliable) return false;
   const code = (err as NodeJS.ErrnoException).code ?? "";
   return (

@@ -20,7 +20,10 @@ import type { ChatMessage, DeliveryReports, MessageSink } from "../../src/ports/
 import type { Directory } from "../../src/ports/directory.js";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import { answerVcard, isVcardGet } from "./vcard.js";
-import { errorElement } from "./stanza-error.js";
+import { errorElement, errorReply } from "./stanza-error.js";
+
+/** The text of the refusal of another tenant's stanza. */
+const OTHER_TENANT = "the sender belongs to another tenant of this gateway";
 
 export interface XmppGatewayOptions {
   connection: ComponentConnectionOptions;
@@ -46,6 +49,11 @@ export interface XmppGatewayOptions {
   metrics?: Metrics;
   /** log.wire.xmpp: every stanza sent and received is logged here in full. */
   wireLog?: Logger;
+  /**
+   * The home and gateway domains of the other tenants of this process (docs/tenants.md): their
+   * stanzas are refused (forbidden) or dropped, whatever they are addressed to.
+   */
+  otherTenants?: readonly string[];
 }
 
 export class XmppGateway {
@@ -64,8 +72,10 @@ export class XmppGateway {
   /** The current connection's XEP-0356 advertisement has arrived. */
   private advertised = false;
   private readonly presenceService: PresenceService;
+  private readonly otherTenants: ReadonlySet<string>;
 
   constructor(options: XmppGatewayOptions) {
+    this.otherTenants = new Set(options.otherTenants ?? []);
     this.log = (options.log ?? silentLogger).child({ component: "xmpp" });
     this.identity = {
       gatewayDomain: options.connection.jid,
@@ -235,6 +245,7 @@ export class XmppGateway {
   }
 
   private async answer(iq: Element, payload: Element): Promise<IqAnswer> {
+    if (this.fromOtherTenant(iq)) return errorElement("forbidden", OTHER_TENANT);
     try {
       if (isVcardGet(iq, payload)) {
         return await answerVcard(iq, this.domains, this.directory);
@@ -246,8 +257,35 @@ export class XmppGateway {
     }
   }
 
+  /** Whether a stanza comes from another tenant's domain (options.otherTenants). */
+  private fromOtherTenant(stanza: Element): boolean {
+    if (this.otherTenants.size === 0) return false;
+    const from = String(stanza.attrs.from ?? "");
+    const bare = from.split("/")[0] ?? "";
+    return this.otherTenants.has(bare.slice(bare.indexOf("@") + 1).toLowerCase());
+  }
+
+  /**
+   * Another tenant's stanza: a subscription, probe or message gets a forbidden error (RFC 6120
+   * §8.3.3.4) so its sender learns why; anything else (presence broadcasts, errors, the server's
+   * own stanzas) is dropped. Nothing of it reaches this tenant's people or presence.
+   */
+  private refuseOtherTenant(stanza: Element): void {
+    const type = String(stanza.attrs.type ?? "");
+    const from = String(stanza.attrs.from ?? "");
+    this.log.warn(
+      { from, to: String(stanza.attrs.to ?? ""), stanza: stanza.name, type },
+      "stanza across tenants refused",
+    );
+    const answered = stanza.is("message") ? type !== "error" : type === "subscribe" || type === "probe";
+    if (answered && from.includes("@"))
+      this.guard(this.connection.send(errorReply(stanza, "forbidden", OTHER_TENANT)), "refusing a stanza");
+  }
+
   private onStanza(stanza: Element): void {
-    if (stanza.is("presence")) {
+    if (!stanza.is("iq") && this.fromOtherTenant(stanza)) {
+      this.refuseOtherTenant(stanza);
+    } else if (stanza.is("presence")) {
       this.guard(this.presence.onPresence(stanza), "handling presence");
     } else if (stanza.is("message")) {
       if (this.presence.onPrivilege(stanza)) {

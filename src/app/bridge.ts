@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
 import { startHttpServer } from "../../components/http/http-server.js";
-import { SipEndpoint } from "../../components/sip/sip-endpoint.js";
+import type { SipEndpoint } from "../../components/sip/sip-endpoint.js";
 import { XmppGateway } from "../../components/xmpp/xmpp-gateway.js";
 import type { Config } from "../config/schema.js";
 import { SwitchboardError } from "../domain/errors.js";
@@ -24,11 +24,14 @@ import { OutboundRelay } from "../messages/outbound-relay.js";
 import type { MessageQueue } from "../ports/message-queue.js";
 import type { DeliveryOutcome } from "../ports/message-port.js";
 import { isNewVoicemail, voicemailText, type VoicemailSink } from "../ports/voicemail-port.js";
-import { PromMetrics } from "../../components/http/prom-metrics.js";
+import { PromMetrics, type MetricLevels } from "../../components/http/prom-metrics.js";
 import { keepPaths, reloadPlan, type ReloadPlan } from "../config/reload.js";
 import { RecentMessages } from "../messages/recent-messages.js";
 import type { ChatMessage } from "../ports/message-port.js";
 import { secondsSince, type MessageDirection } from "../ports/metrics.js";
+import { otherTenantDomains, tenantsOf } from "../config/tenants.js";
+import { SipTenantRouter } from "../../components/sip/sip-tenant-router.js";
+import { sumOfGauges } from "./tenant-gauges.js";
 
 export function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -38,17 +41,24 @@ export function version(): string {
 }
 
 /** Parts of the configuration that the bridge cannot run yet, with the reason (key path first). */
-export function notYetSupported(config: Config): string[] {
-  const problems: string[] = [];
-  if (config.tenants && config.tenants.length > 0)
-    problems.push("tenants: several tenants in one process are not built yet");
-  return problems;
+export function notYetSupported(_config: Config): string[] {
+  return [];
 }
 
-export interface Bridge {
+/** One tenant's parts (docs/tenants.md); a config without `tenants` has one, the default. */
+export interface TenantParts {
+  name: string;
   xmpp: XmppGateway;
   sip: SipEndpoint;
   relay: OutboundRelay;
+}
+
+export interface Bridge {
+  /** The default (top-level) tenant's parts; every tenant's are in `tenants`. */
+  xmpp: XmppGateway;
+  sip: SipEndpoint;
+  relay: OutboundRelay;
+  tenants: TenantParts[];
   metrics: PromMetrics;
   recent: RecentMessages;
   /**
@@ -111,13 +121,140 @@ export async function startBridge(config: Config, log: Logger): Promise<Bridge> 
   }
 }
 
-async function compose(
+type Started = (what: string, stop: () => Promise<void> | void) => void;
+
+/**
+ * Every tenant composed alike (src/config/tenants.ts gives each its single-company config) on one
+ * SIP listener, one HTTP server and one set of metrics; nothing else is shared between tenants.
+ */
+async function compose(config: Config, log: Logger, started: Started): Promise<Omit<Bridge, "stop">> {
+  const tenants = tenantsOf(config);
+  const several = tenants.length > 1;
+  const gauges: TenantGauges[] = [];
+  const metrics = new PromMetrics(sumOfGauges(gauges));
+  const recent = new RecentMessages();
+  // One listener, one endpoint per tenant; requests wait (503) until every tenant is composed.
+  const router = await SipTenantRouter.listen(
+    {
+      listen: config.sip.listen,
+      maxMessageBytes: config.xmpp.maxMessageBytes,
+      ...(config.sip.tls ? { tls: config.sip.tls } : {}),
+      ...(config.sip.advertisedHost ? { advertisedHost: config.sip.advertisedHost } : {}),
+      ...(config.log.wire.sip ? { wireLog: log.child({ component: "sip", wire: "sip" }) } : {}),
+    },
+    log.child({ component: "sip" }),
+  );
+  started("sip listener", () => router.stop());
+  const parts: ComposedTenant[] = [];
+  for (const tenant of tenants) {
+    const part = await composeTenant(
+      tenant.config,
+      several ? log.child({ tenant: tenant.name }) : log,
+      started,
+      { metrics, recent, router, otherTenants: otherTenantDomains(tenants, tenant) },
+    );
+    gauges.push(part.gauges);
+    parts.push(part);
+  }
+  router.open();
+  // Read-only HTTP: health, readiness, metrics, and the presence API `switchboard presence` asks.
+  const first = parts[0];
+  if (!first) throw new Error("no tenant");
+  const http = await startHttpServer({
+    listen: config.http.listen,
+    presence: first.presence,
+    domains: first.domains,
+    ...(several ? { tenants: parts.map((p) => ({ presence: p.presence, domains: p.domains })) } : {}),
+    ready: () => {
+      const reasons = parts.flatMap((part, i) =>
+        part.reasons().map((reason) => (several ? `${tenants[i]?.name ?? ""}: ${reason}` : reason)),
+      );
+      return { ready: reasons.length === 0, reasons };
+    },
+    metrics: () => metrics.text(),
+    status: {
+      people: async () => [...new Set((await Promise.all(parts.map((p) => p.people()))).flat())],
+      onPresence: (listener) => {
+        const offs = parts.map((p) => p.onPresence(listener));
+        return () => offs.forEach((off) => off());
+      },
+      messages: () => recent.list(),
+      onMessage: (listener) => {
+        recent.on("message", listener);
+        return () => recent.off("message", listener);
+      },
+    },
+    ...(config.http.auth ? { auth: config.http.auth } : {}),
+    version: version(),
+    log,
+  });
+  started("http", () => http.close());
+  log.info(
+    {
+      domain: config.domain,
+      gateway: config.xmpp.component.jid,
+      ...(several ? { tenants: tenants.slice(1).map((t) => t.name) } : {}),
+      store: config.store.url ? "redis" : "memory",
+      sip: config.sip.listen,
+    },
+    "switchboard started",
+  );
+  let current = config;
+  const reload = (next: Config): ReloadPlan => {
+    const problems = notYetSupported(next);
+    if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
+    const plan = reloadPlan(current, next);
+    // What needs a restart keeps running as before, so the next reload compares against that.
+    current = keepPaths(next, current, plan.restart);
+    // A change under `tenants` needs a restart (kept above): each tenant gets its own part again.
+    tenantsOf(current).forEach((tenant, i) => parts[i]?.reload(tenant.config));
+    return plan;
+  };
+  return {
+    xmpp: first.xmpp,
+    sip: first.sip,
+    relay: first.relay,
+    tenants: parts.map((p, i) => ({
+      name: tenants[i]?.name ?? "",
+      xmpp: p.xmpp,
+      sip: p.sip,
+      relay: p.relay,
+    })),
+    metrics,
+    recent,
+    reload,
+  };
+}
+
+/** What a tenant's parts tell the process-wide metrics (summed over tenants in sumOfGauges). */
+type TenantGauges = MetricLevels;
+
+/** A tenant as composeTenant leaves it: its parts, and what the shared HTTP server asks of it. */
+interface ComposedTenant {
+  xmpp: XmppGateway;
+  sip: SipEndpoint;
+  relay: OutboundRelay;
+  presence: PresenceService;
+  domains: { homeDomain: string; gatewayDomain: string };
+  gauges: TenantGauges;
+  /** Why the tenant is not ready; empty when it is. */
+  reasons: () => string[];
+  people: () => Promise<string[]>;
+  onPresence: (listener: (person: string) => void) => () => void;
+  /** Applies what a reload may change while running (directory entries, allowed domains). */
+  reload: (next: Config) => void;
+}
+
+/** One tenant's parts, as a whole bridge for one company on the shared SIP listener and metrics. */
+async function composeTenant(
   config: Config,
   log: Logger,
-  started: (what: string, stop: () => Promise<void> | void) => void,
-): Promise<Omit<Bridge, "stop">> {
+  started: Started,
+  shared: { metrics: PromMetrics; recent: RecentMessages; router: SipTenantRouter; otherTenants: string[] },
+): Promise<ComposedTenant> {
+  const { metrics, recent } = shared;
   let xmppSubscriptionCount: { at: number; value: Promise<number> } | undefined;
-  const metrics: PromMetrics = new PromMetrics({
+  const gauges: TenantGauges = {
     sipSubscriptions: () => sip.notifier?.size ?? 0,
     // Counting reads every contact's subscribers: done at most every 30 s, not at every scrape.
     xmppSubscriptions: () => {
@@ -143,8 +280,7 @@ async function compose(
       ...(pbx?.ami ? { ami: pbx.ami.connected } : {}),
       ...(addressing.ldap ? { ldap: addressing.ldap.reachable } : {}),
     }),
-  });
-  const recent = new RecentMessages();
+  };
   /** A message's way through the bridge, counted and listed (chat states alone are not messages). */
   const observed =
     <T extends string>(direction: MessageDirection, deliver: (message: ChatMessage) => Promise<T>) =>
@@ -247,10 +383,11 @@ async function compose(
     log,
     metrics,
     ...(config.log.wire.xmpp ? { wireLog: log.child({ component: "xmpp", wire: "xmpp" }) } : {}),
+    otherTenants: shared.otherTenants,
   });
   // SIP → XMPP: a MESSAGE is accepted once the XMPP side has it (sent, or held while the
   // component reconnects).
-  const sip = await SipEndpoint.start({
+  const sip = shared.router.add({
     listen: config.sip.listen,
     domains: { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid },
     directory,
@@ -280,7 +417,7 @@ async function compose(
     ...(config.sip.advertisedHost ? { advertisedHost: config.sip.advertisedHost } : {}),
     // With Redis, instances may share the store: subscription dialogs are read from it.
     ...(config.store.url
-      ? { shared: config.sip.dialogContact ? { dialogContact: config.sip.dialogContact } : {} }
+      ? { sharedStore: config.sip.dialogContact ? { dialogContact: config.sip.dialogContact } : {} }
       : {}),
     ...(config.sip.regEvents
       ? {
@@ -320,6 +457,7 @@ async function compose(
     log: log.child({ component: "sip" }),
     metrics,
     ...(config.log.wire.sip ? { wireLog: log.child({ component: "sip", wire: "sip" }) } : {}),
+    otherTenants: shared.otherTenants,
   });
   started("sip endpoint", () => sip.stop());
   // XMPP → SIP through the relay: a phone that is offline gets the message queued and retried.
@@ -457,12 +595,15 @@ async function compose(
   // Watchers' subscriptions kept in the store: they go on, each with a NOTIFY of the state now
   // (with a lease, by the holder: above).
   if (!lease) await sip.notifier?.restore();
-  // Read-only HTTP: health, readiness, metrics, and the presence API `switchboard presence` asks.
-  const http = await startHttpServer({
-    listen: config.http.listen,
+  const domains = { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid };
+  return {
+    xmpp,
+    sip,
+    relay,
     presence,
-    domains: { homeDomain: config.domain, gatewayDomain: config.xmpp.component.jid },
-    ready: () => {
+    domains,
+    gauges,
+    reasons: () => {
       const reasons: string[] = [];
       // Stopping: the SIP side answers 503 now; a load balancer should look elsewhere.
       if (sip.draining) reasons.push("shutting down");
@@ -475,65 +616,36 @@ async function compose(
       if (pbx && talksToPbx && !pbx.ari.connected) reasons.push("asterisk ARI unreachable");
       if (pbx?.ami && talksToPbx && !pbx.ami.connected) reasons.push("asterisk AMI unreachable");
       if (queue.ready && !queue.ready()) reasons.push("redis unreachable (message queue)");
-      return { ready: reasons.length === 0, reasons };
+      return reasons;
     },
-    metrics: () => metrics.text(),
-    status: {
-      people: async () => {
-        const kinds = ["xmpp", "sip-publish", "pbx-device", "pbx-custom"] as const;
-        const [withPresence, entries] = await Promise.all([
-          Promise.all(kinds.map((kind) => store.personsWithSource(kind))),
-          directory.entries().catch((err: unknown) => {
-            log.warn({ err: String(err) }, "status page: directory not listed");
-            return [];
-          }),
-        ]);
-        return [
-          ...new Set([
-            ...withPresence.flat(),
-            ...entries.map((entry) => `${entry.uid.toLowerCase()}@${config.domain}`),
-            ...(config.asterisk?.users ?? []).map((u) => `${u.user.toLowerCase()}@${config.domain}`),
-          ]),
-        ];
-      },
-      onPresence: (listener) => {
-        const onChange = (person: string): void => listener(person);
-        presence.on("change", onChange);
-        return () => presence.off("change", onChange);
-      },
-      messages: () => recent.list(),
-      onMessage: (listener) => {
-        recent.on("message", listener);
-        return () => recent.off("message", listener);
-      },
+    people: async () => {
+      const kinds = ["xmpp", "sip-publish", "pbx-device", "pbx-custom"] as const;
+      const [withPresence, entries] = await Promise.all([
+        Promise.all(kinds.map((kind) => store.personsWithSource(kind))),
+        directory.entries().catch((err: unknown) => {
+          log.warn({ err: String(err) }, "status page: directory not listed");
+          return [];
+        }),
+      ]);
+      return [
+        ...new Set([
+          ...withPresence.flat(),
+          ...entries.map((entry) => `${entry.uid.toLowerCase()}@${config.domain}`),
+          ...(config.asterisk?.users ?? []).map((u) => `${u.user.toLowerCase()}@${config.domain}`),
+        ]),
+      ];
     },
-    ...(config.http.auth ? { auth: config.http.auth } : {}),
-    version: version(),
-    log,
-  });
-  started("http", () => http.close());
-  log.info(
-    {
-      domain: config.domain,
-      gateway: config.xmpp.component.jid,
-      store: config.store.url ? "redis" : "memory",
-      sip: config.sip.listen,
+    onPresence: (listener) => {
+      const onChange = (person: string): void => listener(person);
+      presence.on("change", onChange);
+      return () => presence.off("change", onChange);
     },
-    "switchboard started",
-  );
-  let current = config;
-  const reload = (next: Config): ReloadPlan => {
-    const problems = notYetSupported(next);
-    if (problems.length > 0) throw new SwitchboardError("feature-not-implemented", problems.join("\n"));
-    const plan = reloadPlan(current, next);
-    addressing.configDirectory.replace(next.directory?.users ?? []);
-    xmpp.setAllowedDomains(next.xmpp.allowedDomains);
-    sip.setAllowedDomains(next.xmpp.allowedDomains);
-    // What needs a restart keeps running as before, so the next reload compares against that.
-    current = keepPaths(next, current, plan.restart);
-    return plan;
+    reload: (next) => {
+      addressing.configDirectory.replace(next.directory?.users ?? []);
+      xmpp.setAllowedDomains(next.xmpp.allowedDomains);
+      sip.setAllowedDomains(next.xmpp.allowedDomains);
+    },
   };
-  return { xmpp, sip, relay, metrics, recent, reload };
 }
 
 /** How long a graceful stop waits for work in flight, per step. */
@@ -545,16 +657,22 @@ const DRAIN_MS = 5_000;
  * Each step is bounded; what is left is logged.
  */
 async function drain(bridge: Omit<Bridge, "stop">, log: Logger): Promise<void> {
-  const sip = await bridge.sip.drain(DRAIN_MS);
+  // Every tenant at once: the bound is per step, not per tenant.
+  const each = <T>(step: (tenant: TenantParts) => Promise<T>): Promise<T[]> =>
+    Promise.all(bridge.tenants.map(step));
+  const sip = (await each((tenant) => tenant.sip.drain(DRAIN_MS))).reduce((a, b) => ({
+    handling: a.handling + b.handling,
+    sending: a.sending + b.sending,
+  }));
   // A retry round already under way may wait for Timer F (32 s): give it the same bound.
   let timer: NodeJS.Timeout | undefined;
   const relayDone = await Promise.race([
-    bridge.relay.stop().then(() => true),
+    each((tenant) => tenant.relay.stop()).then(() => true),
     new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), DRAIN_MS))),
   ]);
   clearTimeout(timer);
   if (!relayDone) log.warn({}, "stopping with a queue retry still waiting for its answer");
-  const held = await bridge.xmpp.connection.drain(DRAIN_MS);
+  const held = (await each((tenant) => tenant.xmpp.connection.drain(DRAIN_MS))).reduce((a, b) => a + b, 0);
   if (sip.handling + sip.sending + held > 0)
     log.warn(
       { sipHandling: sip.handling, sipSending: sip.sending, xmppHeld: held },

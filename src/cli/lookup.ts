@@ -4,6 +4,7 @@
 import type { Resolution } from "../addressing/resolver.js";
 import { addressingFor } from "../app/addressing.js";
 import type { Config } from "../config/schema.js";
+import { tenantsOf } from "../config/tenants.js";
 
 export interface LookupIo {
   out(line: string): void;
@@ -15,8 +16,28 @@ function describe(step: Resolution["steps"][number]): string {
   return `  ${step.step.padEnd(9)} ${step.query} → ${answer}${step.detail ? ` (${step.detail})` : ""}`;
 }
 
-export async function lookup(config: Config, input: string, json: boolean, io: LookupIo): Promise<number> {
-  const { resolver, close } = addressingFor(config);
+/**
+ * `tenant` (`--tenant DOMAIN`): resolve in that tenant's directory and ENUM (docs/tenants.md);
+ * absent: the default (top-level) tenant's.
+ */
+export async function lookup(
+  config: Config,
+  input: string,
+  json: boolean,
+  io: LookupIo,
+  tenant?: string,
+): Promise<number> {
+  const tenants = tenantsOf(config);
+  const chosen = tenant === undefined ? tenants[0] : tenants.find((t) => t.name === tenant.toLowerCase());
+  if (!chosen) {
+    io.err(
+      `switchboard lookup: --tenant: no tenant has the domain '${tenant ?? ""}' (tenants: ${tenants
+        .map((t) => t.name)
+        .join(", ")})`,
+    );
+    return 1;
+  }
+  const { resolver, close } = addressingFor(chosen.config);
   let result: Resolution;
   try {
     result = await resolver.resolve(input);

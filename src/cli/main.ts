@@ -25,7 +25,8 @@ commands:
   start    [--config FILE]              run the bridge
   check    [--config FILE] [--no-probe] [--timeout MS]
                                         validate the config, then probe every configured component
-  lookup   <number|address> [--json]    show how an address resolves
+  lookup   <number|address> [--json] [--tenant DOMAIN]
+                                        show how an address resolves (in a tenant's directory)
   presence <address> [--json] [--config FILE]
                                         show a user's aggregate and per-source presence, as the
                                         running bridge sees it (asked at http.listen)
@@ -36,7 +37,7 @@ The config file is --config FILE, else $SWITCHBOARD_CONFIG, else config/switchbo
 const OPTIONS_BY_COMMAND: Record<string, string[] | undefined> = {
   check: ["config", "no-probe", "timeout"],
   start: ["config"],
-  lookup: ["config", "json"],
+  lookup: ["config", "json", "tenant"],
   presence: ["config", "json"],
 };
 
@@ -59,6 +60,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         "no-probe": { type: "boolean", default: false },
         json: { type: "boolean", default: false },
         timeout: { type: "string" },
+        tenant: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -127,7 +129,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       const config = load(file, io);
       if (!config) return 1;
       try {
-        return await lookup(config, input, parsed.values.json, io);
+        return await lookup(config, input, parsed.values.json, io, parsed.values.tenant);
       } catch (err) {
         io.err(`switchboard lookup: ${err instanceof Error ? err.message : String(err)}`);
         return 1;

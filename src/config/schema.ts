@@ -95,6 +95,183 @@ function componentSchema(owner: string) {
     .describe(`${owner} external component connection (XEP-0114).`);
 }
 
+/** A SIP user who may authenticate with digest; the same shape at the top level and in each tenant. */
+const sipUser = z
+  .strictObject({
+    username: z.string().min(1).describe("Digest user name: the home-domain user (sip:NAME@domain)."),
+    password: secret.optional().describe("Clear password (may come from ${ENV_VAR})."),
+    ha1: z
+      .string()
+      .regex(/^[0-9a-f]{32}$/i, {
+        message: "expected 32 hex digits: MD5(username:realm:password)",
+      })
+      .optional()
+      .describe("MD5(username:realm:password), instead of a password."),
+    ha1Sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/i, {
+        message: "expected 64 hex digits: SHA-256(username:realm:password)",
+      })
+      .optional()
+      .describe("SHA-256(username:realm:password) (RFC 8760), instead of a password."),
+  })
+  .refine((u) => u.password !== undefined || u.ha1 !== undefined || u.ha1Sha256 !== undefined, {
+    message: "expected password, ha1 or ha1Sha256",
+  });
+
+/** Who a home user is on the PBX; the same shape at the top level and in each tenant. */
+const asteriskUser = z.strictObject({
+  user: z.string().min(1).describe("The home user (alice → alice@domain)."),
+  devices: z
+    .array(z.string().min(1))
+    .optional()
+    .describe("Their phones' devices, e.g. [PJSIP/alice]; default PJSIP/<user>."),
+  presence: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Their CustomPresence provider name (hint CustomPresence:<name>); default <user>."),
+  mailbox: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Their voicemail box, e.g. alice@default; default <user>@default."),
+  endpoint: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("The endpoint ARI sends their messages to, e.g. PJSIP/alice; default PJSIP/<user>."),
+});
+
+/** People listed in the config file; the same shape at the top level and in each tenant. */
+const directorySchema = z
+  .strictObject({
+    users: z
+      .array(
+        z.strictObject({
+          uid: z.string().min(1).describe("User name: alice for alice@example.org."),
+          displayName: z.string().min(1).describe("Name shown to chat users (vCard FN)."),
+          extension: z
+            .string()
+            .regex(/^[0-9*#]+$/, { message: "expected digits, * or #" })
+            .optional()
+            .describe("PBX extension."),
+          numbers: z
+            .array(z.string().regex(/^\+?[0-9\s().-]+$/, { message: "expected a phone number" }))
+            .default([])
+            .describe("Phone numbers, E.164 preferred."),
+        }),
+      )
+      .default([])
+      .describe("People listed here, for sites without LDAP."),
+  })
+  .optional()
+  .describe(
+    "A directory in this file: names and numbers of gateway contacts (vCards). LDAP, when configured, comes first.",
+  );
+
+/** Colleagues' phones in rosters; the same shape at the top level and in each tenant. */
+const rosterPhonesSchema = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe("Offer colleagues' phones (from the directory) to home users."),
+    group: z.string().min(1).default("Phones").describe("Roster group of the offered phones."),
+  })
+  .default({ enabled: false, group: "Phones" })
+  .describe(
+    "Colleagues' phones in rosters: written directly where XEP-0356 grants roster set/both, else offered with XEP-0144.",
+  );
+
+/**
+ * One further company (docs/tenants.md): the keys that are per tenant, in the shape they have at
+ * the top level. What is not here (SIP listener and transport settings, the LDAP and Redis
+ * servers, the HTTP server, logging) is shared by every tenant.
+ */
+const tenantSchema = z.strictObject({
+  domain: hostname.describe("The tenant's home domain."),
+  xmpp: z
+    .strictObject({
+      component: componentSchema("The tenant's"),
+      allowedDomains: z
+        .array(hostname)
+        .default([])
+        .describe(
+          "Domains besides the tenant's home domain whose users may subscribe to its gateway contacts; another tenant's domains are refused here.",
+        ),
+      rosterPhones: rosterPhonesSchema,
+    })
+    .describe("The tenant's XMPP side."),
+  sip: z
+    .strictObject({
+      users: z
+        .array(sipUser)
+        .default([])
+        .describe("The tenant's SIP users who authenticate with digest (as sip.users)."),
+      realm: z
+        .string()
+        .min(1)
+        .optional()
+        .describe("Digest realm for the tenant's users; absent: the tenant's home domain."),
+    })
+    .default({ users: [] })
+    .describe("The tenant's SIP users; listeners, trusted peers, proxy and timers are the top-level sip's."),
+  store: z
+    .strictObject({
+      prefix: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          "Prefix of every key the tenant's part writes; required when store.url is set, and no tenant's prefix may start with another's.",
+        ),
+    })
+    .default({})
+    .describe("The tenant's keys in the shared store (store.url)."),
+  ldap: z
+    .strictObject({
+      base: z
+        .string()
+        .min(1)
+        .describe("Search base of the tenant's people, e.g. ou=people,dc=example,dc=com."),
+    })
+    .optional()
+    .describe("The tenant's people in the LDAP server of the top-level ldap (its url, bind and attributes)."),
+  directory: directorySchema,
+  enum: z
+    .strictObject({
+      suffixes: z.array(hostname).min(1).describe("The tenant's ENUM suffixes, tried in order."),
+      defaultRegion: z
+        .string()
+        .regex(/^[A-Z]{2}$/, { message: "expected an ISO 3166 region code such as GB or US" })
+        .optional()
+        .describe("Region for the tenant's national numbers; absent: enum.defaultRegion, else GB."),
+    })
+    .optional()
+    .describe("The tenant's ENUM lookups, through the DNS servers of the top-level enum. Absent: no ENUM."),
+  asterisk: z
+    .strictObject({
+      app: z.string().min(1).describe("The tenant's Stasis application name (distinct from asterisk.app)."),
+      users: z
+        .array(asteriskUser)
+        .default([])
+        .describe("The tenant's people on the PBX (as asterisk.users)."),
+      messages: z
+        .boolean()
+        .default(false)
+        .describe("Messages to the tenant's phones go through ARI (as asterisk.messages)."),
+      presenceDirection: z
+        .enum(["in", "out", "both"])
+        .default("both")
+        .describe("CustomPresence direction for the tenant (as asterisk.presenceDirection)."),
+    })
+    .optional()
+    .describe(
+      "The tenant's PBX side, on the Asterisk of the top-level asterisk (its ARI and AMI connection settings). Absent: no PBX.",
+    ),
+});
+
 export const configSchema = z
   .strictObject({
     domain: hostname.describe(
@@ -103,18 +280,7 @@ export const configSchema = z
     xmpp: z
       .strictObject({
         component: componentSchema("The"),
-        rosterPhones: z
-          .strictObject({
-            enabled: z
-              .boolean()
-              .default(false)
-              .describe("Offer colleagues' phones (from the directory) to home users."),
-            group: z.string().min(1).default("Phones").describe("Roster group of the offered phones."),
-          })
-          .default({ enabled: false, group: "Phones" })
-          .describe(
-            "Colleagues' phones in rosters: written directly where XEP-0356 grants roster set/both, else offered with XEP-0144.",
-          ),
+        rosterPhones: rosterPhonesSchema,
         maxMessageBytes: z
           .number()
           .int()
@@ -169,33 +335,7 @@ export const configSchema = z
           .optional()
           .describe("Digest realm the bridge challenges untrusted peers with; absent: the home domain."),
         users: z
-          .array(
-            z
-              .strictObject({
-                username: z
-                  .string()
-                  .min(1)
-                  .describe("Digest user name: the home-domain user (sip:NAME@domain)."),
-                password: secret.optional().describe("Clear password (may come from ${ENV_VAR})."),
-                ha1: z
-                  .string()
-                  .regex(/^[0-9a-f]{32}$/i, {
-                    message: "expected 32 hex digits: MD5(username:realm:password)",
-                  })
-                  .optional()
-                  .describe("MD5(username:realm:password), instead of a password."),
-                ha1Sha256: z
-                  .string()
-                  .regex(/^[0-9a-f]{64}$/i, {
-                    message: "expected 64 hex digits: SHA-256(username:realm:password)",
-                  })
-                  .optional()
-                  .describe("SHA-256(username:realm:password) (RFC 8760), instead of a password."),
-              })
-              .refine((u) => u.password !== undefined || u.ha1 !== undefined || u.ha1Sha256 !== undefined, {
-                message: "expected password, ha1 or ha1Sha256",
-              }),
-          )
+          .array(sipUser)
           .default([])
           .describe(
             "SIP users who may send MESSAGE/PUBLISH/SUBSCRIBE from untrusted addresses, authenticated with digest (RFC 8760: SHA-256 and MD5). Empty: untrusted peers get 403.",
@@ -445,32 +585,7 @@ export const configSchema = z
           .optional()
           .describe("AMI, for what ARI cannot do: presence-change events and voicemail counts."),
         users: z
-          .array(
-            z.strictObject({
-              user: z.string().min(1).describe("The home user (alice → alice@domain)."),
-              devices: z
-                .array(z.string().min(1))
-                .optional()
-                .describe("Their phones' devices, e.g. [PJSIP/alice]; default PJSIP/<user>."),
-              presence: z
-                .string()
-                .min(1)
-                .optional()
-                .describe("Their CustomPresence provider name (hint CustomPresence:<name>); default <user>."),
-              mailbox: z
-                .string()
-                .min(1)
-                .optional()
-                .describe("Their voicemail box, e.g. alice@default; default <user>@default."),
-              endpoint: z
-                .string()
-                .min(1)
-                .optional()
-                .describe(
-                  "The endpoint ARI sends their messages to, e.g. PJSIP/alice; default PJSIP/<user>.",
-                ),
-            }),
-          )
+          .array(asteriskUser)
           .default([])
           .describe("Who is who on the PBX: each home user's devices, CustomPresence, mailbox and endpoint."),
         messages: z
@@ -568,31 +683,7 @@ export const configSchema = z
       })
       .optional()
       .describe("LDAP directory for names, extensions and numbers. Absent: no directory."),
-    directory: z
-      .strictObject({
-        users: z
-          .array(
-            z.strictObject({
-              uid: z.string().min(1).describe("User name: alice for alice@example.org."),
-              displayName: z.string().min(1).describe("Name shown to chat users (vCard FN)."),
-              extension: z
-                .string()
-                .regex(/^[0-9*#]+$/, { message: "expected digits, * or #" })
-                .optional()
-                .describe("PBX extension."),
-              numbers: z
-                .array(z.string().regex(/^\+?[0-9\s().-]+$/, { message: "expected a phone number" }))
-                .default([])
-                .describe("Phone numbers, E.164 preferred."),
-            }),
-          )
-          .default([])
-          .describe("People listed here, for sites without LDAP."),
-      })
-      .optional()
-      .describe(
-        "A directory in this file: names and numbers of gateway contacts (vCards). LDAP, when configured, comes first.",
-      ),
+    directory: directorySchema,
     enum: z
       .strictObject({
         suffixes: z
@@ -652,18 +743,11 @@ export const configSchema = z
       .default({ level: "info", wire: { sip: false, xmpp: false } })
       .describe("Logging (JSON lines on standard output)."),
     tenants: z
-      .array(
-        z.strictObject({
-          domain: hostname.describe("The tenant's home domain."),
-          xmpp: z
-            .strictObject({
-              component: componentSchema("The tenant's"),
-            })
-            .describe("The tenant's XMPP side."),
-        }),
-      )
+      .array(tenantSchema)
       .optional()
-      .describe("Further companies served by this deployment, each with its own domain and component."),
+      .describe(
+        "Further companies served by this process, each isolated from the others (docs/tenants.md). The top-level keys are the first (default) tenant; the SIP listener, HTTP server, LDAP and Redis servers are shared.",
+      ),
   })
   .superRefine((config, ctx) => {
     // Each domain and each gateway domain once: a gateway domain equal to a home domain makes every
@@ -684,6 +768,7 @@ export const configSchema = z
       claim(tenant.domain, ["tenants", i, "domain"]);
       claim(tenant.xmpp.component.jid, ["tenants", i, "xmpp", "component", "jid"]);
     });
+    tenantProblems(config).forEach((issue) => ctx.addIssue({ code: "custom", ...issue }));
     config.sip.listen.forEach((entry, i) => {
       if (/^(tls|wss):/i.test(entry) && !config.sip.tls) {
         ctx.addIssue({
@@ -711,4 +796,88 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/**
+ * What keeps tenants apart and cannot be said by the shape alone: each tenant's keys under a prefix
+ * of its own (a prefix that starts with another would put one tenant's keys among the other's), no
+ * tenant allowing another tenant's domains in, and the shared servers a tenant's keys refer to.
+ */
+function tenantProblems(config: {
+  domain: string;
+  xmpp: { component: { jid: string }; allowedDomains: string[] };
+  store: { url?: string | undefined; prefix: string };
+  ldap?: unknown;
+  asterisk?: { app: string } | undefined;
+  tenants?: {
+    domain: string;
+    xmpp: { component: { jid: string }; allowedDomains: string[] };
+    store: { prefix?: string | undefined };
+    ldap?: unknown;
+    asterisk?: { app: string } | undefined;
+  }[];
+}): { path: (string | number)[]; message: string }[] {
+  const tenants = config.tenants ?? [];
+  if (tenants.length === 0) return [];
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const all = [
+    { path: [] as (string | number)[], name: "the top-level tenant", ...config },
+    ...tenants.map((t, i) => ({ path: ["tenants", i] as (string | number)[], name: `tenants[${i}]`, ...t })),
+  ];
+  const prefixes: { path: (string | number)[]; prefix: string }[] = [];
+  for (const tenant of all) {
+    if (!config.store.url) {
+      // The in-memory store: each tenant has a store of its own, prefixes play no part.
+    } else if (tenant.store.prefix !== undefined)
+      prefixes.push({ path: [...tenant.path, "store", "prefix"], prefix: tenant.store.prefix });
+    else
+      problems.push({
+        path: [...tenant.path, "store", "prefix"],
+        message: "required when store.url is set: each tenant keeps its keys under its own prefix",
+      });
+    const others = all.filter((other) => other !== tenant);
+    tenant.xmpp.allowedDomains.forEach((domain, j) => {
+      const owner = others.find((o) => o.domain === domain || o.xmpp.component.jid === domain);
+      if (owner)
+        problems.push({
+          path: [...tenant.path, "xmpp", "allowedDomains", j],
+          message: `'${domain}' belongs to ${owner.name}: tenants are isolated from each other`,
+        });
+    });
+  }
+  prefixes.forEach((a, i) =>
+    prefixes.forEach((b, j) => {
+      if (i !== j && a.prefix.startsWith(b.prefix) && (a.prefix !== b.prefix || i > j))
+        problems.push({
+          path: a.path,
+          message: `'${a.prefix}' starts with '${b.prefix}' (${dotted(b.path)}): each tenant needs a prefix of its own`,
+        });
+    }),
+  );
+  tenants.forEach((tenant, i) => {
+    if (tenant.ldap && !config.ldap)
+      problems.push({
+        path: ["tenants", i, "ldap"],
+        message: "needs the top-level ldap (the server to ask)",
+      });
+    if (tenant.asterisk && !config.asterisk)
+      problems.push({
+        path: ["tenants", i, "asterisk"],
+        message: "needs the top-level asterisk (the PBX to connect to)",
+      });
+    const app = tenant.asterisk?.app;
+    const owner =
+      app === undefined ? undefined : all.find((o) => o !== all[i + 1] && o.asterisk?.app === app);
+    if (owner)
+      problems.push({
+        path: ["tenants", i, "asterisk", "app"],
+        message: `'${app}' is already ${owner.name}'s Stasis application`,
+      });
+  });
+  return problems;
+}
+
+/** A key path as the errors write it: tenants[1].store.prefix. */
+function dotted(path: readonly (string | number)[]): string {
+  return path.map((key, i) => (typeof key === "number" ? `[${key}]` : i ? `.${key}` : key)).join("");
+}
 export type ConfigInput = z.input<typeof configSchema>;

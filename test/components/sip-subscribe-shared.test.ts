@@ -23,8 +23,8 @@ describe("SIP presence subscriptions shared by two instances", function () {
   let toTag = "";
 
   before(async function () {
-    a = await startSipEndpoint({ presence: presenceA, shared: { dialogContact: DIALOG_CONTACT } });
-    b = await startSipEndpoint({ presence: presenceB, shared: { dialogContact: DIALOG_CONTACT } });
+    a = await startSipEndpoint({ presence: presenceA, sharedStore: { dialogContact: DIALOG_CONTACT } });
+    b = await startSipEndpoint({ presence: presenceB, sharedStore: { dialogContact: DIALOG_CONTACT } });
     assert.equal(await a.endpoint.notifier?.lead(), 0);
     watcher = await UdpSipSocket.open();
     watcher.autoAnswer(["NOTIFY"], 200, "OK");

@@ -553,6 +553,14 @@ export class AriFake {
     });
   }
 
+  /** The Stasis application of each open event connection, sorted. */
+  get apps(): string[] {
+    return [...this.clients]
+      .filter((c) => c.socket.readyState === c.socket.OPEN)
+      .map((c) => c.app)
+      .sort();
+  }
+
   /** Open event connections. */
   get connections(): number {
     return [...this.clients].filter((c) => c.socket.readyState === c.socket.OPEN).length;

@@ -26,6 +26,11 @@ export interface ProsodyOptions {
   plainComponents?: number;
   /** Keep messages for users who are offline (mod_offline), as most deployments do. */
   offlineStorage?: boolean;
+  /**
+   * Privileged components of the second VirtualHost (`gw<i>.<otherDomain>`, granted by it), for a
+   * second tenant of one bridge; take one with `takeComponent({ domain: otherDomain })`.
+   */
+  otherComponents?: number;
 }
 
 export interface ComponentGrant {
@@ -74,6 +79,15 @@ export class Prosody {
         privileged: true,
       });
     }
+    for (let i = 1; i <= (options.otherComponents ?? 0); i++) {
+      components.push({
+        jid: `gw${i}.${otherDomain}`,
+        secret: `other-${i}`,
+        host: LOOPBACK,
+        port: componentPort,
+        privileged: true,
+      });
+    }
     for (let i = 1; i <= (options.plainComponents ?? 2); i++) {
       components.push({
         jid: `plain${i}.${domain}`,
@@ -83,13 +97,14 @@ export class Prosody {
         privileged: false,
       });
     }
-    const grants = components
-      .filter((c) => c.privileged)
-      .map(
-        (c) =>
-          `    [${luaString(c.jid)}] = { presence = "managed_entity"; roster = "both"; message = "outgoing" };`,
-      )
-      .join("\n");
+    const grantsOf = (host: string): string =>
+      components
+        .filter((c) => c.privileged && c.jid.endsWith(`.${host}`))
+        .map(
+          (c) =>
+            `    [${luaString(c.jid)}] = { presence = "managed_entity"; roster = "both"; message = "outgoing" };`,
+        )
+        .join("\n");
     const componentSections = components
       .map(
         (c) =>
@@ -123,10 +138,13 @@ allow_registration = false
 
 VirtualHost ${luaString(domain)}
   privileged_entities = {
-${grants}
+${grantsOf(domain)}
   }
 
 VirtualHost ${luaString(otherDomain)}
+  privileged_entities = {
+${grantsOf(otherDomain)}
+  }
 
 ${componentSections}
 `,
@@ -197,9 +215,12 @@ ${componentSections}
   }
 
   /** A component nobody else in this Prosody has used, privileged (XEP-0356) unless asked otherwise. */
-  takeComponent(options: { privileged?: boolean } = {}): ComponentGrant {
+  takeComponent(options: { privileged?: boolean; domain?: string } = {}): ComponentGrant {
     const privileged = options.privileged ?? true;
-    const component = this.components.find((c) => c.privileged === privileged && !this.taken.has(c.jid));
+    const domain = options.domain ?? this.domain;
+    const component = this.components.find(
+      (c) => c.privileged === privileged && c.jid.endsWith(`.${domain}`) && !this.taken.has(c.jid),
+    );
     if (!component) {
       throw new HarnessError(
         `prosody: all ${privileged ? "privileged" : "plain"} components are taken; start with more`,

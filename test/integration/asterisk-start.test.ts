@@ -79,4 +79,58 @@ describe("switchboard start with Asterisk (recorded ARI and AMI)", function () {
     const notice = await alice.waitFor((e) => e.event === "message" && e.from === grant.jid, 5_000);
     assert.equal(notice.body, "New voicemail: 4 new, 1 old");
   });
+
+  it("gives a second tenant its own Stasis application and AMI login, and its devices to it alone", async function () {
+    if (bridge?.running) await bridge.stop();
+    const [gwA, gwB] = [prosody.takeComponent(), prosody.takeComponent()];
+    const component = (g: typeof gwA) => ({ jid: g.jid, host: g.host, port: g.port, secret: g.secret });
+    const httpPort = await freePort();
+    const loginsBefore = ami.logins;
+    bridge = BridgeProcess.start(dir.file("tenants.yaml"), {
+      domain: prosody.domain,
+      xmpp: { component: component(gwA) },
+      sip: { listen: [`udp:127.0.0.1:${await freePort({ udp: true })}`] },
+      http: { listen: `127.0.0.1:${httpPort}` },
+      asterisk: {
+        url: ari.url,
+        username: "bridge",
+        password: "secret",
+        ami: { host: ami.host, port: ami.port, username: "bridge", password: "secret" },
+        users: [{ user: "alice" }],
+      },
+      tenants: [
+        {
+          domain: "example.net",
+          xmpp: { component: component(gwB) },
+          asterisk: { app: "switchboard-b", users: [{ user: "dave", devices: ["PJSIP/b-dave"] }] },
+        },
+      ],
+    });
+    await ari.waitForConnections(2, 15_000);
+    assert.deepEqual(ari.apps, ["switchboard", "switchboard-b"]);
+    let ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined);
+    for (let i = 0; i < 100 && ready?.status !== 200; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined);
+    }
+    assert.equal(ready?.status, 200, await ready?.text());
+    assert.equal(ami.logins - loginsBefore, 2, "one AMI login per tenant");
+
+    // Dave's phone is B's: its call shows in B's presence, and A knows no such device.
+    const device = recordedEvent((e) => e.type === "DeviceStateChanged");
+    ari.emit(like(device, { device_state: { name: "PJSIP/b-dave", state: "INUSE" } }));
+    const sources = async (address: string): Promise<string[]> => {
+      const response = await fetch(
+        `http://127.0.0.1:${httpPort}/api/presence/${encodeURIComponent(address)}`,
+      );
+      return ((await response.json()) as { sources: { kind: string }[] }).sources.map((s) => s.kind);
+    };
+    let inB: string[] = [];
+    for (let i = 0; i < 50 && !inB.includes("pbx-device"); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      inB = await sources("dave@example.net");
+    }
+    assert.deepEqual(inB, ["pbx-device"]);
+    assert.deepEqual(await sources(`dave@${prosody.domain}`), []);
+  });
 });

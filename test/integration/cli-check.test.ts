@@ -107,15 +107,6 @@ describe("switchboard check (real servers)", function () {
     assert.match(wrongCommand.stderr, /check does not take --json/);
   });
 
-  it("refuses to start with what is not built yet, naming the key", async function () {
-    const result = await switchboard(["start", "--config", "config/switchboard.example.yaml"]);
-    assert.equal(result.code, 1);
-    assert.match(
-      result.stderr,
-      /^switchboard start: tenants: several tenants in one process are not built yet/m,
-    );
-  });
-
   // Last in this file: it stops the scene's servers.
   it("fails naming each component as its server is stopped in turn, and only those", async function () {
     this.timeout(120_000);

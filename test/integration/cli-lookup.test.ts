@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { switchboard } from "../harness/cli.js";
 import { Scene } from "../harness/scene.js";
+import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD, LDAP_SUFFIX } from "../harness/slapd.js";
 
 describe("switchboard lookup (real executable, slapd and dnsmasq)", function () {
   let scene: Scene;
@@ -58,5 +59,48 @@ describe("switchboard lookup (real executable, slapd and dnsmasq)", function () 
     );
     const usage = await switchboard(["lookup", "--config", file]);
     assert.equal(usage.code, 2);
+  });
+
+  it("resolves in a tenant's own LDAP base with --tenant, and nowhere else", async function () {
+    const config = await scene.config();
+    // Tenant B: a copy of the people under its own base; tenant C: a base with nobody in it. Both
+    // search the one LDAP server of the top level, each under its own base only.
+    const baseB = await scene.slapd.newBase("tenant-b");
+    const baseC = `ou=tenant-c-empty,${LDAP_SUFFIX}`;
+    const client = scene.slapd.client();
+    try {
+      await client.bind(LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD);
+      await client.add(baseC, { objectClass: "organizationalUnit", ou: "tenant-c-empty" });
+    } finally {
+      await client.unbind();
+    }
+    const tenant = (domain: string, base: string, prefix: string) => ({
+      domain,
+      xmpp: { component: { jid: `gw.${domain}`, secret: "x" } },
+      store: { prefix },
+      ldap: { base },
+    });
+    const tenants = scene.writeConfig(
+      {
+        ...config,
+        tenants: [tenant("example.net", baseB, "lookup-b:"), tenant("example.com", baseC, "lookup-c:")],
+      },
+      "lookup-tenants.yaml",
+    );
+    const inB = await switchboard(["lookup", "8001", "--tenant", "example.net", "--config", tenants]);
+    assert.equal(inB.code, 0, inB.stderr);
+    // Found under B's base (the copied entry keeps the addresses it names).
+    assert.match(inB.stdout, /^ {2}directory 8001 → alice$/m);
+    const inDefault = await switchboard(["lookup", "8001", "--config", tenants]);
+    assert.match(inDefault.stdout, /^result: sip:alice@example\.org /m);
+    const inC = await switchboard(["lookup", "8001", "--tenant", "example.com", "--config", tenants]);
+    assert.equal(inC.code, 1);
+    assert.match(inC.stderr, /nothing resolves '8001'/);
+    const unknown = await switchboard(["lookup", "8001", "--tenant", "nope.example", "--config", tenants]);
+    assert.equal(unknown.code, 1);
+    assert.match(
+      unknown.stderr,
+      /--tenant: no tenant has the domain 'nope\.example' \(tenants: example\.org, example\.net, example\.com\)/,
+    );
   });
 });
