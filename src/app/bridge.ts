@@ -17,6 +17,7 @@ import { AriClient } from "../../components/asterisk/ari-client.js";
 import { AsteriskAdapter } from "../../components/asterisk/asterisk-adapter.js";
 import { ComponentLease } from "../../components/redis/component-lease.js";
 import { RedisMessageQueue } from "../../components/redis/redis-message-queue.js";
+import { redisTargetOf } from "../../components/redis/redis-connection.js";
 import { RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
 import { MemoryMessageQueue } from "../messages/memory-queue.js";
 import { OutboundRelay } from "../messages/outbound-relay.js";
@@ -165,9 +166,11 @@ async function compose(
         throw err;
       }
     };
-  const store = config.store.url
+  // A single Redis, a Sentinel set or a Cluster (store.url, store.sentinel, store.cluster); none: memory.
+  const redis = redisTargetOf(config.store);
+  const store = redis
     ? await RedisPresenceStore.connect({
-        url: config.store.url,
+        target: redis,
         prefix: config.store.prefix,
         log: log.child({ component: "redis" }),
       })
@@ -204,10 +207,12 @@ async function compose(
     clearInterval(heldRetry);
     presence.close();
   });
-  const queue: MessageQueue & { close?: () => Promise<void>; ready?: () => boolean } = config.store.url
+  const queue: MessageQueue & { close?: () => Promise<void>; ready?: () => boolean } = redis
     ? await RedisMessageQueue.connect({
-        url: config.store.url,
+        target: redis,
         prefix: config.store.prefix,
+        waitReplicas: config.store.queue.waitReplicas,
+        waitTimeoutMs: config.store.queue.waitTimeoutMs,
         log: log.child({ component: "redis" }),
       })
     : new MemoryMessageQueue();
@@ -353,9 +358,9 @@ async function compose(
   });
   // With Redis, several instances may share the store and the gateway domain, and Prosody takes one
   // component connection per domain: the instance holding the lease connects it (docs/scaling.md).
-  const lease = config.store.url
+  const lease = redis
     ? new ComponentLease({
-        url: config.store.url,
+        target: redis,
         prefix: config.store.prefix,
         gateway: config.xmpp.component.jid,
         log: log.child({ component: "lease" }),
@@ -446,7 +451,7 @@ async function compose(
     {
       domain: config.domain,
       gateway: config.xmpp.component.jid,
-      store: config.store.url ? "redis" : "memory",
+      store: redis ? ("url" in redis ? "redis" : Object.keys(redis)[0]) : "memory",
       sip: config.sip.listen,
     },
     "switchboard started",

@@ -126,7 +126,7 @@ describe("Redis message queue", function () {
 
   queueContract("Redis", async () => {
     const queue = await RedisMessageQueue.connect({
-      url: redis.url,
+      target: redis.url,
       prefix: RedisServer.newPrefix("q"),
       log: memoryLogger(),
     });
@@ -135,7 +135,7 @@ describe("Redis message queue", function () {
 
   it("keeps queued messages through kill -9 of redis-server (append-only), and says so when Redis is away", async function () {
     const prefix = RedisServer.newPrefix("q");
-    const queue = await RedisMessageQueue.connect({ url: redis.url, prefix, log: memoryLogger() });
+    const queue = await RedisMessageQueue.connect({ target: redis.url, prefix, log: memoryLogger() });
     try {
       const kept = entry("kept", "bob@example.org", 1_764_460_000_000);
       await queue.enqueue(kept);
@@ -156,14 +156,14 @@ describe("Redis message queue", function () {
   it("indexes the age of entries queued before the age index existed, when it connects", async function () {
     const prefix = RedisServer.newPrefix("q");
     const t = 1_764_460_000_000;
-    const first = await RedisMessageQueue.connect({ url: redis.url, prefix, log: memoryLogger() });
+    const first = await RedisMessageQueue.connect({ target: redis.url, prefix, log: memoryLogger() });
     await first.enqueue(entry("old", "bob@example.org", t));
     await first.enqueue(entry("older", "carol@example.org", t - 60_000));
     await first.close();
     // As an earlier version left it: entries without the queued index.
-    await redis.command("DEL", `${prefix}queue:queued`);
+    await redis.command("DEL", `${prefix}queue:{q}:queued`);
     const log = memoryLogger();
-    const queue = await RedisMessageQueue.connect({ url: redis.url, prefix, log });
+    const queue = await RedisMessageQueue.connect({ target: redis.url, prefix, log });
     try {
       assert.equal(await queue.oldestQueuedAt(), t - 60_000);
       assert.ok(

@@ -1,7 +1,7 @@
 // The PresenceStore contract against both adapters, and what only the Redis one has to show against
 // a real redis-server: instances sharing it, key hygiene, durability across a kill -9, outages.
 import assert from "node:assert/strict";
-import { RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
+import { presenceStoreKeys, RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import type { PresenceState } from "../../src/domain/presence.js";
 import { silentLogger, type Logger } from "../../src/ports/logger.js";
@@ -61,7 +61,7 @@ describe("RedisPresenceStore (real redis-server)", function () {
 
   async function connect(prefix: string, log: Logger = silentLogger): Promise<RedisPresenceStore> {
     const store = await RedisPresenceStore.connect({
-      url: server.url,
+      target: server.url,
       prefix,
       log,
       connectTimeoutMs: 5_000,
@@ -188,8 +188,9 @@ describe("RedisPresenceStore (real redis-server)", function () {
     // shows the copy answers; when the change channel's connection is cut and comes back, the index
     // is read again and the entry is seen.
     const other = "carol@gw.example.org";
-    await server.command("SADD", `${prefix}xmpp-subscribers:${other}`, "dave@example.org");
-    await server.command("SADD", `${prefix}xmpp-subscribed-contacts`, other);
+    const names = presenceStoreKeys(prefix);
+    await server.command("SADD", names.subscribers(other), "dave@example.org");
+    await server.command("SADD", names.subscribedContactsOf(other), other);
     assert.deepEqual(await a.xmppSubscribers(other), []);
     await server.command("CLIENT", "KILL", "TYPE", "pubsub");
     await until("A reads the index again", async () => (await a.xmppSubscribers(other)).length === 1);
@@ -199,8 +200,8 @@ describe("RedisPresenceStore (real redis-server)", function () {
     let hidden = 0;
     await until("A answering from its copy again", async () => {
       const contact = `hidden${++hidden}@gw.example.org`;
-      await server.command("SADD", `${prefix}xmpp-subscribers:${contact}`, "erin@example.org");
-      await server.command("SADD", `${prefix}xmpp-subscribed-contacts`, contact);
+      await server.command("SADD", names.subscribers(contact), "erin@example.org");
+      await server.command("SADD", names.subscribedContactsOf(contact), contact);
       return (await a.xmppSubscribers(contact)).length === 0;
     });
   });
@@ -274,8 +275,12 @@ describe("RedisPresenceStore (real redis-server)", function () {
     await store.putWatcherSubscription({ ...base, id: "expired", expiresAt: Date.now() - 1_000 });
     await store.putWatcherSubscription(live);
     assert.deepEqual(await store.watcherSubscriptions(), [live]);
-    assert.equal(await server.command("HLEN", `${prefix}watchers`), 1);
-    assert.equal(await server.command("ZCARD", `${prefix}watchers:expiry`), 1);
+    // The expired one is gone from Redis too, from both of its keys.
+    const names = presenceStoreKeys(prefix);
+    const shard = names.watcherShard("expired");
+    assert.equal(await server.command("HEXISTS", names.watchers(shard), "expired"), 0);
+    assert.equal(await server.command("ZSCORE", names.watchersExpiry(shard), "expired"), null);
+    assert.equal(await server.command("HEXISTS", names.watchers(names.watcherShard("live")), "live"), 1);
     // A refresh moves the expiry on: an expired subscription renewed in time is kept.
     await store.putWatcherSubscription({ ...live, expiresAt: Date.now() - 1 });
     await store.putWatcherSubscription({ ...live, cseq: 2 });
@@ -287,10 +292,10 @@ describe("RedisPresenceStore (real redis-server)", function () {
     const prefix = RedisServer.newPrefix("bad");
     const store = await connect(prefix, memoryLogger(lines));
     const { seen } = recordChanges(store);
-    await server.command("PUBLISH", `${prefix}changes`, "not JSON {");
+    await server.command("PUBLISH", presenceStoreKeys(prefix).changes, "not JSON {");
     await server.command(
       "PUBLISH",
-      `${prefix}changes`,
+      presenceStoreKeys(prefix).changes,
       JSON.stringify({ person: "x", aggregate: { state: "bogus" } }),
     );
     await store.putRecord("alice", xmppRecord("laptop", "away", T), T);
@@ -306,7 +311,7 @@ describe("RedisPresenceStore (real redis-server)", function () {
   it("fails a call that Redis does not answer (frozen) with service-unavailable after the command timeout", async function () {
     this.timeout(10_000);
     const store = await RedisPresenceStore.connect({
-      url: server.url,
+      target: server.url,
       prefix: RedisServer.newPrefix("frozen"),
       log: silentLogger,
       commandTimeoutMs: 600,
@@ -402,7 +407,7 @@ describe("RedisPresenceStore (real redis-server)", function () {
     await assert.rejects(
       settlesWithin(
         RedisPresenceStore.connect({
-          url: `redis://${LOOPBACK}:${port}`,
+          target: `redis://${LOOPBACK}:${port}`,
           prefix: "nowhere:",
           log: silentLogger,
           connectTimeoutMs: 500,
