@@ -24,6 +24,9 @@ import {
   type RedisSentinelType,
 } from "redis";
 
+/** No modules, functions, scripts or type mapping. */
+type None = Record<never, never>;
+
 /** Where Redis is: the config's `store.url`, `store.sentinel` or `store.cluster` (exactly one). */
 export type RedisTarget =
   | { url: string }
@@ -48,7 +51,7 @@ export type RedisTarget =
       };
     };
 
-export interface RedisConnectionOptions<S extends RedisScripts = {}> {
+export interface RedisConnectionOptions<S extends RedisScripts = None> {
   /** Scripts (node-redis `defineScript`) callable as commands; their keys must share a hash tag. */
   scripts?: S;
   /** How long a connection attempt may take (default 5000 ms). */
@@ -62,8 +65,8 @@ export interface RedisConnectionOptions<S extends RedisScripts = {}> {
 }
 
 /** The node-redis commands (and the connection's scripts), whatever the kind of connection. */
-export type RedisCommands<S extends RedisScripts = {}> = Omit<
-  RedisClientType<{}, {}, S, 2, {}>,
+export type RedisCommands<S extends RedisScripts = None> = Omit<
+  RedisClientType<None, None, S, 2, None>,
   keyof EventEmitter | ClientOnlyMember
 >;
 /** Members of a node-redis client that are about its one connection, not commands. */
@@ -129,7 +132,7 @@ export interface RedisConnectionEvents {
   end: [];
 }
 
-export interface RedisConnection<S extends RedisScripts = {}> extends EventEmitter<RedisConnectionEvents> {
+export interface RedisConnection<S extends RedisScripts = None> extends EventEmitter<RedisConnectionEvents> {
   /** The node-redis command API; in a Cluster each command goes to the primary of its key's slot. */
   readonly commands: RedisCommands<S>;
   readonly isReady: boolean;
@@ -209,7 +212,7 @@ function reconnectStrategy(maxDelayMs: number): (retries: number) => number {
  * A connection to `target` (a URL string is a single server), not connected yet. Commands fail at
  * once while it is down (no offline queue): callers answer service-unavailable and retry later.
  */
-export function createRedisClient<S extends RedisScripts = {}>(
+export function createRedisClient<S extends RedisScripts = None>(
   target: RedisTarget | string,
   options: RedisConnectionOptions<S> = {},
 ): RedisConnection<S> {
@@ -271,7 +274,7 @@ class SingleConnection<S extends RedisScripts>
   }
 
   get commands(): RedisCommands<S> {
-    return this.client as unknown as RedisCommands<S>;
+    return this.client;
   }
 
   get isReady(): boolean {
@@ -315,9 +318,10 @@ class SentinelConnection<S extends RedisScripts>
 {
   readonly kind = "sentinel";
   readonly description: string;
-  private readonly sentinel: RedisSentinelType<{}, {}, S, 2, {}>;
+  private readonly sentinel: RedisSentinelType<None, None, S, 2, None>;
   private readonly watch: NodeJS.Timeout;
   private wasReady = false;
+  private readonly subscribers = new Set<NodeSubscriber>();
 
   constructor(
     private readonly target: Extract<RedisTarget, { sentinel: unknown }>,
@@ -345,7 +349,7 @@ class SentinelConnection<S extends RedisScripts>
         socket: node.socket,
         ...(sentinel.sentinelPassword !== undefined ? { password: sentinel.sentinelPassword } : {}),
       },
-    }) as unknown as RedisSentinelType<{}, {}, S, 2, {}>;
+    });
     this.sentinel.on("error", (err: unknown) => this.emit("error", asError(err)));
     this.sentinel.on("client-error", (event: { type: string; error: Error }) => {
       if (event.type === "MASTER") this.emit("error", event.error);
@@ -377,6 +381,7 @@ class SentinelConnection<S extends RedisScripts>
 
   private check(): void {
     const ready = this.isReady;
+    if (ready) for (const subscriber of this.subscribers) subscriber.moveTo(this.primary);
     if (ready === this.wasReady) return;
     this.wasReady = ready;
     this.emit(ready ? "ready" : "reconnecting");
@@ -406,12 +411,15 @@ class SentinelConnection<S extends RedisScripts>
         socket: { ...nodeOptions(this.options).socket, ...node },
       }),
     );
-    const follow = (): void => subscriber.moveTo(this.primary);
-    this.sentinel.on("topology-change", (event: { type: string }) => {
-      if (event.type === "MASTER_CHANGE") follow();
+    // To the new primary as soon as node-redis learns of it (it names the node before its own
+    // connection there is up); check() moves any subscriber left behind once that connection is.
+    this.sentinel.on("topology-change", (event: { type: string; node?: { host: string; port: number } }) => {
+      if (event.type === "MASTER_CHANGE") subscriber.moveTo(event.node);
     });
     subscriber.moveTo(this.primary);
     subscriber.nextNode = () => this.primary;
+    this.subscribers.add(subscriber);
+    subscriber.on("end", () => this.subscribers.delete(subscriber));
     return subscriber;
   }
 
@@ -436,7 +444,7 @@ class ClusterConnection<S extends RedisScripts>
 {
   readonly kind = "cluster";
   readonly description: string;
-  private readonly cluster: RedisClusterType<{}, {}, S, 2, {}>;
+  private readonly cluster: RedisClusterType<None, None, S, 2, None>;
   private readonly watch: NodeJS.Timeout;
   private wasReady = false;
 
@@ -456,7 +464,7 @@ class ClusterConnection<S extends RedisScripts>
         ...nodeOptions(options),
         ...(cluster.password !== undefined ? { password: cluster.password } : {}),
       },
-    }) as unknown as RedisClusterType<{}, {}, S, 2, {}>;
+    });
     this.cluster.on("error", (err: unknown) => this.emit("error", asError(err)));
     this.cluster.on("node-error", (err: unknown) => {
       this.emit("error", asError(err));
@@ -534,7 +542,7 @@ class ClusterConnection<S extends RedisScripts>
   }
 }
 
-type NodeClient = RedisClientType<{}, {}, {}, 2, {}>;
+type NodeClient = RedisClientType<None, None, None, 2, None>;
 
 /**
  * A pub/sub connection to one node, which can move to another (`moveTo`): the sentinel's new

@@ -1,5 +1,7 @@
 // The PresenceStore contract against both adapters, and what only the Redis one has to show against
-// a real redis-server: instances sharing it, key hygiene, durability across a kill -9, outages.
+// a real redis-server: instances sharing it, key hygiene, durability across a kill -9, outages. The
+// Redis adapter's contract runs again on a Redis Cluster (three primaries: every script's keys in
+// one slot, the data spread over the primaries) and on a Sentinel set (a failover followed).
 import assert from "node:assert/strict";
 import { presenceStoreKeys, RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
 import { SwitchboardError } from "../../src/domain/errors.js";
@@ -8,7 +10,7 @@ import { silentLogger, type Logger } from "../../src/ports/logger.js";
 import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
 import { memoryLogger, type LogLine } from "../harness/memory-logger.js";
 import { freePort, LOOPBACK } from "../harness/net.js";
-import { RedisServer } from "../harness/redis.js";
+import { RedisClusterSet, RedisSentinelSet, RedisServer } from "../harness/redis.js";
 import {
   deviceRecord,
   presenceStoreContract,
@@ -416,5 +418,120 @@ describe("RedisPresenceStore (real redis-server)", function () {
       ),
       isUnavailable,
     );
+  });
+});
+
+describe("RedisPresenceStore on a Redis Cluster (three primaries)", function () {
+  this.timeout(60_000);
+  let cluster: RedisClusterSet;
+  const opened: RedisPresenceStore[] = [];
+
+  before(async function () {
+    cluster = await RedisClusterSet.start();
+  });
+
+  after(async function () {
+    await cluster?.stop();
+  });
+
+  afterEach(async function () {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+  });
+
+  async function connect(prefix: string): Promise<RedisPresenceStore> {
+    const store = await RedisPresenceStore.connect({ target: cluster.target, prefix, log: silentLogger });
+    opened.push(store);
+    return store;
+  }
+
+  presenceStoreContract("RedisPresenceStore on a Cluster", async () => {
+    const store = await connect(RedisServer.newPrefix("cluster"));
+    return { store, close: () => store.close() };
+  });
+
+  it("spreads persons over the primaries, and two instances hear each other's changes", async function () {
+    const prefix = RedisServer.newPrefix("spread");
+    const [a, b] = [await connect(prefix), await connect(prefix)];
+    const [heardA, heardB] = [recordChanges(a), recordChanges(b)];
+    const persons = Array.from({ length: 40 }, (_, i) => `user${i}@example.org`);
+    await Promise.all(persons.map((p, i) => (i % 2 ? a : b).putRecord(p, xmppRecord("r", "away", T), T)));
+    await a.addXmppSubscriber("bob@sip.example.org", "alice@example.org");
+    await until("40 changes on both", () => heardA.seen.length >= 40 && heardB.seen.length >= 40);
+    assert.deepEqual(heardA.seen.map(([p]) => p).sort(), [...persons].sort());
+    assert.deepEqual((await b.personsWithSource("xmpp")).sort(), [...persons].sort());
+    assert.deepEqual(await b.xmppSubscribers("bob@sip.example.org", { fresh: true }), ["alice@example.org"]);
+    // Every primary holds some of the presence hashes.
+    for (const server of cluster.servers) {
+      const held = (await server.command("KEYS", `${prefix}presence:*`)) as string[];
+      assert.ok(held.length > 0, `no presence hash on ${server.address}`);
+    }
+  });
+});
+
+describe("RedisPresenceStore on Redis Sentinel (primary, replica, three sentinels)", function () {
+  this.timeout(120_000);
+  let set: RedisSentinelSet;
+  const opened: RedisPresenceStore[] = [];
+
+  before(async function () {
+    set = await RedisSentinelSet.start();
+  });
+
+  after(async function () {
+    await set?.stop();
+  });
+
+  afterEach(async function () {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+  });
+
+  async function connect(prefix: string): Promise<RedisPresenceStore> {
+    const store = await RedisPresenceStore.connect({
+      target: set.target,
+      prefix,
+      log: silentLogger,
+      commandTimeoutMs: 3_000,
+    });
+    opened.push(store);
+    return store;
+  }
+
+  presenceStoreContract("RedisPresenceStore on Sentinel", async () => {
+    const store = await connect(RedisServer.newPrefix("sentinel"));
+    return { store, close: () => store.close() };
+  });
+
+  it("follows a failover: down then ready again, what was written is there, and writes and changes go on", async function () {
+    const prefix = RedisServer.newPrefix("failover");
+    const store = await connect(prefix);
+    const readiness: boolean[] = [];
+    store.on("readiness", (ready) => readiness.push(ready));
+    const { seen } = recordChanges(store);
+    await store.putRecord("alice", xmppRecord("laptop", "dnd", T), T);
+    await store.addXmppSubscriber("alice@sip.example.org", "bob@example.org");
+    await until("the first change", () => seen.length === 1);
+    // Written on the primary; the replica has it once the replication offset caught up.
+    await (await set.primary()).command("WAIT", "1", "2000");
+
+    const before = await set.primaryPort();
+    await set.failover();
+    assert.notEqual(await set.primaryPort(), before);
+    await until("the store to be ready again", () => readiness.includes(false) && store.ready(), 30_000);
+    assert.equal(readiness.at(-1), true);
+
+    assert.equal((await store.presence("alice", T)).aggregate.state, "dnd");
+    assert.deepEqual(await store.xmppSubscribers("alice@sip.example.org", { fresh: true }), [
+      "bob@example.org",
+    ]);
+    await until("a write on the new primary", async () => {
+      try {
+        return (await store.putRecord("alice", xmppRecord("laptop", "away", T + 1), T + 1)).changed;
+      } catch {
+        return false;
+      }
+    });
+    await until("its change, heard through the new primary", () => seen.at(-1)?.[1].state === "away");
+    const primary = await set.primary();
+    assert.equal(await primary.command("EXISTS", presenceStoreKeys(prefix).presence("alice")), 1);
   });
 });
