@@ -338,6 +338,8 @@ class SentinelConnection<S extends RedisScripts>
       ...(options.scripts ? { scripts: options.scripts } : {}),
       masterPoolSize: 1,
       replicaPoolSize: 0,
+      // One-shot: a master name the sentinels do not know fails at once, not after 16 tries.
+      ...(options.reconnect === false ? { maxCommandRediscovers: 1 } : {}),
       // The sentinels announce a failover at once; the scan is for a missed announcement.
       scanInterval: 2_000,
       commandOptions: { timeout: options.commandTimeoutMs ?? DEFAULT_TIMEOUT_MS },
