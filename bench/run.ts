@@ -397,7 +397,7 @@ async function fanout(stack: Stack, watchers = 5_000, subscribers = 5_000): Prom
   const grant = stack.prosody.takeComponent();
   const prefix = RedisServer.newPrefix("fanout");
   // The XMPP subscribers of Bob's phone contact, as the bridge keeps them.
-  const store = await RedisPresenceStore.connect({ url: stack.redis.url, prefix, log: silentLogger });
+  const store = await RedisPresenceStore.connect({ target: stack.redis.url, prefix, log: silentLogger });
   const contact = `bob@${grant.jid}`;
   for (let i = 0; i < subscribers; i += 500) {
     await Promise.all(
@@ -578,7 +578,7 @@ export interface StoreRun extends UpdatesRun {
 
 async function storeUpdates(stack: Stack): Promise<StoreRun[]> {
   const store = await RedisPresenceStore.connect({
-    url: stack.redis.url,
+    target: stack.redis.url,
     prefix: RedisServer.newPrefix("store"),
     log: silentLogger,
   });
@@ -641,7 +641,7 @@ export interface ScaleRun {
 async function scale(stack: Stack): Promise<ScaleRun[]> {
   const prefix = RedisServer.newPrefix("scale");
   const grant = stack.prosody.takeComponent();
-  const store = await RedisPresenceStore.connect({ url: stack.redis.url, prefix, log: silentLogger });
+  const store = await RedisPresenceStore.connect({ target: stack.redis.url, prefix, log: silentLogger });
   const seedStart = performance.now();
   const now = Date.now();
   const BATCH = 1_000;

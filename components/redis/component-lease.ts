@@ -7,15 +7,17 @@
 // that both believe they hold the lease (one cut off from Redis) never both connect; the one that
 // finds, once Redis answers, that the lease is another's, gives the component up.
 //
-// Keys, under the store prefix P: `P component-lease:<gateway>` (the holder's id and token, with
-// its expiry), `P component-fence:<gateway>` (the fencing counter).
+// Keys, under the store prefix P: `P component-lease:{<gateway>}` (the holder's id and token, with
+// its expiry), `P component-fence:{<gateway>}` (the fencing counter); the gateway is their hash tag,
+// so a Cluster keeps both in one slot.
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { createClient } from "redis";
 import type { Logger } from "../../src/ports/logger.js";
+import { createRedisClient, type RedisConnection, type RedisTarget } from "./redis-connection.js";
 
 export interface ComponentLeaseOptions {
-  url: string;
+  /** Where Redis is (config `store.url`, `store.sentinel` or `store.cluster`); a string is a URL. */
+  target: RedisTarget | string;
   prefix: string;
   /** The gateway domain (the component's JID): one lease per component. */
   gateway: string;
@@ -58,7 +60,7 @@ return 0
 
 export class ComponentLease extends EventEmitter<ComponentLeaseEvents> {
   readonly instance = randomUUID();
-  private readonly client;
+  private readonly redis: RedisConnection;
   private readonly key: string;
   private readonly fenceKey: string;
   private readonly ttlMs: number;
@@ -74,14 +76,10 @@ export class ComponentLease extends EventEmitter<ComponentLeaseEvents> {
     super();
     this.ttlMs = options.ttlMs ?? 2_500;
     this.renewMs = options.renewMs ?? 800;
-    this.key = `${options.prefix}component-lease:${options.gateway}`;
-    this.fenceKey = `${options.prefix}component-fence:${options.gateway}`;
-    this.client = createClient({
-      url: options.url,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: 3_000, reconnectStrategy: (retries) => Math.min((retries + 1) * 200, 2_000) },
-    });
-    this.client.on("error", (err: unknown) =>
+    this.key = `${options.prefix}component-lease:{${options.gateway}}`;
+    this.fenceKey = `${options.prefix}component-fence:{${options.gateway}}`;
+    this.redis = createRedisClient(options.target, { connectTimeoutMs: 3_000, maxReconnectDelayMs: 2_000 });
+    this.redis.on("error", (err: unknown) =>
       options.log.debug(
         { err: err instanceof Error ? err.message : String(err) },
         "lease: Redis unreachable",
@@ -111,7 +109,7 @@ export class ComponentLease extends EventEmitter<ComponentLeaseEvents> {
   async start(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const connected = await Promise.race([
-      this.client.connect().then(
+      this.redis.connect().then(
         () => true,
         (err: unknown) => {
           this.options.log.warn(
@@ -191,6 +189,10 @@ export class ComponentLease extends EventEmitter<ComponentLeaseEvents> {
       // it runs out by itself
     }
     this.value = null;
-    this.client.destroy();
+    this.redis.destroy();
+  }
+
+  private get client() {
+    return this.redis.commands;
   }
 }

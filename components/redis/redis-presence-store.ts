@@ -1,23 +1,29 @@
 // The presence store on Redis: durable (append-only file) and shared by every bridge instance.
 //
-// Key layout, everything under the configured prefix P:
-//   P presence:<person>           hash: one field per source ("xmpp:<resource>", "sip-publish:<etag>",
-//                                 "pbx-device", "pbx-custom") holding the record's JSON, plus
-//                                 "@aggregate" (the aggregate's JSON at the last write) and
-//                                 "@version" (a new random token at every write). Deleted when no
-//                                 record is left.
-//   P persons:<kind>              set of persons holding a record of that source kind.
-//   P xmpp-subscribers:<contact>  set of the XMPP users (bare JIDs) subscribed to a gateway contact.
-//   P xmpp-subscribed-contacts    set of the contacts that have at least one subscriber.
-//   P watchers                    hash: watcher subscription id → its JSON.
-//   P watchers:expiry             sorted set: watcher subscription id, scored by its expiresAt.
-//   P watchers:cseq               hash: watcher subscription id → the CSeq of its last NOTIFY (every
-//                                 instance that notifies takes the next one from here, atomically).
-//   P changes                     pub/sub channel: JSON {person, aggregate} for every change, and
-//                                 {subscribed: contact} / {unsubscribed: contact} when a contact
-//                                 enters or leaves the xmpp-subscribed-contacts index;
-//                                 {watcher: subscription} / {watcherGone: id} when a watcher
-//                                 subscription is stored or removed.
+// Key layout, everything under the configured prefix P. Each script's keys share a hash tag, so in
+// a Redis Cluster they are in one slot; the tags are shards of the data (16 of each kind, by a CRC32
+// of the person, contact or subscription id), so the data is spread over the cluster's primaries:
+//   P presence:{p<n>}:<person>       hash: one field per source ("xmpp:<resource>", "sip-publish:<etag>",
+//                                    "pbx-device", "pbx-custom") holding the record's JSON, plus
+//                                    "@aggregate" (the aggregate's JSON at the last write) and
+//                                    "@version" (a new random token at every write). Deleted when no
+//                                    record is left. n is the person's shard.
+//   P persons:{p<n>}:<kind>          set of the shard's persons holding a record of that source kind
+//                                    (written with the person's hash, in one script).
+//   P xmpp-subscribers:{s<n>}:<contact>  set of the XMPP users (bare JIDs) subscribed to a gateway
+//                                    contact; n is the contact's shard.
+//   P xmpp-subscribed-contacts:{s<n>}  set of the shard's contacts that have at least one subscriber.
+//   P watchers:{w<n>}                hash: watcher subscription id → its JSON; n is the id's shard.
+//   P watchers-expiry:{w<n>}         sorted set: watcher subscription id, scored by its expiresAt.
+//   P watchers-cseq:{w<n>}           hash: watcher subscription id → the CSeq of its last NOTIFY
+//                                    (every instance that notifies takes the next one from here).
+//   P changes                        pub/sub channel: JSON {person, aggregate} for every change;
+//                                    {subscribed: contact} / {unsubscribed: contact} when a contact
+//                                    enters or leaves the xmpp-subscribed-contacts index;
+//                                    {watcher: subscription} / {watcherGone: id} when a watcher
+//                                    subscription is stored or removed. Published by the scripts;
+//                                    in a Cluster PUBLISH reaches every node.
+// Lists over all persons, contacts or subscriptions read the 16 shards and merge them.
 //
 // A write computes the new records and aggregate() in TypeScript (the one pure function; no presence
 // rule lives in Lua) from the person's hash as this instance last saw it, and commits with one script
@@ -30,7 +36,8 @@
 import { KeyedQueue } from "../../src/util/keyed-queue.js";
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createClient, defineScript, ErrorReply, type CommandParser } from "redis";
+import { crc32 } from "node:zlib";
+import { defineScript, ErrorReply, type CommandParser } from "redis";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import {
   aggregate,
@@ -50,10 +57,16 @@ import type {
 } from "../../src/ports/presence-store.js";
 import { sameSource } from "../../src/presence/source.js";
 import { randomToken } from "../../src/util/random-token.js";
+import {
+  createRedisClient,
+  type RedisConnection,
+  type RedisSubscriber,
+  type RedisTarget,
+} from "./redis-connection.js";
 
 export interface RedisPresenceStoreOptions {
-  /** redis:// or rediss:// URL (config `store.url`). */
-  url: string;
+  /** Where Redis is (config `store.url`, `store.sentinel` or `store.cluster`); a string is a URL. */
+  target: RedisTarget | string;
   /** Prefix of every key and of the change channel (config `store.prefix`). */
   prefix: string;
   log: Logger;
@@ -101,9 +114,30 @@ const VERSION_FIELD = "@version";
 const KNOWN_LIMIT = 20_000;
 const AGGREGATE_FIELD = "@aggregate";
 
-/** Reconnect backoff: 200 ms more per failed attempt, at most 5 s. */
-function reconnectDelay(retries: number): number {
-  return Math.min((retries + 1) * 200, 5_000);
+/** Shards of each kind of key (hash tags {p<n>}, {s<n>}, {w<n>}); fixed: every instance must agree. */
+export const SHARDS = 16;
+const ALL_SHARDS = Array.from({ length: SHARDS }, (_, n) => n);
+
+function shardOf(name: string): number {
+  return crc32(name) % SHARDS;
+}
+
+/** The store's key names under a prefix (also for tests that look at Redis directly). */
+export function presenceStoreKeys(prefix: string) {
+  return {
+    presence: (person: string) => `${prefix}presence:{p${shardOf(person)}}:${person}`,
+    persons: (shard: number, kind: PresenceSource["kind"]) => `${prefix}persons:{p${shard}}:${kind}`,
+    personsOf: (person: string, kind: PresenceSource["kind"]) =>
+      `${prefix}persons:{p${shardOf(person)}}:${kind}`,
+    subscribers: (contact: string) => `${prefix}xmpp-subscribers:{s${shardOf(contact)}}:${contact}`,
+    subscribedContacts: (shard: number) => `${prefix}xmpp-subscribed-contacts:{s${shard}}`,
+    subscribedContactsOf: (contact: string) => `${prefix}xmpp-subscribed-contacts:{s${shardOf(contact)}}`,
+    watchers: (shard: number) => `${prefix}watchers:{w${shard}}`,
+    watchersExpiry: (shard: number) => `${prefix}watchers-expiry:{w${shard}}`,
+    watchersCseq: (shard: number) => `${prefix}watchers-cseq:{w${shard}}`,
+    watcherShard: (id: string) => shardOf(id),
+    changes: `${prefix}changes`,
+  };
 }
 
 /** The hash field of a source; the two meta fields start with "@", which no source field does. */
@@ -319,23 +353,11 @@ const SCRIPTS = {
   }),
 };
 
-/** The watchers hash, their expiry zset and their CSeq hash. */
+/** The watchers hash, their expiry zset and their CSeq hash (one shard). */
 type WatcherKeys = [hash: string, zset: string, cseq: string];
 
-function createStoreClient(url: string, connectTimeoutMs: number) {
-  return createClient({
-    url,
-    scripts: SCRIPTS,
-    // While Redis is unreachable, commands fail at once instead of queueing until it returns: the
-    // caller answers service-unavailable and the watcher or source retries later.
-    disableOfflineQueue: true,
-    // No per-command timer (node-redis defaults to 5 s each): the store's sweep fails late calls.
-    commandOptions: { timeout: 0 },
-    socket: { connectTimeout: connectTimeoutMs, reconnectStrategy: reconnectDelay },
-  });
-}
-
-type StoreClient = ReturnType<typeof createStoreClient>;
+type StoreClient = RedisConnection<typeof SCRIPTS>;
+type Connection = StoreClient | RedisSubscriber;
 
 /** Redis replies that mean "not now" rather than "wrong": loading the AOF, read-only replica, … */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MISCONF|READONLY|OOM|MASTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
@@ -404,15 +426,18 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
   /** The last connection error, to say why connect() gave up. */
   private lastError: string | null = null;
 
+  private readonly keys: ReturnType<typeof presenceStoreKeys>;
+
   private constructor(
     private readonly client: StoreClient,
-    private readonly subscriber: StoreClient,
+    private readonly subscriber: RedisSubscriber,
     private readonly prefix: string,
     private readonly log: Logger,
     commandTimeoutMs: number,
   ) {
     super();
-    this.channel = `${prefix}changes`;
+    this.keys = presenceStoreKeys(prefix);
+    this.channel = this.keys.changes;
     this.timeoutSweeps = Math.max(1, Math.ceil(commandTimeoutMs / SWEEP_MS));
     this.sweeper = setInterval(() => this.sweep(), SWEEP_MS).unref();
   }
@@ -443,8 +468,13 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
    */
   static async connect(options: RedisPresenceStoreOptions): Promise<RedisPresenceStore> {
     const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const client = createStoreClient(options.url, connectTimeoutMs);
-    const subscriber = client.duplicate();
+    const client = createRedisClient(options.target, {
+      scripts: SCRIPTS,
+      connectTimeoutMs,
+      // No per-command timer (node-redis defaults to 5 s each): the store's sweep fails late calls.
+      commandTimeoutMs: 0,
+    });
+    const subscriber = client.subscriber();
     const log = options.log.child({ component: "redis-presence-store" });
     const store = new RedisPresenceStore(
       client,
@@ -464,7 +494,9 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
       }, connectTimeoutMs);
     });
     const connecting = (async () => {
-      await Promise.all([client.connect(), subscriber.connect()]);
+      // The commands first: a Sentinel subscriber listens on the primary they found.
+      await client.connect();
+      await subscriber.connect();
       await subscriber.subscribe(store.channel, (message) => store.deliver(message));
       store.subscribed = true;
       await store.loadIndex();
@@ -477,12 +509,15 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
       clearInterval(store.sweeper);
       client.destroy();
       subscriber.destroy();
-      throw storeError(`connect to ${redactUrl(options.url)}`, err);
+      throw storeError(`connect to ${client.description}`, err);
     } finally {
       clearTimeout(timer);
     }
     store.updateReadiness();
-    log.info({ url: redactUrl(options.url), prefix: options.prefix }, "presence store connected");
+    log.info(
+      { redis: client.description, kind: client.kind, prefix: options.prefix },
+      "presence store connected",
+    );
     return store;
   }
 
@@ -494,7 +529,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     return !this.closed && this.client.isReady && this.subscriber.isReady;
   }
 
-  private watchConnection(connection: StoreClient, name: string): void {
+  private watchConnection(connection: Connection, name: string): void {
     // node-redis reports every failed (re)connect attempt as an error event, and an error event
     // without a listener would throw. Report the loss once, the attempts that follow at debug level.
     let up = false;
@@ -510,8 +545,8 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     connection.on("ready", () => {
       up = true;
       this.updateReadiness();
-      // node-redis subscribes the channel again before it reports the connection ready, so every
-      // announcement after the index is read arrives.
+      // The channel is subscribed again before the subscriber reports ready, so every announcement
+      // after the index is read arrives.
       if (
         this.subscribed &&
         this.subscriber.isReady &&
@@ -538,7 +573,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     this.subscribedIndex = null;
     this.indexAdds = new Set();
     try {
-      const members = await this.client.sMembers(this.key("xmpp-subscribed-contacts"));
+      const members = await this.subscribedContacts();
       // Announcements may have been missed unless the channel stayed up throughout (forgetIndex
       // bumps the generation when it goes down).
       if (generation !== this.indexGeneration || this.closed || !this.subscriber.isReady) return;
@@ -651,8 +686,12 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     this.updateReadiness();
   }
 
-  private key(...parts: string[]): string {
-    return `${this.prefix}${parts.join(":")}`;
+  /** Every shard's contacts with subscribers, merged. */
+  private async subscribedContacts(): Promise<string[]> {
+    const shards = await Promise.all(
+      ALL_SHARDS.map((n) => this.client.commands.sMembers(this.keys.subscribedContacts(n))),
+    );
+    return shards.flat();
   }
 
   private call<T>(what: string, command: () => Promise<T>): Promise<T> {
@@ -749,7 +788,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
           `presence store (Redis): write presence of ${person}: change channel disconnected`,
         );
       }
-      const key = this.key("presence", person);
+      const key = this.keys.presence(person);
       const remembered = this.known.get(key);
       let hash: Record<string, string> = remembered ?? {};
       this.known.delete(key); // until this write is done, what is stored is not known here
@@ -767,8 +806,8 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
         const value = record === null ? "" : JSON.stringify(record);
         const aggregateJson = JSON.stringify(after);
         const reply = await this.call(`write presence of ${person}`, () =>
-          this.client.commitPresence({
-            keys: [key, ...KINDS.map((kind) => this.key("persons", kind))],
+          this.client.commands.commitPresence({
+            keys: [key, ...KINDS.map((kind) => this.keys.personsOf(person, kind))],
             version,
             field,
             value,
@@ -798,7 +837,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
           // Several instances keep writing this person: back off a random while, so that they
           // stop colliding round after round, then read afresh.
           await sleep(Math.random() * Math.min(5 * 2 ** attempt, 250));
-          hash = await this.call(`read presence of ${person}`, () => this.client.hGetAll(key));
+          hash = await this.call(`read presence of ${person}`, () => this.client.commands.hGetAll(key));
         }
       }
       throw new SwitchboardError(
@@ -817,21 +856,26 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
   }
 
   async presence(person: string, now: number): Promise<PresenceSnapshot> {
-    const key = this.key("presence", person);
-    const hash = await this.call(`read presence of ${person}`, () => this.client.hGetAll(key));
+    const key = this.keys.presence(person);
+    const hash = await this.call(`read presence of ${person}`, () => this.client.commands.hGetAll(key));
     this.remember(key, hash);
     const { records } = this.decode(person, hash);
     return { records, aggregate: aggregate(records, now) };
   }
 
   personsWithSource(kind: PresenceSource["kind"]): Promise<string[]> {
-    return this.call(`list persons with ${kind}`, () => this.client.sMembers(this.key("persons", kind)));
+    return this.call(`list persons with ${kind}`, async () => {
+      const shards = await Promise.all(
+        ALL_SHARDS.map((n) => this.client.commands.sMembers(this.keys.persons(n, kind))),
+      );
+      return shards.flat();
+    });
   }
 
   private subscriberArgs(contact: string, subscriber: string, event: "subscribed" | "unsubscribed") {
     return {
-      set: this.key("xmpp-subscribers", contact),
-      index: this.key("xmpp-subscribed-contacts"),
+      set: this.keys.subscribers(contact),
+      index: this.keys.subscribedContactsOf(contact),
       subscriber,
       contact,
       channel: this.channel,
@@ -841,7 +885,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
 
   async addXmppSubscriber(contact: string, subscriber: string): Promise<void> {
     await this.call(`add XMPP subscriber of ${contact}`, () =>
-      this.client.addXmppSubscriber(this.subscriberArgs(contact, subscriber, "subscribed")),
+      this.client.commands.addXmppSubscriber(this.subscriberArgs(contact, subscriber, "subscribed")),
     );
     // At once, not when the announcement comes back: the next change must already reach them.
     this.subscribedIndex?.add(contact);
@@ -849,7 +893,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
 
   removeXmppSubscriber(contact: string, subscriber: string): Promise<boolean> {
     return this.call(`remove XMPP subscriber of ${contact}`, () =>
-      this.client.removeXmppSubscriber(this.subscriberArgs(contact, subscriber, "unsubscribed")),
+      this.client.commands.removeXmppSubscriber(this.subscriberArgs(contact, subscriber, "unsubscribed")),
     );
   }
 
@@ -859,24 +903,22 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     // with none), never miss one that has any.
     if (!options.fresh && this.subscribedIndex !== null && !this.subscribedIndex.has(contact)) return [];
     return this.call(`list XMPP subscribers of ${contact}`, () =>
-      this.client.sMembers(this.key("xmpp-subscribers", contact)),
+      this.client.commands.sMembers(this.keys.subscribers(contact)),
     );
   }
 
   xmppSubscribedContacts(): Promise<string[]> {
-    return this.call("list XMPP-subscribed contacts", () =>
-      this.client.sMembers(this.key("xmpp-subscribed-contacts")),
-    );
+    return this.call("list XMPP-subscribed contacts", () => this.subscribedContacts());
   }
 
-  private get watcherKeys(): WatcherKeys {
-    return [this.key("watchers"), this.key("watchers", "expiry"), this.key("watchers", "cseq")];
+  private watcherKeys(shard: number): WatcherKeys {
+    return [this.keys.watchers(shard), this.keys.watchersExpiry(shard), this.keys.watchersCseq(shard)];
   }
 
   putWatcherSubscription(subscription: WatcherSubscription): Promise<void> {
     const json = JSON.stringify(subscription);
     return this.call(`store watcher subscription ${subscription.id}`, () =>
-      this.client.putWatcher(this.watcherKeys, {
+      this.client.commands.putWatcher(this.watcherKeys(this.keys.watcherShard(subscription.id)), {
         id: subscription.id,
         json,
         expiresAt: subscription.expiresAt,
@@ -888,13 +930,18 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
 
   removeWatcherSubscription(id: string): Promise<void> {
     return this.call(`remove watcher subscription ${id}`, () =>
-      this.client.removeWatcher(this.watcherKeys, id, this.channel, JSON.stringify({ watcherGone: id })),
+      this.client.commands.removeWatcher(
+        this.watcherKeys(this.keys.watcherShard(id)),
+        id,
+        this.channel,
+        JSON.stringify({ watcherGone: id }),
+      ),
     );
   }
 
   async watcherSubscription(id: string): Promise<WatcherSubscription | null> {
     const value = await this.call(`read watcher subscription ${id}`, () =>
-      this.client.hGet(this.key("watchers"), id),
+      this.client.commands.hGet(this.keys.watchers(this.keys.watcherShard(id)), id),
     );
     if (value === null || value === undefined) return null;
     try {
@@ -909,7 +956,7 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
   async nextWatcherCseq(id: string): Promise<number> {
     return Number(
       await this.call(`next CSeq of watcher subscription ${id}`, () =>
-        this.client.hIncrBy(this.key("watchers", "cseq"), id, 1),
+        this.client.commands.hIncrBy(this.keys.watchersCseq(this.keys.watcherShard(id)), id, 1),
       ),
     );
   }
@@ -920,9 +967,13 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
   }
 
   async watcherSubscriptions(): Promise<WatcherSubscription[]> {
-    const values = await this.call("list watcher subscriptions", () =>
-      this.client.listWatchers(this.watcherKeys, Date.now()),
-    );
+    const now = Date.now();
+    const values = await this.call("list watcher subscriptions", async () => {
+      const shards = await Promise.all(
+        ALL_SHARDS.map((n) => this.client.commands.listWatchers(this.watcherKeys(n), now)),
+      );
+      return shards.flat();
+    });
     const subscriptions: WatcherSubscription[] = [];
     for (const value of values) {
       try {
@@ -932,16 +983,5 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
       }
     }
     return subscriptions;
-  }
-}
-
-/** The URL without its password, for logs and errors. */
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparsable URL)";
   }
 }

@@ -5,7 +5,7 @@
 // instance.
 //
 // Keys, under the store prefix P:
-//   P xmpp-relay:<gateway>          stream of work: fields `job` (the JSON below); consumer group
+//   P xmpp-relay:{<gateway>}        stream of work: fields `job` (the JSON below); consumer group
 //                                   "holder", read only by the instance holding the component.
 //   P xmpp-relay-reply:<instance>   pub/sub channel of one instance's answers: {id, error?, text?}.
 //
@@ -16,7 +16,12 @@
 // those still in time. Answers that never arrive (the holder died after delivering) make the
 // sender answer 503, and the phone's retry may deliver the message twice, with the same id.
 import { randomUUID } from "node:crypto";
-import { createClient } from "redis";
+import {
+  createRedisClient,
+  type RedisConnection,
+  type RedisSubscriber,
+  type RedisTarget,
+} from "./redis-connection.js";
 import { CONDITIONS, SwitchboardError, type Condition } from "../../src/domain/errors.js";
 import type { Logger } from "../../src/ports/logger.js";
 import type { ChatMessage } from "../../src/ports/message-port.js";
@@ -41,7 +46,8 @@ interface Reply {
 }
 
 export interface XmppRelayOptions {
-  url: string;
+  /** The store's Redis (store.url, store.sentinel or store.cluster). */
+  target: RedisTarget;
   prefix: string;
   /** The gateway domain (component JID): one stream per component. */
   gateway: string;
@@ -60,19 +66,18 @@ const MAX_IN_FLIGHT = 1_000;
 /** How long one read blocks; also how quickly a pause takes effect. */
 const BLOCK_MS = 1_000;
 
-function reconnectDelay(retries: number): number {
-  return Math.min((retries + 1) * 200, 2_000);
-}
-
 function isCondition(value: unknown): value is Condition {
   return typeof value === "string" && (CONDITIONS as readonly string[]).includes(value);
 }
 
 export class XmppRelay {
-  private readonly client;
-  private readonly subscriber;
+  private readonly connection: RedisConnection;
+  private readonly client: RedisConnection["commands"];
+  /** Made once the command connection is up (with Sentinel, it goes where that one found the primary). */
+  private subscriber: RedisSubscriber | undefined;
   /** Blocking reads get their own connection, so they never hold up the sender's commands. */
-  private readonly reader;
+  private readonly readerConnection: RedisConnection;
+  private readonly reader: RedisConnection["commands"];
   private readonly stream: string;
   private readonly replies: string;
   private readonly waitMs: number;
@@ -86,28 +91,33 @@ export class XmppRelay {
 
   constructor(private readonly options: XmppRelayOptions) {
     this.waitMs = options.waitMs ?? 5_000;
-    this.stream = `${options.prefix}xmpp-relay:${options.gateway}`;
+    this.stream = `${options.prefix}xmpp-relay:{${options.gateway}}`;
     this.replies = `${options.prefix}xmpp-relay-reply:${options.instance}`;
     const make = () => {
-      const client = createClient({
-        url: options.url,
-        disableOfflineQueue: true,
-        commandOptions: { timeout: 0 },
-        socket: { connectTimeout: 3_000, reconnectStrategy: reconnectDelay },
+      // No per-command limit: a send is bounded by waitMs, a blocking read by BLOCK_MS.
+      const connection = createRedisClient(options.target, {
+        connectTimeoutMs: 3_000,
+        commandTimeoutMs: 0,
+        maxReconnectDelayMs: 2_000,
       });
-      client.on("error", (err: unknown) =>
+      connection.on("error", (err: unknown) =>
         options.log.debug({ err: err instanceof Error ? err.message : String(err) }, "relay: Redis problem"),
       );
-      return client;
+      return connection;
     };
-    this.client = make();
-    this.subscriber = make();
-    this.reader = make();
+    this.connection = make();
+    this.client = this.connection.commands;
+    this.readerConnection = make();
+    this.reader = this.readerConnection.commands;
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.client.connect(), this.subscriber.connect(), this.reader.connect()]);
-    await this.subscriber.subscribe(this.replies, (raw) => this.onReply(raw));
+    await Promise.all([this.connection.connect(), this.readerConnection.connect()]);
+    const subscriber = this.connection.subscriber();
+    this.subscriber = subscriber;
+    subscriber.on("error", () => undefined); // reported by the command connection
+    await subscriber.connect();
+    await subscriber.subscribe(this.replies, (raw) => this.onReply(raw));
     try {
       await this.client.xGroupCreate(this.stream, GROUP, "0", { MKSTREAM: true });
     } catch (err) {
@@ -302,7 +312,8 @@ export class XmppRelay {
     } else if (envelope) {
       this.options.log.debug({ id: envelope.id }, "relay: job past its sender's wait dropped");
     }
-    await this.client.multi().xAck(this.stream, GROUP, entryId).xDel(this.stream, entryId).exec();
+    await this.client.xAck(this.stream, GROUP, entryId);
+    await this.client.xDel(this.stream, entryId);
   }
 
   async close(): Promise<void> {
@@ -313,7 +324,8 @@ export class XmppRelay {
       waiting.reject(new SwitchboardError("service-unavailable", "stopping"));
       this.waiting.delete(id);
     }
-    for (const client of [this.client, this.subscriber, this.reader]) {
+    for (const client of [this.connection, this.subscriber, this.readerConnection]) {
+      if (!client) continue;
       try {
         client.destroy();
       } catch {

@@ -17,6 +17,7 @@ import { AriClient } from "../../components/asterisk/ari-client.js";
 import { AsteriskAdapter } from "../../components/asterisk/asterisk-adapter.js";
 import { ComponentLease } from "../../components/redis/component-lease.js";
 import { RedisMessageQueue } from "../../components/redis/redis-message-queue.js";
+import { redisTargetOf } from "../../components/redis/redis-connection.js";
 import { RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
 import { XmppRelay, type RelayJob } from "../../components/redis/xmpp-relay.js";
 import { MemoryMessageQueue } from "../messages/memory-queue.js";
@@ -194,7 +195,7 @@ async function compose(config: Config, log: Logger, started: Started): Promise<O
       domain: config.domain,
       gateway: config.xmpp.component.jid,
       ...(several ? { tenants: tenants.slice(1).map((t) => t.name) } : {}),
-      store: config.store.url ? "redis" : "memory",
+      store: storeKind(config),
       sip: config.sip.listen,
     },
     "switchboard started",
@@ -302,9 +303,11 @@ async function composeTenant(
         throw err;
       }
     };
-  const store = config.store.url
+  // A single Redis, a Sentinel set or a Cluster (store.url, store.sentinel, store.cluster); none: memory.
+  const redis = redisTargetOf(config.store);
+  const store = redis
     ? await RedisPresenceStore.connect({
-        url: config.store.url,
+        target: redis,
         prefix: config.store.prefix,
         log: log.child({ component: "redis" }),
       })
@@ -341,10 +344,12 @@ async function composeTenant(
     clearInterval(heldRetry);
     presence.close();
   });
-  const queue: MessageQueue & { close?: () => Promise<void>; ready?: () => boolean } = config.store.url
+  const queue: MessageQueue & { close?: () => Promise<void>; ready?: () => boolean } = redis
     ? await RedisMessageQueue.connect({
-        url: config.store.url,
+        target: redis,
         prefix: config.store.prefix,
+        waitReplicas: config.store.queue.waitReplicas,
+        waitTimeoutMs: config.store.queue.waitTimeoutMs,
         log: log.child({ component: "redis" }),
       })
     : new MemoryMessageQueue();
@@ -416,7 +421,7 @@ async function composeTenant(
       : {}),
     ...(config.sip.advertisedHost ? { advertisedHost: config.sip.advertisedHost } : {}),
     // With Redis, instances may share the store: subscription dialogs are read from it.
-    ...(config.store.url
+    ...(redis
       ? { sharedStore: config.sip.dialogContact ? { dialogContact: config.sip.dialogContact } : {} }
       : {}),
     ...(config.sip.regEvents
@@ -496,9 +501,9 @@ async function composeTenant(
   });
   // With Redis, several instances may share the store and the gateway domain, and Prosody takes one
   // component connection per domain: the instance holding the lease connects it (docs/scaling.md).
-  const lease = config.store.url
+  const lease = redis
     ? new ComponentLease({
-        url: config.store.url,
+        target: redis,
         prefix: config.store.prefix,
         gateway: config.xmpp.component.jid,
         log: log.child({ component: "lease" }),
@@ -507,9 +512,9 @@ async function composeTenant(
   if (lease) started("xmpp component lease", () => lease.stop());
   // XMPP-bound work that reaches an instance without the component goes to the holder through Redis.
   const xmppRelay =
-    lease && config.store.url
+    lease && redis
       ? new XmppRelay({
-          url: config.store.url,
+          target: redis,
           prefix: config.store.prefix,
           gateway: config.xmpp.component.jid,
           instance: lease.instance,
@@ -646,6 +651,12 @@ async function composeTenant(
       sip.setAllowedDomains(next.xmpp.allowedDomains);
     },
   };
+}
+
+/** What the store is, for the start-up line: redis (one server), sentinel, cluster, or memory. */
+function storeKind(config: Config): string {
+  const redis = redisTargetOf(config.store);
+  return redis ? ("url" in redis ? "redis" : (Object.keys(redis)[0] ?? "redis")) : "memory";
 }
 
 /** How long a graceful stop waits for work in flight, per step. */

@@ -4,6 +4,7 @@ import { ariProbe } from "../../components/asterisk/ari-probe.js";
 import { enumProbe } from "../../components/enum/enum-probe.js";
 import { httpListenProbe } from "../../components/http/listen-probe.js";
 import { ldapProbe } from "../../components/ldap/ldap-probe.js";
+import { redisTargetOf } from "../../components/redis/redis-connection.js";
 import { redisProbe } from "../../components/redis/redis-probe.js";
 import { sipListenProbe } from "../../components/sip/listen-probe.js";
 import { tlsFilesProbe } from "../../components/sip/tls-probe.js";
@@ -18,7 +19,8 @@ export function probesFor(config: Config): Probe[] {
   );
   config.sip.listen.forEach((listen, i) => probes.push(sipListenProbe(listen, i)));
   if (config.sip.tls) probes.push(tlsFilesProbe(config.sip.tls));
-  if (config.store.url) probes.push(redisProbe(config.store.url));
+  const redis = redisTargetOf(config.store);
+  if (redis) probes.push(redisProbe(redis));
   if (config.asterisk) probes.push(ariProbe(config.asterisk));
   if (config.asterisk?.ami) probes.push(amiProbe(config.asterisk.ami));
   if (config.ldap) probes.push(ldapProbe(config.ldap));

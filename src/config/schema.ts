@@ -222,13 +222,14 @@ const tenantSchema = z.strictObject({
       prefix: z
         .string()
         .min(1)
+        .regex(/^[^{}]*$/, { message: "must not contain { or }: the bridge puts hash tags after it" })
         .optional()
         .describe(
-          "Prefix of every key the tenant's part writes; required when store.url is set, and no tenant's prefix may start with another's.",
+          "Prefix of every key the tenant's part writes; required when the store is Redis (store.url, store.sentinel or store.cluster), and no tenant's prefix may start with another's.",
         ),
     })
     .default({})
-    .describe("The tenant's keys in the shared store (store.url)."),
+    .describe("The tenant's keys in the shared store (store.url, store.sentinel or store.cluster)."),
   ldap: z
     .strictObject({
       base: z
@@ -529,8 +530,40 @@ export const configSchema = z
       .strictObject({
         url: serverUrl(["redis", "rediss"], "redis://host:port or rediss://host:port")
           .optional()
-          .describe("Redis URL. Absent: the in-memory store (not durable, one instance; for trying it out)."),
-        prefix: z.string().min(1).default("switchboard:").describe("Prefix of every key the bridge writes."),
+          .describe(
+            "A single Redis server's URL. Absent, with no sentinel and no cluster: the in-memory store (not durable, one instance; for trying it out).",
+          ),
+        sentinel: z
+          .strictObject({
+            masterName: z
+              .string()
+              .min(1)
+              .describe("The name the sentinels monitor the primary under (sentinel monitor <name> ...)."),
+            sentinels: z
+              .array(hostPort)
+              .min(1)
+              .describe("Sentinels as host:port; three or more, on different machines."),
+            password: secret.optional().describe("Password of the primary and replicas (requirepass)."),
+            sentinelPassword: secret.optional().describe("Password of the sentinels, if they require one."),
+          })
+          .optional()
+          .describe("Redis Sentinel: the bridge asks the sentinels for the primary and follows failovers."),
+        cluster: z
+          .strictObject({
+            nodes: z
+              .array(hostPort)
+              .min(1)
+              .describe("Some of the cluster's nodes as host:port; the others are discovered from them."),
+            password: secret.optional().describe("Password of the cluster's nodes."),
+          })
+          .optional()
+          .describe("Redis Cluster: keys are spread over the primaries by hash tag (docs/store.md)."),
+        prefix: z
+          .string()
+          .min(1)
+          .regex(/^[^{}]*$/, { message: "must not contain { or }: the bridge puts hash tags after it" })
+          .default("switchboard:")
+          .describe("Prefix of every key the bridge writes."),
         queue: z
           .strictObject({
             ttlSeconds: z
@@ -554,13 +587,51 @@ export const configSchema = z
               .max(86_400)
               .default(900)
               .describe("Longest retry delay."),
+            waitReplicas: z
+              .number()
+              .int()
+              .min(0)
+              .max(10)
+              .default(0)
+              .describe(
+                "Replicas that must hold a queued message before it counts as queued (Redis WAIT); 0: the primary alone.",
+              ),
+            waitTimeoutMs: z
+              .number()
+              .int()
+              .min(10)
+              .max(60_000)
+              .default(1_000)
+              .describe("How long to wait for those replicas before the message is refused."),
           })
-          .default({ ttlSeconds: 86_400, retryMinSeconds: 30, retryMaxSeconds: 900 })
+          .default({
+            ttlSeconds: 86_400,
+            retryMinSeconds: 30,
+            retryMaxSeconds: 900,
+            waitReplicas: 0,
+            waitTimeoutMs: 1_000,
+          })
           .describe("Messages for offline phones (408/480/503): queued, retried, given up after ttlSeconds."),
+      })
+      // One place for the store: a single server, a Sentinel set, or a Cluster.
+      .superRefine((store, ctx) => {
+        const given = (["url", "sentinel", "cluster"] as const).filter((key) => store[key] !== undefined);
+        for (const key of given.slice(1))
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message: `store.${given[0] ?? ""} is set too: set one of store.url, store.sentinel, store.cluster`,
+          });
       })
       .default({
         prefix: "switchboard:",
-        queue: { ttlSeconds: 86_400, retryMinSeconds: 30, retryMaxSeconds: 900 },
+        queue: {
+          ttlSeconds: 86_400,
+          retryMinSeconds: 30,
+          retryMaxSeconds: 900,
+          waitReplicas: 0,
+          waitTimeoutMs: 1_000,
+        },
       })
       .describe("Presence, subscription and message-queue store."),
     asterisk: z
@@ -805,7 +876,7 @@ export type Config = z.infer<typeof configSchema>;
 function tenantProblems(config: {
   domain: string;
   xmpp: { component: { jid: string }; allowedDomains: string[] };
-  store: { url?: string | undefined; prefix: string };
+  store: { url?: string | undefined; sentinel?: unknown; cluster?: unknown; prefix: string };
   ldap?: unknown;
   asterisk?: { app: string } | undefined;
   tenants?: {
@@ -825,14 +896,14 @@ function tenantProblems(config: {
   ];
   const prefixes: { path: (string | number)[]; prefix: string }[] = [];
   for (const tenant of all) {
-    if (!config.store.url) {
+    if (!config.store.url && !config.store.sentinel && !config.store.cluster) {
       // The in-memory store: each tenant has a store of its own, prefixes play no part.
     } else if (tenant.store.prefix !== undefined)
       prefixes.push({ path: [...tenant.path, "store", "prefix"], prefix: tenant.store.prefix });
     else
       problems.push({
         path: [...tenant.path, "store", "prefix"],
-        message: "required when store.url is set: each tenant keeps its keys under its own prefix",
+        message: "required when the store is Redis: each tenant keeps its keys under its own prefix",
       });
     const others = all.filter((other) => other !== tenant);
     tenant.xmpp.allowedDomains.forEach((domain, j) => {

@@ -1,11 +1,12 @@
 // The message queue port: one contract for the in-memory queue and the Redis queue (real
-// redis-server, append-only), plus what only Redis promises: the queue survives kill -9 of Redis.
+// redis-server, append-only; and a Redis Cluster of three primaries, and Redis Sentinel), plus what
+// only Redis promises: the queue survives kill -9 of Redis, and with waitReplicas a failover too.
 import assert from "node:assert/strict";
 import { RedisMessageQueue } from "../../components/redis/redis-message-queue.js";
 import { MemoryMessageQueue } from "../../src/messages/memory-queue.js";
 import type { MessageQueue, QueuedMessage } from "../../src/ports/message-queue.js";
 import { memoryLogger } from "../harness/memory-logger.js";
-import { RedisServer } from "../harness/redis.js";
+import { RedisClusterSet, RedisSentinelSet, RedisServer } from "../harness/redis.js";
 
 const entry = (id: string, to: string, at: number, extra: Partial<QueuedMessage> = {}): QueuedMessage => ({
   key: `alice@example.org\n${id}`,
@@ -126,7 +127,7 @@ describe("Redis message queue", function () {
 
   queueContract("Redis", async () => {
     const queue = await RedisMessageQueue.connect({
-      url: redis.url,
+      target: redis.url,
       prefix: RedisServer.newPrefix("q"),
       log: memoryLogger(),
     });
@@ -135,7 +136,7 @@ describe("Redis message queue", function () {
 
   it("keeps queued messages through kill -9 of redis-server (append-only), and says so when Redis is away", async function () {
     const prefix = RedisServer.newPrefix("q");
-    const queue = await RedisMessageQueue.connect({ url: redis.url, prefix, log: memoryLogger() });
+    const queue = await RedisMessageQueue.connect({ target: redis.url, prefix, log: memoryLogger() });
     try {
       const kept = entry("kept", "bob@example.org", 1_764_460_000_000);
       await queue.enqueue(kept);
@@ -156,14 +157,14 @@ describe("Redis message queue", function () {
   it("indexes the age of entries queued before the age index existed, when it connects", async function () {
     const prefix = RedisServer.newPrefix("q");
     const t = 1_764_460_000_000;
-    const first = await RedisMessageQueue.connect({ url: redis.url, prefix, log: memoryLogger() });
+    const first = await RedisMessageQueue.connect({ target: redis.url, prefix, log: memoryLogger() });
     await first.enqueue(entry("old", "bob@example.org", t));
     await first.enqueue(entry("older", "carol@example.org", t - 60_000));
     await first.close();
     // As an earlier version left it: entries without the queued index.
-    await redis.command("DEL", `${prefix}queue:queued`);
+    await redis.command("DEL", `${prefix}queue:{q}:queued`);
     const log = memoryLogger();
-    const queue = await RedisMessageQueue.connect({ url: redis.url, prefix, log });
+    const queue = await RedisMessageQueue.connect({ target: redis.url, prefix, log });
     try {
       assert.equal(await queue.oldestQueuedAt(), t - 60_000);
       assert.ok(
@@ -171,6 +172,101 @@ describe("Redis message queue", function () {
       );
       await queue.remove("alice@example.org\nolder");
       assert.equal(await queue.oldestQueuedAt(), t);
+    } finally {
+      await queue.close();
+    }
+  });
+});
+
+describe("Redis message queue on a Redis Cluster (three primaries)", function () {
+  this.timeout(60_000);
+  let cluster: RedisClusterSet;
+  before(async function () {
+    cluster = await RedisClusterSet.start();
+  });
+  after(async function () {
+    await cluster?.stop();
+  });
+
+  queueContract("Redis Cluster", async () => {
+    const queue = await RedisMessageQueue.connect({
+      target: cluster.target,
+      prefix: RedisServer.newPrefix("q"),
+      log: memoryLogger(),
+    });
+    return { queue, close: () => queue.close() };
+  });
+});
+
+describe("Redis message queue on Redis Sentinel (primary, replica, three sentinels)", function () {
+  this.timeout(120_000);
+  let set: RedisSentinelSet;
+  before(async function () {
+    set = await RedisSentinelSet.start();
+  });
+  after(async function () {
+    await set?.stop();
+  });
+
+  queueContract("Redis Sentinel", async () => {
+    const queue = await RedisMessageQueue.connect({
+      target: set.target,
+      prefix: RedisServer.newPrefix("q"),
+      log: memoryLogger(),
+    });
+    return { queue, close: () => queue.close() };
+  });
+
+  it("refuses an entry too few replicas acknowledge, and takes it back", async function () {
+    const queue = await RedisMessageQueue.connect({
+      target: set.target,
+      prefix: RedisServer.newPrefix("q"),
+      log: memoryLogger(),
+      waitReplicas: 2, // there is one
+      waitTimeoutMs: 200,
+    });
+    try {
+      await assert.rejects(queue.enqueue(entry("m", "bob@example.org", 1_764_460_000_000)), {
+        condition: "service-unavailable",
+        message: /1 of 2 replicas acknowledged within 200 ms/,
+      });
+      assert.equal(await queue.size(), 0);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it("keeps every entry acknowledged by a replica through a kill -9 of the primary (waitReplicas 1)", async function () {
+    const queue = await RedisMessageQueue.connect({
+      target: set.target,
+      prefix: RedisServer.newPrefix("q"),
+      log: memoryLogger(),
+      waitReplicas: 1,
+    });
+    try {
+      const t = 1_764_460_000_000;
+      const queued: QueuedMessage[] = [];
+      for (let i = 0; i < 50; i++) {
+        const e = entry(`m${i}`, `user${i % 5}@example.org`, t + i);
+        assert.equal(await queue.enqueue(e), true);
+        queued.push(e);
+      }
+      const before = await set.primaryPort();
+      await set.failover({ kill: true });
+      assert.notEqual(await set.primaryPort(), before);
+      for (let i = 0; i < 200 && !queue.ready(); i++) await new Promise((r) => setTimeout(r, 50));
+      let size = -1;
+      for (let i = 0; i < 100 && size < 0; i++)
+        size = await queue.size().catch(async () => {
+          await new Promise((r) => setTimeout(r, 100));
+          return -1;
+        });
+      assert.equal(size, 50);
+      for (let i = 0; i < 5; i++)
+        assert.deepEqual(
+          await queue.forRecipient(`user${i}@example.org`),
+          queued.filter((e) => e.message.to === `user${i}@example.org`),
+        );
     } finally {
       await queue.close();
     }

@@ -1,14 +1,16 @@
 // The PresenceStore contract against both adapters, and what only the Redis one has to show against
-// a real redis-server: instances sharing it, key hygiene, durability across a kill -9, outages.
+// a real redis-server: instances sharing it, key hygiene, durability across a kill -9, outages. The
+// Redis adapter's contract runs again on a Redis Cluster (three primaries: every script's keys in
+// one slot, the data spread over the primaries) and on a Sentinel set (a failover followed).
 import assert from "node:assert/strict";
-import { RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
+import { presenceStoreKeys, RedisPresenceStore } from "../../components/redis/redis-presence-store.js";
 import { SwitchboardError } from "../../src/domain/errors.js";
 import type { PresenceState } from "../../src/domain/presence.js";
 import { silentLogger, type Logger } from "../../src/ports/logger.js";
 import { MemoryPresenceStore } from "../../src/presence/memory-store.js";
 import { memoryLogger, type LogLine } from "../harness/memory-logger.js";
 import { freePort, LOOPBACK } from "../harness/net.js";
-import { RedisServer } from "../harness/redis.js";
+import { RedisClusterSet, RedisSentinelSet, RedisServer } from "../harness/redis.js";
 import {
   deviceRecord,
   presenceStoreContract,
@@ -61,7 +63,7 @@ describe("RedisPresenceStore (real redis-server)", function () {
 
   async function connect(prefix: string, log: Logger = silentLogger): Promise<RedisPresenceStore> {
     const store = await RedisPresenceStore.connect({
-      url: server.url,
+      target: server.url,
       prefix,
       log,
       connectTimeoutMs: 5_000,
@@ -188,8 +190,9 @@ describe("RedisPresenceStore (real redis-server)", function () {
     // shows the copy answers; when the change channel's connection is cut and comes back, the index
     // is read again and the entry is seen.
     const other = "carol@gw.example.org";
-    await server.command("SADD", `${prefix}xmpp-subscribers:${other}`, "dave@example.org");
-    await server.command("SADD", `${prefix}xmpp-subscribed-contacts`, other);
+    const names = presenceStoreKeys(prefix);
+    await server.command("SADD", names.subscribers(other), "dave@example.org");
+    await server.command("SADD", names.subscribedContactsOf(other), other);
     assert.deepEqual(await a.xmppSubscribers(other), []);
     await server.command("CLIENT", "KILL", "TYPE", "pubsub");
     await until("A reads the index again", async () => (await a.xmppSubscribers(other)).length === 1);
@@ -199,8 +202,8 @@ describe("RedisPresenceStore (real redis-server)", function () {
     let hidden = 0;
     await until("A answering from its copy again", async () => {
       const contact = `hidden${++hidden}@gw.example.org`;
-      await server.command("SADD", `${prefix}xmpp-subscribers:${contact}`, "erin@example.org");
-      await server.command("SADD", `${prefix}xmpp-subscribed-contacts`, contact);
+      await server.command("SADD", names.subscribers(contact), "erin@example.org");
+      await server.command("SADD", names.subscribedContactsOf(contact), contact);
       return (await a.xmppSubscribers(contact)).length === 0;
     });
   });
@@ -274,8 +277,12 @@ describe("RedisPresenceStore (real redis-server)", function () {
     await store.putWatcherSubscription({ ...base, id: "expired", expiresAt: Date.now() - 1_000 });
     await store.putWatcherSubscription(live);
     assert.deepEqual(await store.watcherSubscriptions(), [live]);
-    assert.equal(await server.command("HLEN", `${prefix}watchers`), 1);
-    assert.equal(await server.command("ZCARD", `${prefix}watchers:expiry`), 1);
+    // The expired one is gone from Redis too, from both of its keys.
+    const names = presenceStoreKeys(prefix);
+    const shard = names.watcherShard("expired");
+    assert.equal(await server.command("HEXISTS", names.watchers(shard), "expired"), 0);
+    assert.equal(await server.command("ZSCORE", names.watchersExpiry(shard), "expired"), null);
+    assert.equal(await server.command("HEXISTS", names.watchers(names.watcherShard("live")), "live"), 1);
     // A refresh moves the expiry on: an expired subscription renewed in time is kept.
     await store.putWatcherSubscription({ ...live, expiresAt: Date.now() - 1 });
     await store.putWatcherSubscription({ ...live, cseq: 2 });
@@ -287,10 +294,10 @@ describe("RedisPresenceStore (real redis-server)", function () {
     const prefix = RedisServer.newPrefix("bad");
     const store = await connect(prefix, memoryLogger(lines));
     const { seen } = recordChanges(store);
-    await server.command("PUBLISH", `${prefix}changes`, "not JSON {");
+    await server.command("PUBLISH", presenceStoreKeys(prefix).changes, "not JSON {");
     await server.command(
       "PUBLISH",
-      `${prefix}changes`,
+      presenceStoreKeys(prefix).changes,
       JSON.stringify({ person: "x", aggregate: { state: "bogus" } }),
     );
     await store.putRecord("alice", xmppRecord("laptop", "away", T), T);
@@ -306,7 +313,7 @@ describe("RedisPresenceStore (real redis-server)", function () {
   it("fails a call that Redis does not answer (frozen) with service-unavailable after the command timeout", async function () {
     this.timeout(10_000);
     const store = await RedisPresenceStore.connect({
-      url: server.url,
+      target: server.url,
       prefix: RedisServer.newPrefix("frozen"),
       log: silentLogger,
       commandTimeoutMs: 600,
@@ -402,7 +409,7 @@ describe("RedisPresenceStore (real redis-server)", function () {
     await assert.rejects(
       settlesWithin(
         RedisPresenceStore.connect({
-          url: `redis://${LOOPBACK}:${port}`,
+          target: `redis://${LOOPBACK}:${port}`,
           prefix: "nowhere:",
           log: silentLogger,
           connectTimeoutMs: 500,
@@ -411,5 +418,120 @@ describe("RedisPresenceStore (real redis-server)", function () {
       ),
       isUnavailable,
     );
+  });
+});
+
+describe("RedisPresenceStore on a Redis Cluster (three primaries)", function () {
+  this.timeout(60_000);
+  let cluster: RedisClusterSet;
+  const opened: RedisPresenceStore[] = [];
+
+  before(async function () {
+    cluster = await RedisClusterSet.start();
+  });
+
+  after(async function () {
+    await cluster?.stop();
+  });
+
+  afterEach(async function () {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+  });
+
+  async function connect(prefix: string): Promise<RedisPresenceStore> {
+    const store = await RedisPresenceStore.connect({ target: cluster.target, prefix, log: silentLogger });
+    opened.push(store);
+    return store;
+  }
+
+  presenceStoreContract("RedisPresenceStore on a Cluster", async () => {
+    const store = await connect(RedisServer.newPrefix("cluster"));
+    return { store, close: () => store.close() };
+  });
+
+  it("spreads persons over the primaries, and two instances hear each other's changes", async function () {
+    const prefix = RedisServer.newPrefix("spread");
+    const [a, b] = [await connect(prefix), await connect(prefix)];
+    const [heardA, heardB] = [recordChanges(a), recordChanges(b)];
+    const persons = Array.from({ length: 40 }, (_, i) => `user${i}@example.org`);
+    await Promise.all(persons.map((p, i) => (i % 2 ? a : b).putRecord(p, xmppRecord("r", "away", T), T)));
+    await a.addXmppSubscriber("bob@sip.example.org", "alice@example.org");
+    await until("40 changes on both", () => heardA.seen.length >= 40 && heardB.seen.length >= 40);
+    assert.deepEqual(heardA.seen.map(([p]) => p).sort(), [...persons].sort());
+    assert.deepEqual((await b.personsWithSource("xmpp")).sort(), [...persons].sort());
+    assert.deepEqual(await b.xmppSubscribers("bob@sip.example.org", { fresh: true }), ["alice@example.org"]);
+    // Every primary holds some of the presence hashes.
+    for (const server of cluster.servers) {
+      const held = (await server.command("KEYS", `${prefix}presence:*`)) as string[];
+      assert.ok(held.length > 0, `no presence hash on ${server.address}`);
+    }
+  });
+});
+
+describe("RedisPresenceStore on Redis Sentinel (primary, replica, three sentinels)", function () {
+  this.timeout(120_000);
+  let set: RedisSentinelSet;
+  const opened: RedisPresenceStore[] = [];
+
+  before(async function () {
+    set = await RedisSentinelSet.start();
+  });
+
+  after(async function () {
+    await set?.stop();
+  });
+
+  afterEach(async function () {
+    await Promise.all(opened.splice(0).map((store) => store.close()));
+  });
+
+  async function connect(prefix: string): Promise<RedisPresenceStore> {
+    const store = await RedisPresenceStore.connect({
+      target: set.target,
+      prefix,
+      log: silentLogger,
+      commandTimeoutMs: 3_000,
+    });
+    opened.push(store);
+    return store;
+  }
+
+  presenceStoreContract("RedisPresenceStore on Sentinel", async () => {
+    const store = await connect(RedisServer.newPrefix("sentinel"));
+    return { store, close: () => store.close() };
+  });
+
+  it("follows a failover: down then ready again, what was written is there, and writes and changes go on", async function () {
+    const prefix = RedisServer.newPrefix("failover");
+    const store = await connect(prefix);
+    const readiness: boolean[] = [];
+    store.on("readiness", (ready) => readiness.push(ready));
+    const { seen } = recordChanges(store);
+    await store.putRecord("alice", xmppRecord("laptop", "dnd", T), T);
+    await store.addXmppSubscriber("alice@sip.example.org", "bob@example.org");
+    await until("the first change", () => seen.length === 1);
+    // Written on the primary; the replica has it once the replication offset caught up.
+    await (await set.primary()).command("WAIT", "1", "2000");
+
+    const before = await set.primaryPort();
+    await set.failover();
+    assert.notEqual(await set.primaryPort(), before);
+    await until("the store to be ready again", () => readiness.includes(false) && store.ready(), 30_000);
+    assert.equal(readiness.at(-1), true);
+
+    assert.equal((await store.presence("alice", T)).aggregate.state, "dnd");
+    assert.deepEqual(await store.xmppSubscribers("alice@sip.example.org", { fresh: true }), [
+      "bob@example.org",
+    ]);
+    await until("a write on the new primary", async () => {
+      try {
+        return (await store.putRecord("alice", xmppRecord("laptop", "away", T + 1), T + 1)).changed;
+      } catch {
+        return false;
+      }
+    });
+    await until("its change, heard through the new primary", () => seen.at(-1)?.[1].state === "away");
+    const primary = await set.primary();
+    assert.equal(await primary.command("EXISTS", presenceStoreKeys(prefix).presence("alice")), 1);
   });
 });

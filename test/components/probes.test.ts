@@ -12,6 +12,7 @@ import { xmppComponentProbe } from "../../components/xmpp/xmpp-probe.js";
 import { runProbe, formatResult } from "../../src/check/probe.js";
 import { AriFake as RecordedAri } from "../fakes/ari-fake.js";
 import { freePort } from "../harness/net.js";
+import { RedisClusterSet, RedisSentinelSet } from "../harness/redis.js";
 import { Scene } from "../harness/scene.js";
 import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD, Slapd } from "../harness/slapd.js";
 import { testCertificate, type TestCertificate } from "../harness/tls.js";
@@ -88,6 +89,30 @@ describe("check probes (real servers, recorded ARI)", function () {
     const results = await Promise.all(probes.map((p) => runProbe(p, 5_000)));
     for (const result of results) assert.ok(result.ok, formatResult(result));
     assert.match(results[0]?.detail ?? "", /^PONG, Redis \d+\.\S+, append-only on$/);
+  });
+
+  it("Redis Sentinel and Redis Cluster answer; a master name the sentinels do not know fails on store.sentinel", async function () {
+    this.timeout(60_000);
+    const [sentinel, cluster] = await Promise.all([RedisSentinelSet.start(), RedisClusterSet.start()]);
+    try {
+      const onSentinel = await runProbe(redisProbe(sentinel.target), 10_000);
+      assert.ok(onSentinel.ok, formatResult(onSentinel));
+      assert.match(
+        onSentinel.detail,
+        /^PONG, Redis \d+\.\S+, append-only on, sentinel \(sentinel switchboard via /,
+      );
+      const onCluster = await runProbe(redisProbe(cluster.target), 10_000);
+      assert.ok(onCluster.ok, formatResult(onCluster));
+      assert.match(onCluster.detail, /^PONG, Redis \d+\.\S+, append-only on, cluster \(cluster via /);
+      const unknown = redisProbe({ sentinel: { ...sentinel.target.sentinel, masterName: "nobody" } });
+      assert.equal(unknown.keyPath, "store.sentinel");
+      const refused = await runProbe(unknown, 10_000);
+      assert.equal(refused.ok, false, formatResult(refused));
+      assert.match(refused.detail, /no valid master node|None of the sentinels/i);
+    } finally {
+      await sentinel.stop();
+      await cluster.stop();
+    }
   });
 
   it("listen probes fail on a taken port and pass on a free one", async function () {

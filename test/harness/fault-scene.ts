@@ -1,10 +1,11 @@
-// What every fault test sets up: Prosody with Alice's account (and Redis when asked), a SIP far end
+// What every fault test sets up: Prosody with Alice's account (and Redis, or a Redis Sentinel set,
+// when asked), a SIP far end
 // the bridge sends through (answering MESSAGEs 200 unless the test answers itself), a desk phone's
 // socket, free ports, and the real `switchboard start` on them; stopped together, in reverse.
 import { BridgeProcess } from "./bridge-process.js";
 import { freePort, tempDir, type TempDir } from "./net.js";
 import { Prosody, type ComponentGrant, type ProsodyOptions } from "./prosody.js";
-import { RedisServer } from "./redis.js";
+import { RedisSentinelSet, RedisServer } from "./redis.js";
 import { UdpSipSocket } from "./sip-socket.js";
 import { SlixmppClient } from "./xmpp-client.js";
 
@@ -14,6 +15,8 @@ export interface FaultSceneOptions {
   prosody?: ProsodyOptions;
   /** Start a Redis for the store (and the queue). */
   redis?: boolean;
+  /** Start a Redis Sentinel set (primary, replica, three sentinels) for the store instead. */
+  sentinel?: boolean;
   /** The far end answers every MESSAGE 200 (default); false: the test answers (`farEnd.onMessage`). */
   autoAnswer?: boolean;
 }
@@ -27,6 +30,7 @@ export class FaultScene {
   private constructor(
     readonly prosody: Prosody,
     public redis: RedisServer | undefined,
+    readonly sentinel: RedisSentinelSet | undefined,
     readonly grant: ComponentGrant,
     readonly sipPort: number,
     readonly httpPort: number,
@@ -44,11 +48,13 @@ export class FaultScene {
     const prosody = await Prosody.start(options.prosody);
     await prosody.register("alice", "alice-pw");
     const redis = options.redis ? await RedisServer.start() : undefined;
+    const sentinel = options.sentinel ? await RedisSentinelSet.start() : undefined;
     const farEnd = await UdpSipSocket.open();
     if (options.autoAnswer !== false) farEnd.autoAnswer(["MESSAGE"]);
     return new FaultScene(
       prosody,
       redis,
+      sentinel,
       prosody.takeComponent({ privileged: true }),
       await freePort({ udp: true }),
       await freePort(),
@@ -61,9 +67,8 @@ export class FaultScene {
 
   /** The bridge's config: the scene's ports, the store on its Redis (when there is one), and `extra`. */
   config(extra: { sip?: Record<string, unknown>; [section: string]: unknown } = {}): Record<string, unknown> {
-    const store = this.redis
-      ? { store: { url: this.redis.url, prefix: this.prefix, ...(extra.store ?? {}) } }
-      : {};
+    const where = this.redis ? { url: this.redis.url } : this.sentinel?.target;
+    const store = where ? { store: { ...where, prefix: this.prefix, ...(extra.store ?? {}) } } : {};
     return faultConfig(
       this.prosody,
       this.grant,
@@ -92,6 +97,7 @@ export class FaultScene {
     await this.farEnd.close();
     if (this.bridge?.running) await this.bridge.stop();
     await this.redis?.stop();
+    await this.sentinel?.stop();
     await this.prosody.stop();
     this.dir.remove();
   }

@@ -43,18 +43,29 @@ const handedOut = new Set<number>();
 
 /**
  * A loopback port free for TCP and, when `udp` is set, for UDP too (DNS, SIP). `withNext` also
- * wants port + 1 free (for servers that bind it themselves, like baresip's TLS listener).
+ * wants port + 1 free (for servers that bind it themselves, like baresip's TLS listener), and
+ * `alsoFree` port + that offset (a Redis Cluster node's bus port, port + 10000).
  */
-export async function freePort(options: { udp?: boolean; withNext?: boolean } = {}): Promise<number> {
+export async function freePort(
+  options: { udp?: boolean; withNext?: boolean; alsoFree?: number } = {},
+): Promise<number> {
+  // Ports that must be free besides the one returned, as offsets from it.
+  const others = [
+    ...(options.withNext ? [1] : []),
+    ...(options.alsoFree !== undefined ? [options.alsoFree] : []),
+  ];
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await freeTcpPort();
     // A port is free again as soon as we close it, so the kernel may hand it out twice before
     // anyone binds it (seen in CI: a phone and the bridge both given one port). Never reuse one.
-    if (handedOut.has(port) || (options.withNext && handedOut.has(port + 1))) continue;
+    if (handedOut.has(port) || others.some((offset) => handedOut.has(port + offset))) continue;
     if (options.udp && !(await udpPortFree(port))) continue;
-    if (options.withNext && (port >= 65535 || !(await tcpPortFree(port + 1)))) continue;
+    let othersFree = true;
+    for (const offset of others)
+      if (port + offset > 65535 || !(await tcpPortFree(port + offset))) othersFree = false;
+    if (!othersFree) continue;
     handedOut.add(port);
-    if (options.withNext) handedOut.add(port + 1);
+    for (const offset of others) handedOut.add(port + offset);
     return port;
   }
   throw new Error("could not find a free loopback port for TCP and UDP after 50 attempts");

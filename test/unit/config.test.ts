@@ -19,6 +19,24 @@ xmpp:
     secret: s3cret
 `;
 
+/**
+ * The example with one of the store's commented alternatives (`  #sentinel:` and the `  #  ` lines
+ * after it) in force, in place of store.url.
+ */
+function storeAlternative(example: string, kind: string): string {
+  const lines = example.split("\n");
+  const start = lines.indexOf(`  #${kind}:`);
+  assert.ok(start >= 0, `no commented store.${kind} block in the example`);
+  let end = start + 1;
+  while (lines[end]?.startsWith("  #  ")) end++;
+  const block = lines.slice(start, end).map((line) => line.replace(/^ {2}#/, "  "));
+  const rest = [...lines.slice(0, start), ...lines.slice(end)];
+  const url = rest.indexOf("  url: redis://127.0.0.1:6379");
+  assert.ok(url >= 0, "no store.url in the example");
+  rest.splice(url, 1, ...block);
+  return rest.join("\n");
+}
+
 function problems(text: string, env: NodeJS.ProcessEnv = {}): string[] {
   try {
     parseConfigText(text, "test.yaml", env);
@@ -190,8 +208,41 @@ describe("config", function () {
     );
   });
 
-  it("documents every schema key in the example file", function () {
+  it("offers store.sentinel and store.cluster in the example as commented alternatives to store.url, each valid", function () {
     const example = readFileSync(EXAMPLE, "utf8");
+    for (const kind of ["sentinel", "cluster"]) {
+      const variant = storeAlternative(example, kind);
+      const config = parseConfigText(variant, EXAMPLE, {});
+      assert.equal(config.store.url, undefined);
+      assert.ok(config.store[kind as "sentinel" | "cluster"], `store.${kind} not in the example`);
+    }
+  });
+
+  it("refuses more than one of store.url, store.sentinel and store.cluster, naming the key", function () {
+    const sentinel = "  sentinel:\n    masterName: m\n    sentinels: ['127.0.0.1:26379']\n";
+    const cluster = "  cluster:\n    nodes: ['127.0.0.1:7000']\n";
+    assert.deepEqual(problems(`${MINIMAL}store:\n  url: redis://127.0.0.1:6379\n${sentinel}`), [
+      "store.sentinel: store.url is set too: set one of store.url, store.sentinel, store.cluster (got a mapping)",
+    ]);
+    assert.deepEqual(problems(`${MINIMAL}store:\n${sentinel}${cluster}`), [
+      "store.cluster: store.sentinel is set too: set one of store.url, store.sentinel, store.cluster (got a mapping)",
+    ]);
+    assert.match(
+      problems(`${MINIMAL}store:\n  cluster:\n    nodes: ['127.0.0.1']\n`).join("\n"),
+      /^store\.cluster\.nodes\[0\]: expected host:port/,
+    );
+    assert.match(
+      problems(`${MINIMAL}store:\n  prefix: "a{b}:"\n`).join("\n"),
+      /^store\.prefix: must not contain \{ or \}/,
+    );
+  });
+
+  it("documents every schema key in the example file", function () {
+    // The store's alternatives to store.url are in the file as commented blocks (checked above).
+    const example = ["sentinel", "cluster"].reduce(
+      (text, kind) => `${text}\n${storeAlternative(readFileSync(EXAMPLE, "utf8"), kind)}`,
+      readFileSync(EXAMPLE, "utf8"),
+    );
     const keys = new Set<string>();
     const walk = (schema: unknown): void => {
       const node = schema as { properties?: Record<string, unknown>; items?: unknown; anyOf?: unknown[] };

@@ -108,7 +108,20 @@ describe("tenants of one process", function () {
     [
       "a tenant without a prefix on Redis",
       TWO.replace('    store: { prefix: "sb-b:" }\n', ""),
-      "tenants[0].store.prefix: required when store.url is set: each tenant keeps its keys under its own prefix",
+      "tenants[0].store.prefix: required when the store is Redis: each tenant keeps its keys under its own prefix",
+    ],
+    [
+      "a tenant without a prefix on a Redis Cluster",
+      TWO.replace('    store: { prefix: "sb-b:" }\n', "").replace(
+        'store: { url: "redis://127.0.0.1:6379", prefix: "sb-a:" }',
+        'store: { cluster: { nodes: ["127.0.0.1:7000"] }, prefix: "sb-a:" }',
+      ),
+      "tenants[0].store.prefix: required when the store is Redis: each tenant keeps its keys under its own prefix",
+    ],
+    [
+      "a tenant prefix with a hash tag in it",
+      TWO.replace('prefix: "sb-b:"', 'prefix: "sb-{b}:"'),
+      "tenants[0].store.prefix: must not contain { or }: the bridge puts hash tags after it",
     ],
     [
       "two tenants sharing a domain",
