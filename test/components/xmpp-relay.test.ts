@@ -95,14 +95,13 @@ function relayTests(
       await second.send(job("fresh"));
       assert.ok(done.includes("fresh"));
       assert.ok(!done.includes("late"), "a job refused with 503 was done later");
+      // Every job done or dropped leaves the stream (its answer may go out just before).
       const look = createRedisClient(redis.target);
       await look.connect();
       try {
-        assert.equal(
-          await look.commands.xLen(`${prefix}xmpp-relay:{sip.example.org}`),
-          0,
-          "jobs left in the stream",
-        );
+        const stream = `${prefix}xmpp-relay:{sip.example.org}`;
+        for (let i = 0; i < 50 && (await look.commands.xLen(stream)) > 0; i++) await sleep(20);
+        assert.equal(await look.commands.xLen(stream), 0, "jobs left in the stream");
       } finally {
         await look.close();
       }
