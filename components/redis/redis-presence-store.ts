@@ -222,13 +222,25 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 `;
 
-// Same keys; ARGV[1] id, ARGV[2] the change channel, ARGV[3] the announcement.
+// Same keys; ARGV[1] id, ARGV[2] the change channel, ARGV[3] the announcement, ARGV[4] "1" to keep
+// the CSeq counter for the final NOTIFY that follows (which removes it, NEXT_CSEQ).
 const REMOVE_WATCHER = `
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
+if ARGV[4] ~= '1' then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
+`;
+
+// KEYS[1] the CSeq hash; ARGV[1] id, ARGV[2] "1" when this is the subscription's last NOTIFY.
+const NEXT_CSEQ = `
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+if ARGV[2] == '1' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return n
 `;
 
 // Same keys; ARGV[1] now (ms). Drops the subscriptions
@@ -336,11 +348,24 @@ const SCRIPTS = {
   removeWatcher: defineScript({
     SCRIPT: REMOVE_WATCHER,
     NUMBER_OF_KEYS: 3,
-    parseCommand(parser: CommandParser, keys: WatcherKeys, id: string, channel: string, message: string) {
+    parseCommand(
+      parser: CommandParser,
+      keys: WatcherKeys,
+      a: { id: string; channel: string; message: string; keepCseq: boolean },
+    ) {
       parser.pushKeys(keys);
-      parser.push(id, channel, message);
+      parser.push(a.id, a.channel, a.message, a.keepCseq ? "1" : "0");
     },
     transformReply: () => undefined,
+  }),
+  nextCseq: defineScript({
+    SCRIPT: NEXT_CSEQ,
+    NUMBER_OF_KEYS: 1,
+    parseCommand(parser: CommandParser, key: string, id: string, last: boolean) {
+      parser.pushKey(key);
+      parser.push(id, last ? "1" : "0");
+    },
+    transformReply: (reply: unknown) => Number(reply),
   }),
   listWatchers: defineScript({
     SCRIPT: LIST_WATCHERS,
@@ -928,14 +953,14 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     );
   }
 
-  removeWatcherSubscription(id: string): Promise<void> {
+  removeWatcherSubscription(id: string, options: { keepCseq?: boolean } = {}): Promise<void> {
     return this.call(`remove watcher subscription ${id}`, () =>
-      this.client.commands.removeWatcher(
-        this.watcherKeys(this.keys.watcherShard(id)),
+      this.client.commands.removeWatcher(this.watcherKeys(this.keys.watcherShard(id)), {
         id,
-        this.channel,
-        JSON.stringify({ watcherGone: id }),
-      ),
+        channel: this.channel,
+        message: JSON.stringify({ watcherGone: id }),
+        keepCseq: options.keepCseq === true,
+      }),
     );
   }
 
@@ -953,10 +978,12 @@ export class RedisPresenceStore extends EventEmitter<RedisPresenceStoreEvents> i
     }
   }
 
-  async nextWatcherCseq(id: string): Promise<number> {
-    return Number(
-      await this.call(`next CSeq of watcher subscription ${id}`, () =>
-        this.client.commands.hIncrBy(this.keys.watchersCseq(this.keys.watcherShard(id)), id, 1),
+  nextWatcherCseq(id: string, options: { last?: boolean } = {}): Promise<number> {
+    return this.call(`next CSeq of watcher subscription ${id}`, () =>
+      this.client.commands.nextCseq(
+        this.keys.watchersCseq(this.keys.watcherShard(id)),
+        id,
+        options.last === true,
       ),
     );
   }

@@ -44,6 +44,9 @@ export function buildDialogInfo(
   ].join("");
 }
 
+/** Persons whose presence restore() reads at once. */
+const RESTORE_BATCH = 500;
+
 export interface NotifierOptions {
   domains: GatewayDomains;
   allowedDomains: readonly string[];
@@ -136,20 +139,52 @@ export class PresenceNotifier {
    * its expiry timer and a NOTIFY with the current state, so a watcher sees any change it missed.
    */
   async restore(): Promise<number> {
+    const { store } = this.options.presence;
     const now = Date.now();
-    let restored = 0;
-    for (const stored of await this.options.presence.store.watcherSubscriptions()) {
-      if (stored.expiresAt <= now) {
-        await this.options.presence.store.removeWatcherSubscription(stored.id);
+    const live: Subscription[] = [];
+    const stored = await store.watcherSubscriptions();
+    // Kept here but gone from the store (an announcement missed while the channel was down).
+    const ids = new Set(stored.map((s) => s.id));
+    for (const [id, known] of this.subscriptions)
+      if (!ids.has(id)) {
+        clearTimeout(known.timer);
+        this.subscriptions.delete(id);
+      }
+    for (const found of stored) {
+      if (found.expiresAt <= now) {
+        await store
+          .removeWatcherSubscription(found.id)
+          .catch((err: unknown) => this.options.log.warn({ err: String(err) }, "subscription not removed"));
         continue;
       }
-      const subscription: Subscription = { ...stored };
+      const known = this.subscriptions.get(found.id);
+      const subscription: Subscription = known
+        ? Object.assign(known, found, { cseq: known.cseq })
+        : { ...found };
       this.subscriptions.set(subscription.id, subscription);
       this.arm(subscription);
-      restored++;
-      this.notifyLater(subscription, await this.options.presence.current(subscription.person));
+      live.push(subscription);
     }
-    return restored;
+    // The state now, read once per person, a bounded number at a time.
+    const byPerson = new Map<string, Subscription[]>();
+    for (const subscription of live) {
+      const list = byPerson.get(subscription.person);
+      if (list) list.push(subscription);
+      else byPerson.set(subscription.person, [subscription]);
+    }
+    const persons = [...byPerson.keys()];
+    for (let i = 0; i < persons.length; i += RESTORE_BATCH)
+      await Promise.all(
+        persons.slice(i, i + RESTORE_BATCH).map(async (person) => {
+          try {
+            const aggregate = await this.options.presence.current(person);
+            for (const subscription of byPerson.get(person) ?? []) this.notifyLater(subscription, aggregate);
+          } catch (err) {
+            this.options.log.warn({ err: String(err), person }, "presence not read for the watchers' NOTIFY");
+          }
+        }),
+      );
+    return live.length;
   }
 
   private readonly onChange = (person: string, aggregate: AggregatePresence): void => {
@@ -175,7 +210,11 @@ export class PresenceNotifier {
       );
   }
 
-  private forget(subscription: Subscription): void {
+  /**
+   * Ends a subscription here and in the store. `final`: a terminated NOTIFY follows, which takes
+   * the last CSeq (so the store keeps the counter for it).
+   */
+  private forget(subscription: Subscription, final = false): void {
     clearTimeout(subscription.timer);
     // Stopping: what fails now (NOTIFYs cut short) does not end subscriptions another run takes up.
     if (this.closed) return;
@@ -183,7 +222,7 @@ export class PresenceNotifier {
     if (known && known !== subscription) return; // replaced by a new one meanwhile
     this.subscriptions.delete(subscription.id);
     this.options.presence.store
-      .removeWatcherSubscription(subscription.id)
+      .removeWatcherSubscription(subscription.id, { keepCseq: final })
       .catch((err: unknown) => this.options.log.warn({ err: String(err) }, "subscription not removed"));
   }
 
@@ -192,7 +231,9 @@ export class PresenceNotifier {
     clearTimeout(subscription.timer);
     subscription.timer = setTimeout(
       () => {
-        this.forget(subscription);
+        // A copy replaced or dropped meanwhile (refreshed through another instance) has no say.
+        if (this.subscriptions.get(subscription.id) !== subscription) return;
+        this.forget(subscription, true);
         void this.options.presence
           .current(subscription.person)
           .then((a) => this.notifyLater(subscription, a, "timeout"));
@@ -280,7 +321,7 @@ export class PresenceNotifier {
     const current = subscription;
     if (flow?.reliable) current.flow = flow;
     if (expires === 0) {
-      this.forget(current);
+      this.forget(current, true);
       return {
         status: 200,
         headers: [["Expires", "0"]],
@@ -308,7 +349,8 @@ export class PresenceNotifier {
     terminated?: string,
   ): Promise<void> {
     const { store } = this.options.presence;
-    if (this.options.shared) subscription.cseq = await store.nextWatcherCseq(subscription.id);
+    if (this.options.shared)
+      subscription.cseq = await store.nextWatcherCseq(subscription.id, { last: terminated !== undefined });
     else {
       subscription.cseq += 1;
       if (!terminated) this.save(subscription);

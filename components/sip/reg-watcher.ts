@@ -261,7 +261,11 @@ export class RegWatcher {
   /** Ends every subscription (Expires: 0), each bounded by its transaction's Timer F. */
   async stop(): Promise<void> {
     this.stopped = true;
-    const persons = [...this.watches.keys()];
-    await Promise.all(persons.map((person) => this.unwatch(person)));
+    await this.unwatchAll();
+  }
+
+  /** Ends every subscription, and goes on taking new ones (another instance took the queue over). */
+  async unwatchAll(): Promise<void> {
+    await Promise.all([...this.watches.keys()].map((person) => this.unwatch(person)));
   }
 }

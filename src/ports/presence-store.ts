@@ -72,7 +72,11 @@ export interface PresenceStore {
 
   /** Creates or replaces a watcher subscription (on subscribe, refresh and every NOTIFY's CSeq). */
   putWatcherSubscription(subscription: WatcherSubscription): Promise<void>;
-  removeWatcherSubscription(id: string): Promise<void>;
+  /**
+   * `keepCseq`: a final NOTIFY follows (Subscription-State: terminated), which takes the last CSeq
+   * (`nextWatcherCseq(id, { last: true })`) and with it removes the counter.
+   */
+  removeWatcherSubscription(id: string, options?: { keepCseq?: boolean }): Promise<void>;
   watcherSubscriptions(): Promise<WatcherSubscription[]>;
   /** One watcher subscription still in force, or null. */
   watcherSubscription(id: string): Promise<WatcherSubscription | null>;
@@ -80,7 +84,7 @@ export interface PresenceStore {
    * The CSeq for the next NOTIFY of a subscription: one more than the last taken, by any instance
    * (in-dialog CSeqs only go up, RFC 3261 §12.2.1.1, whichever instance sends).
    */
-  nextWatcherCseq(id: string): Promise<number>;
+  nextWatcherCseq(id: string, options?: { last?: boolean }): Promise<number>;
   /** Calls `listener` whenever any instance stores or removes a watcher subscription. */
   watchWatchers(listener: WatcherListener): () => void;
 }

@@ -93,9 +93,9 @@ export class MemoryPresenceStore implements PresenceStore {
     return Promise.resolve();
   }
 
-  removeWatcherSubscription(id: string): Promise<void> {
+  removeWatcherSubscription(id: string, options: { keepCseq?: boolean } = {}): Promise<void> {
     this.watchers.delete(id);
-    this.cseqs.delete(id);
+    if (!options.keepCseq) this.cseqs.delete(id);
     for (const listener of [...this.watcherListeners]) listener(id, null);
     return Promise.resolve();
   }
@@ -105,9 +105,10 @@ export class MemoryPresenceStore implements PresenceStore {
     return Promise.resolve(found && found.expiresAt > Date.now() ? structuredClone(found) : null);
   }
 
-  nextWatcherCseq(id: string): Promise<number> {
+  nextWatcherCseq(id: string, options: { last?: boolean } = {}): Promise<number> {
     const next = (this.cseqs.get(id) ?? 0) + 1;
-    this.cseqs.set(id, next);
+    if (options.last) this.cseqs.delete(id);
+    else this.cseqs.set(id, next);
     return Promise.resolve(next);
   }
 

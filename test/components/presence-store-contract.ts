@@ -359,7 +359,7 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreUnd
         assert.equal(await store.watcherSubscription("never-there"), null);
       });
 
-      it("hands out NOTIFY CSeqs that only go up, to concurrent takers too, and starts again for a new subscription", async function () {
+      it("hands out NOTIFY CSeqs that only go up, to concurrent takers too, and starts again once removed", async function () {
         const taken = await Promise.all(Array.from({ length: 20 }, () => store.nextWatcherCseq("one")));
         assert.deepEqual(
           [...taken].sort((a, b) => a - b),
@@ -368,6 +368,22 @@ export function presenceStoreContract(name: string, make: () => Promise<StoreUnd
         assert.equal(await store.nextWatcherCseq("two"), 1);
         await store.removeWatcherSubscription("one");
         assert.equal(await store.nextWatcherCseq("one"), 1, "a removed subscription's counter is gone");
+      });
+
+      it("keeps the counter for the final NOTIFY after a removal, and drops it with the last CSeq", async function () {
+        const later = Date.now() + 60_000;
+        await store.putWatcherSubscription(watcher("ending", 0, later));
+        assert.equal(await store.nextWatcherCseq("ending"), 1);
+        assert.equal(await store.nextWatcherCseq("ending"), 2);
+        await store.removeWatcherSubscription("ending", { keepCseq: true });
+        assert.equal(await store.watcherSubscription("ending"), null);
+        assert.equal(
+          await store.nextWatcherCseq("ending", { last: true }),
+          3,
+          "the final NOTIFY goes on counting",
+        );
+        assert.equal(await store.nextWatcherCseq("ending"), 1, "the counter went with the last CSeq");
+        await store.removeWatcherSubscription("ending");
       });
 
       it("announces every subscription stored and removed, to every listener", async function () {
