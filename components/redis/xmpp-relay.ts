@@ -10,11 +10,14 @@
 //   P xmpp-relay-reply:<instance>   pub/sub channel of one instance's answers: {id, error?, text?}.
 //
 // Delivery is at least once and bounded in time: every job carries the moment its sender stops
-// waiting (it answers 503 then, and the SIP phone sends again); the holder drops jobs past that
-// moment unanswered, so a message is never both refused and delivered. A holder that dies with jobs
-// read but not acknowledged leaves them pending: the next holder claims them (XAUTOCLAIM) and does
-// those still in time. Answers that never arrive (the holder died after delivering) make the
-// sender answer 503, and the phone's retry may deliver the message twice, with the same id.
+// waiting (it answers 503 then, and the SIP phone sends again); the holder starts no job with less
+// than START_MARGIN_MS of that wait left, so a message refused for lateness was, but for a
+// delivery slower than the margin, never delivered. The moment is the sender's clock read on the
+// holder's: keep the instances' clocks in step (NTP). A holder that dies with jobs read but not
+// acknowledged leaves them pending: the next holder claims them (XAUTOCLAIM) and does those still
+// in time. An answer that never arrives (the holder died after delivering, or the answer was lost
+// while a connection moved) makes the sender answer 503 although the message went through; the
+// phone's retry then delivers it twice, with the same id.
 import { randomUUID } from "node:crypto";
 import {
   createRedisClient,
@@ -63,6 +66,10 @@ const GROUP = "holder";
 const MAX_LENGTH = 100_000;
 /** Jobs under way at once on the holder. */
 const MAX_IN_FLIGHT = 1_000;
+/** A job is started only while at least this much of its sender's wait is left. */
+const START_MARGIN_MS = 1_000;
+/** How long start() waits for Redis. */
+const START_TIMEOUT_MS = 10_000;
 /** How long one read blocks; also how quickly a pause takes effect. */
 const BLOCK_MS = 1_000;
 
@@ -111,7 +118,31 @@ export class XmppRelay {
     this.reader = this.readerConnection.commands;
   }
 
+  /** Connects and joins the stream's group; fails (and closes) when Redis does not answer in time. */
   async start(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.connect(),
+        new Promise<never>(
+          (_, reject) =>
+            (timer = setTimeout(
+              () => reject(new Error(`Redis did not answer within ${START_TIMEOUT_MS} ms`)),
+              START_TIMEOUT_MS,
+            )),
+        ),
+      ]);
+    } catch (err) {
+      await this.close();
+      throw new SwitchboardError("service-unavailable", `relay to the component holder: ${String(err)}`, {
+        cause: err,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async connect(): Promise<void> {
     await Promise.all([this.connection.connect(), this.readerConnection.connect()]);
     const subscriber = this.connection.subscriber();
     this.subscriber = subscriber;
@@ -293,7 +324,7 @@ export class XmppRelay {
     } catch {
       this.options.log.warn({ entry: entryId }, "relay: unreadable job dropped");
     }
-    if (envelope && envelope.deadline > Date.now()) {
+    if (envelope && envelope.deadline - START_MARGIN_MS > Date.now()) {
       let reply: Reply = { id: envelope.id };
       try {
         await handle(envelope.job);
@@ -319,6 +350,14 @@ export class XmppRelay {
   async close(): Promise<void> {
     this.closed = true;
     await this.pause().catch(() => undefined);
+    this.destroy();
+  }
+
+  /** Drops everything at once, as a process that dies would: jobs read stay pending in the group. */
+  destroy(): void {
+    this.closed = true;
+    if (this.serving) this.serving.stop = true;
+    this.serving = undefined;
     for (const [id, waiting] of this.waiting) {
       clearTimeout(waiting.timer);
       waiting.reject(new SwitchboardError("service-unavailable", "stopping"));

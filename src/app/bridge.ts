@@ -499,6 +499,9 @@ async function composeTenant(
       },
     },
   });
+  // Stopped after the lease and the relay below (the list stops in reverse): the lease goes back at
+  // once, so another instance takes over while this one still sends what it holds.
+  started("xmpp gateway", () => xmpp.stop());
   // With Redis, several instances may share the store and the gateway domain, and Prosody takes one
   // component connection per domain: the instance holding the lease connects it (docs/scaling.md).
   const lease = redis
@@ -522,8 +525,8 @@ async function composeTenant(
         })
       : undefined;
   if (xmppRelay) {
-    await xmppRelay.start();
     started("xmpp relay", () => xmppRelay.close());
+    await xmppRelay.start();
   }
   /** Does one piece of XMPP-bound work here, or hands it to the instance holding the component. */
   function toXmpp(job: RelayJob): Promise<void> {
@@ -533,7 +536,6 @@ async function composeTenant(
   function doXmppJob(job: RelayJob): Promise<void> {
     return job.kind === "message" ? xmpp.deliverToXmpp(job.message) : xmpp.notify(job.person, job.body);
   }
-  started("xmpp gateway", () => xmpp.stop());
   // Not awaited: the drain gave a retry round its bounded wait already, and a transaction it still
   // waits for ends when the SIP endpoint stops, later in this list.
   started("outbound relay", () => void relay.stop());
@@ -578,13 +580,24 @@ async function composeTenant(
     lease.on("lost", () =>
       inTurn("giving up the component's work", async () => {
         sip.notifier?.follow();
-        // The queue round and the voicemail unsubscriptions end by themselves (bounded by Timer F).
+        // The queue round and the unsubscriptions end by themselves (bounded by Timer F); the
+        // registrations followed for the queue are the next holder's to follow.
         void sip.mwi?.stop();
+        void sip.reg?.unwatchAll();
         void relay.stop();
         await xmppRelay?.pause();
         await Promise.all([xmpp.stop(), pbx?.adapter.stop()]);
       }),
     );
+    // The store back after an outage: subscriptions stored or removed meanwhile were never
+    // announced here, so the holder reads them all again.
+    if (store instanceof RedisPresenceStore)
+      store.on("readiness", (ready) => {
+        if (ready && lease.held)
+          inTurn("reading the stored subscriptions again", async () => {
+            if (lease.held) await sip.notifier?.lead();
+          });
+      });
     if (xmppRelay) {
       xmpp.connection.on("online", () => {
         if (lease.held) xmppRelay.serve(doXmppJob);

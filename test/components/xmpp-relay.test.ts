@@ -120,7 +120,7 @@ function relayTests(
       for (let i = 0; i < 50 && taken === 0; i++) await sleep(20);
       assert.equal(taken, 1);
       relays.splice(relays.indexOf(first), 1);
-      void first.close(); // its connections are gone; the job stays pending in the group
+      first.destroy(); // dies: its connections are gone, the job stays pending in the group
       const next = await relay("next");
       const done: string[] = [];
       next.serve((j) => {
