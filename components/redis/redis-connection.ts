@@ -551,6 +551,9 @@ type NodeClient = RedisClientType<None, None, None, 2, None>;
  * primary, or the next node of a Cluster when the one it listens on keeps failing. The channels
  * are subscribed again on the new node before it reports ready.
  */
+/** How long a subscriber waits for a node to listen on (Sentinel: the primary's name). */
+const NODE_WAIT_MS = 5_000;
+
 class NodeSubscriber extends EventEmitter<RedisConnectionEvents> implements RedisSubscriber {
   private client: NodeClient | undefined;
   private node: { host: string; port: number } | undefined;
@@ -590,8 +593,15 @@ class NodeSubscriber extends EventEmitter<RedisConnectionEvents> implements Redi
     await this.open();
   }
 
-  private open(): Promise<void> {
-    this.node ??= this.nextNode?.();
+  private async open(): Promise<void> {
+    // Sentinel or Cluster: a node to listen on must be known first (never node-redis's default
+    // localhost:6379); the sentinels may not have named the primary yet. Bounded.
+    for (let waited = 0; this.node === undefined && this.nextNode && waited < NODE_WAIT_MS; waited += 100) {
+      this.node = this.nextNode();
+      if (this.node === undefined) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    if (this.node === undefined && this.nextNode)
+      throw new Error(`no Redis node to listen on within ${NODE_WAIT_MS} ms (no primary named yet)`);
     const node = this.node;
     const previous = this.client;
     this.client = undefined;
@@ -628,7 +638,9 @@ class NodeSubscriber extends EventEmitter<RedisConnectionEvents> implements Redi
         if (this.client === client && client.isReady) this.emit("ready");
       },
       (err: unknown) => {
-        if (this.connecting === connecting) this.connecting = undefined;
+        // Replaced by a newer attempt (a move meanwhile): that one reports how it goes.
+        if (this.connecting !== connecting) return;
+        this.connecting = undefined;
         throw err;
       },
     );
