@@ -624,11 +624,6 @@ export class SipEndpoint {
     await flow.send(this.response(message, flow, 400, { reason: "Bad Content-Length" }));
   }
 
-  /**
-   * Logs a security event (warn, `security` naming it) and counts it. The same event from the
-   * same address is logged at most once in 10 s, the next line saying how many were left out;
-   * every one is counted.
-   */
   /** The Contact of a subscription dialog answered over `flow`. */
   private dialogContact(flow: Flow): string {
     const configured = this.options.sharedStore?.dialogContact;
@@ -637,6 +632,11 @@ export class SipEndpoint {
     return `<sip:${this.transports.sentBy(flow.transport)}${params}>`;
   }
 
+  /**
+   * Logs a security event (warn, `security` naming it) and counts it. The same event from the
+   * same address is logged at most once in 10 s, the next line saying how many were left out;
+   * every one is counted.
+   */
   private securityEvent(event: SecurityEvent): void {
     this.options.metrics?.securityEvent(event.event);
     const key = `${event.event}|${event.remote.address}`;

@@ -499,7 +499,7 @@ export const configSchema = z
         dialogContact: sipUri
           .optional()
           .describe(
-            "Contact of the presence subscription dialogs the bridge answers, when several instances share the store behind a proxy: a URI the proxy hands to any instance (e.g. sip:switchboard@proxy), so a refresh or unsubscribe reaches whichever is up; absent: the instance's own address.",
+            "Contact of the presence subscription dialogs the bridge answers, when several instances share the store (Redis) behind a proxy: a URI the proxy hands to any instance (e.g. sip:switchboard@proxy), so a refresh or unsubscribe reaches whichever is up; absent: the instance's own address. Not used with the in-memory store (one instance).",
           ),
         auth: z
           .strictObject({

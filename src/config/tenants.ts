@@ -38,7 +38,7 @@ function tenantConfig(top: Config, tenant: NonNullable<Config["tenants"]>[number
     },
     // Voicemail subscriptions (sip.mwi) name the top-level tenant's users: not carried over.
     sip: { ...sip, users: tenant.sip.users, ...(tenant.sip.realm ? { realm: tenant.sip.realm } : {}) },
-    // Validated: with store.url, every tenant has a prefix of its own.
+    // Validated: with the store on Redis, every tenant has a prefix of its own.
     store: { ...top.store, prefix: tenant.store.prefix ?? `${top.store.prefix}${tenant.domain}:` },
     ldap: top.ldap && tenant.ldap ? { ...top.ldap, base: tenant.ldap.base } : undefined,
     directory: tenant.directory,

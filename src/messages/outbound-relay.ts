@@ -113,12 +113,12 @@ export class OutboundRelay implements MessageSink {
     }
   }
 
-  /** Stops looking at the queue; resolves when the round under way has ended (at its next entry). */
   /** Between start() and stop(): this instance retries the queue. */
   get active(): boolean {
     return this.started && !this.stopped;
   }
 
+  /** Stops looking at the queue; resolves when the round under way has ended (at its next entry). */
   stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);

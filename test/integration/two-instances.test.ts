@@ -3,9 +3,10 @@
 // reaches a SIP watcher whose subscription was made through instance B, and a desk phone's PUBLISH
 // through A reaches it too. Every instance hears every change on the store's channel; the NOTIFYs
 // that follow a change are sent by the instance holding the component (A), in the dialog B made and
-// answered (B sent the first NOTIFY), with CSeqs that go up whoever sends. Prosody accepts one component connection per domain: the
-// instances elect a holder with a Redis lease; B stands by (ready, since a live instance holds the
-// component) and takes the component over within 5 s when A is killed. A desk phone's MESSAGE to a
+// answered (B sent the first NOTIFY), with CSeqs that go up whoever sends. Prosody accepts one
+// component connection per domain: the instances elect a holder with a Redis lease; B stands by
+// (ready, since a live instance holds the component) and takes the component over within 5 s when
+// A is killed. A desk phone's MESSAGE to a
 // chat user that reaches B goes to A through Redis and is answered 200 once A has it on Prosody.
 import assert from "node:assert/strict";
 import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
