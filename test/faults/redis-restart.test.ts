@@ -6,19 +6,9 @@
 // (held by the presence service): the bridge's presence API reads it from the store.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FaultScene } from "../harness/fault-scene.js";
+import { FaultScene, presenceOf, readyz } from "../harness/fault-scene.js";
 import { account, receivedAtSip, startTraffic } from "../harness/traffic.js";
 import type { SlixmppClient } from "../harness/xmpp-client.js";
-
-async function readyz(port: number): Promise<{ status: number; body: string }> {
-  const response = await fetch(`http://127.0.0.1:${port}/readyz`);
-  return { status: response.status, body: await response.text() };
-}
-
-async function presenceOf(port: number, address: string): Promise<string> {
-  const response = await fetch(`http://127.0.0.1:${port}/api/presence/${encodeURIComponent(address)}`);
-  return ((await response.json()) as { aggregate: { state: string } }).aggregate.state;
-}
 
 describe("fault: Redis killed and restarted under traffic both ways", function () {
   this.timeout(180_000);

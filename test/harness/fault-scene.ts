@@ -130,3 +130,15 @@ async function signInAlice(prosody: Prosody): Promise<SlixmppClient> {
   client.send({ op: "presence" });
   return client;
 }
+
+/** A bridge's /readyz answer (status and body) at `port`. */
+export async function readyz(port: number): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://127.0.0.1:${port}/readyz`);
+  return { status: response.status, body: await response.text() };
+}
+
+/** The aggregate state of `address` as a bridge's presence API at `port` says it. */
+export async function presenceOf(port: number, address: string): Promise<string> {
+  const response = await fetch(`http://127.0.0.1:${port}/api/presence/${encodeURIComponent(address)}`);
+  return ((await response.json()) as { aggregate: { state: string } }).aggregate.state;
+}

@@ -362,13 +362,14 @@ export class UdpCable {
 export async function sendSipMessage(
   socket: UdpSipSocket,
   port: number,
-  message: { from: string; to: string; body: string; callId?: string },
+  /** `uri`: a Request-URI other than the To. */
+  message: { from: string; to: string; body: string; callId?: string; uri?: string },
 ): Promise<RawSipMessage> {
   const callId = message.callId ?? `${Math.random().toString(36).slice(2)}@${LOOPBACK}`;
   await socket.send(
     buildRequest({
       method: "MESSAGE",
-      uri: message.to,
+      uri: message.uri ?? message.to,
       via: `UDP ${LOOPBACK}:${socket.port}`,
       from: `<${message.from}>`,
       to: `<${message.to}>`,

@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
 import { BridgeProcess } from "../harness/bridge-process.js";
-import { FaultScene } from "../harness/fault-scene.js";
+import { FaultScene, readyz } from "../harness/fault-scene.js";
 import { freePort } from "../harness/net.js";
 import {
   header,
@@ -116,10 +116,6 @@ describe("two instances on one Redis", function () {
   });
 
   it("stands B by while A holds the component, and moves the component to B within 5 s of A's death", async function () {
-    const readyz = async (port: number): Promise<{ status: number; body: string }> => {
-      const response = await fetch(`http://127.0.0.1:${port}/readyz`);
-      return { status: response.status, body: await response.text() };
-    };
     assert.equal(
       (await readyz(bHttpPort)).status,
       200,

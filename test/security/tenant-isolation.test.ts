@@ -203,7 +203,7 @@ describe("tenants: two companies in one process are isolated", function () {
     });
     assert.ok((tel.status ?? 0) >= 400, `tel: answered ${String(tel.status)}`);
     // A Request-URI naming no tenant (the bridge's address): the To names B, the From A.
-    const byAddress = await sendRaw(phoneA, {
+    const byAddress = await sendSipMessage(phoneA, sipPort, {
       uri: `sip:127.0.0.1:${sipPort}`,
       from: `sip:carol@${A}`,
       to: `sip:bob@${B}`,
@@ -408,29 +408,6 @@ describe("tenants: two companies in one process are isolated", function () {
     }
   });
 });
-
-/** A MESSAGE whose Request-URI, From and To are given separately; resolves with the final answer. */
-async function sendRaw(
-  socket: UdpSipSocket,
-  message: { uri: string; from: string; to: string; body: string },
-): Promise<RawSipMessage> {
-  const callId = `${Math.random().toString(36).slice(2)}@127.0.0.1`;
-  const port = Number(/:(\d+)$/.exec(message.uri)?.[1]);
-  await socket.send(
-    buildRequest({
-      method: "MESSAGE",
-      uri: message.uri,
-      via: `UDP 127.0.0.1:${socket.port}`,
-      from: `<${message.from}>`,
-      to: `<${message.to}>`,
-      callId,
-      headers: { "Content-Type": "text/plain;charset=UTF-8" },
-      body: message.body,
-    }),
-    port,
-  );
-  return socket.waitFor((m) => m.status !== undefined && m.status >= 200 && header(m, "call-id") === callId);
-}
 
 /** The Request-URI of a request as received. */
 function ruri(request: RawSipMessage): string {
