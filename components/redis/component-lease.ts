@@ -15,6 +15,11 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "../../src/ports/logger.js";
 import { createRedisClient, type RedisConnection, type RedisTarget } from "./redis-connection.js";
 
+/** The lease's key: the holder's id, with its expiry (also read by `switchboard check`). */
+export function componentLeaseKey(prefix: string, gateway: string): string {
+  return `${prefix}component-lease:{${gateway}}`;
+}
+
 export interface ComponentLeaseOptions {
   /** Where Redis is (config `store.url`, `store.sentinel` or `store.cluster`); a string is a URL. */
   target: RedisTarget | string;
@@ -76,7 +81,7 @@ export class ComponentLease extends EventEmitter<ComponentLeaseEvents> {
     super();
     this.ttlMs = options.ttlMs ?? 2_500;
     this.renewMs = options.renewMs ?? 800;
-    this.key = `${options.prefix}component-lease:{${options.gateway}}`;
+    this.key = componentLeaseKey(options.prefix, options.gateway);
     this.fenceKey = `${options.prefix}component-fence:{${options.gateway}}`;
     this.redis = createRedisClient(options.target, { connectTimeoutMs: 3_000, maxReconnectDelayMs: 2_000 });
     this.redis.on("error", (err: unknown) =>
@@ -171,6 +176,23 @@ export class ComponentLease extends EventEmitter<ComponentLeaseEvents> {
       );
       this.othersHold = false;
     }
+  }
+
+  /**
+   * Gives the holding up without waiting for Redis: the XMPP server replaced this instance's
+   * component connection by another instance's, which can only be the lease's new holder (this
+   * one was frozen, or cut off from Redis, past the lease's expiry). Goes on as a standby.
+   */
+  relinquish(reason: string): void {
+    const value = this.value;
+    if (value === null) return;
+    this.othersHold = true;
+    this.lose(reason);
+    // Still ours only if nobody took it (then the XMPP server's other connection is not an
+    // instance of this deployment): given back, so that a holder of this deployment connects.
+    this.client
+      .eval(RELEASE, { keys: [this.key], arguments: [value] })
+      .catch(() => undefined /* it runs out by itself */);
   }
 
   private lose(reason: string): void {

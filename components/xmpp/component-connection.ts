@@ -38,6 +38,12 @@ export interface ComponentConnectionEvents {
   sent: [stanza: Element];
   /** A failure that was handled (logged by the listener), e.g. a refused connection. */
   problem: [error: Error];
+  /**
+   * The server closed this working connection for another one of the same component (stream error
+   * `conflict` while online: Prosody's `component_conflict_resolve = "kick_old"`). The connection
+   * goes on reconnecting unless stopped: whoever owns it decides.
+   */
+  replaced: [text: string];
 }
 
 export class ComponentConnection extends EventEmitter<ComponentConnectionEvents> {
@@ -74,7 +80,12 @@ export class ComponentConnection extends EventEmitter<ComponentConnectionEvents>
     this.bufferLimit = options.bufferLimit ?? 1000;
     this.backoff = options.backoff ?? { baseMs: 500, capMs: 30_000 };
     this.entity = createComponent(options); // reconnects are ours, with backoff
-    this.entity.on("error", (err) => this.emit("problem", err));
+    this.entity.on("error", (err) => {
+      this.emit("problem", err);
+      const { condition, text } = err as { condition?: unknown; text?: unknown };
+      if (condition === "conflict" && this._state === "online")
+        this.emit("replaced", typeof text === "string" ? text : "");
+    });
     this.entity.on("stanza", (stanza) => {
       // A listener's fault is ours, not the server's: reported, and the stream goes on (thrown
       // from here it would reach the parser and end the connection as bad XML).

@@ -31,3 +31,9 @@ VirtualHost "example.org"
 Component "sip.example.org"
     component_secret = "change-me"
     modules_enabled = { "privilege" }
+    -- Several bridge instances on one Redis (docs/scaling.md): uncomment, so that the instance that
+    -- takes the component lease over replaces the connection of a holder that hangs (frozen, not
+    -- dead) instead of being refused for as long as that one lingers. Leave it commented (Prosody's
+    -- default, kick_new) for a single instance: two bridges started by mistake would take the
+    -- component from each other in turn.
+    -- component_conflict_resolve = "kick_old"

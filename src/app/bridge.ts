@@ -589,6 +589,11 @@ async function composeTenant(
         await Promise.all([xmpp.stop(), pbx?.adapter.stop()]);
       }),
     );
+    // Another instance's connection replaced this one's at the XMPP server (Prosody with
+    // component_conflict_resolve = "kick_old"): that instance holds the lease now.
+    xmpp.connection.on("replaced", () =>
+      lease.relinquish("the XMPP server took the component connection for another instance"),
+    );
     // The store back after an outage: subscriptions stored or removed meanwhile were never
     // announced here, so the holder reads them all again.
     if (store instanceof RedisPresenceStore)

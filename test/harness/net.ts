@@ -1,6 +1,6 @@
 // Loopback helpers: free ports and temporary directories for harness servers.
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { createSocket } from "node:dgram";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -84,4 +84,62 @@ export function tempDir(prefix: string): TempDir {
     file: (name) => join(path, name),
     remove: () => rmSync(path, { recursive: true, force: true }),
   };
+}
+
+/**
+ * A TCP connection path the test can cut: listens on a free loopback port and forwards each
+ * connection to `target`. `cut()` resets every connection and refuses new ones (a network
+ * partition between one client and its server); `mend()` lets them through again.
+ */
+export class TcpCable {
+  private readonly sockets = new Set<Socket>();
+  private open = true;
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(target: number): Promise<TcpCable> {
+    const cable: { current?: TcpCable } = {};
+    const server = createServer((client) => {
+      const self = cable.current;
+      if (!self?.open) {
+        client.resetAndDestroy();
+        return;
+      }
+      const upstream = connect(target, LOOPBACK);
+      for (const [a, b] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        self.sockets.add(a);
+        a.on("error", () => b.destroy());
+        a.on("close", () => {
+          self.sockets.delete(a);
+          b.destroy();
+        });
+        a.pipe(b);
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, LOOPBACK, resolve));
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("tcp cable: no port");
+    cable.current = new TcpCable(server, address.port);
+    return cable.current;
+  }
+
+  cut(): void {
+    this.open = false;
+    for (const socket of this.sockets) socket.resetAndDestroy();
+  }
+
+  mend(): void {
+    this.open = true;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
 }

@@ -27,6 +27,11 @@ export interface ProsodyOptions {
   /** Keep messages for users who are offline (mod_offline), as most deployments do. */
   offlineStorage?: boolean;
   /**
+   * A second connection for a component replaces the first (`component_conflict_resolve =
+   * "kick_old"`, as docs/scaling.md asks for several bridge instances) instead of being refused.
+   */
+  kickOld?: boolean;
+  /**
    * Privileged components of the second VirtualHost (`gw<i>.<otherDomain>`, granted by it), for a
    * second tenant of one bridge; take one with `takeComponent({ domain: otherDomain })`.
    */
@@ -125,7 +130,7 @@ local_interfaces = { ${luaString(LOOPBACK)} }
 c2s_ports = { ${c2sPort} }
 s2s_ports = { ${s2sPort} }
 component_ports = { ${componentPort} }
-component_interfaces = { ${luaString(LOOPBACK)} }
+component_interfaces = { ${luaString(LOOPBACK)} }${options.kickOld ? '\ncomponent_conflict_resolve = "kick_old"' : ""}
 admin_interfaces = {}
 log = { { levels = { min = ${luaString(options.logLevel ?? "debug")} }, to = "file", filename = ${luaString(dir.file("prosody.log"))} } }
 modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "presence"; "message"; "iq"; "privilege"${options.offlineStorage ? '; "offline"' : ""} }
