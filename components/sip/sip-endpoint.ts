@@ -295,21 +295,7 @@ export class SipEndpoint {
     ].join(", ");
     this.otherTenants = new Set(options.otherTenants ?? []);
     this.routed = routed !== undefined;
-    if (routed) return; // the router listens to the transports
-    transports.on("message", (text, flow, raw) => {
-      this.onText(text, flow, raw).catch((err: unknown) => {
-        // A peer that went away before its answer is ordinary; anything else is a bug here.
-        if (peerGone(err, flow))
-          options.log.info({ err: String(err), remote: flow.remote }, "sip: peer gone");
-        else options.log.error({ err: String(err), remote: flow.remote }, "sip request failed");
-      });
-    });
-    transports.on("problem", (reason, remote) => options.log.warn({ remote }, `sip: ${reason}`));
-    transports.on("unframed", (head, flow) => {
-      this.answerUnframed(head, flow).catch((err: unknown) =>
-        options.log.info({ err: String(err), remote: flow.remote }, "sip: could not answer a bad datagram"),
-      );
-    });
+    if (!routed) serveSip(transports, options.log, this); // else the router serves the transports
   }
 
   static async start(options: SipEndpointOptions): Promise<SipEndpoint> {
@@ -369,25 +355,6 @@ export class SipEndpoint {
       transports.on("sent", (text, flow) => trace("out", text, flow));
     }
     return transports;
-  }
-
-  private async onText(text: string, flow: Flow, raw: Buffer): Promise<void> {
-    const { log } = this.options;
-    const message = parseSip(text);
-    const remote = `${flow.remote.address}:${flow.remote.port}`;
-    if (!message) {
-      log.warn({ remote }, "sip: unparsable message dropped");
-      return;
-    }
-    if (!isRequest(message)) {
-      if (!this.onResponse(message, text))
-        log.debug(
-          { remote, status: message.statusCode },
-          "sip: response without a client transaction dropped",
-        );
-      return;
-    }
-    await this.receive(message, flow, raw);
   }
 
   /** A response to one of this endpoint's client transactions; false when it is none of ours. */
@@ -904,6 +871,52 @@ export function maskCredentials(text: string): string {
   return text.replace(/^(?:Proxy-)?Authorization[ \t]*:.*(?:\r?\n[ \t].*)*/gim, (header) =>
     header.replace(/(\bresponse\s*=\s*)("[^"]*"|[^,\s]*)/gi, '$1"[masked]"'),
   );
+}
+
+/** Who serves what the transports read: an endpoint alone, or the router of several tenants. */
+export interface SipServer {
+  /** A response to a client transaction; false when it is none of ours. */
+  onResponse(message: SipResponse, text: string): boolean;
+  receive(request: SipRequest, flow: Flow, raw: Buffer): Promise<void>;
+  /** A datagram whose Content-Length is wrong (answered 400 when possible, RFC 3261 §18.3). */
+  answerUnframed(head: string, flow: Flow): Promise<void>;
+}
+
+/**
+ * Reads the transports for `server`: each message parsed (dropped and logged when it does not
+ * parse), responses to its client transactions, requests to `receive`; failures logged, never
+ * thrown at the transports.
+ */
+export function serveSip(transports: SipTransports, log: Logger, server: SipServer): void {
+  transports.on("message", (text, flow, raw) => {
+    const message = parseSip(text);
+    const remote = `${flow.remote.address}:${flow.remote.port}`;
+    if (!message) {
+      log.warn({ remote }, "sip: unparsable message dropped");
+      return;
+    }
+    if (!isRequest(message)) {
+      if (!server.onResponse(message, text))
+        log.debug(
+          { remote, status: message.statusCode },
+          "sip: response without a client transaction dropped",
+        );
+      return;
+    }
+    server.receive(message, flow, raw).catch((err: unknown) => {
+      // A peer that went away before its answer is ordinary; anything else is a bug here.
+      if (peerGone(err, flow)) log.info({ err: String(err), remote: flow.remote }, "sip: peer gone");
+      else log.error({ err: String(err), remote: flow.remote }, "sip request failed");
+    });
+  });
+  transports.on("problem", (reason, remote) => log.warn({ remote }, `sip: ${reason}`));
+  transports.on("unframed", (head, flow) => {
+    server
+      .answerUnframed(head, flow)
+      .catch((err: unknown) =>
+        log.info({ err: String(err), remote: flow.remote }, "sip: could not answer a bad datagram"),
+      );
+  });
 }
 
 /** A send that failed because the peer's connection is gone (reset, closed) rather than a fault here. */

@@ -9,12 +9,12 @@ import type { Logger } from "../../src/ports/logger.js";
 import { parseSipUri } from "../../src/domain/sip-uri.js";
 import {
   newSharedSipState,
-  peerGone,
+  serveSip,
   SipEndpoint,
   type SharedSipState,
   type SipEndpointOptions,
 } from "./sip-endpoint.js";
-import { buildResponse, isRequest, missingHeaders, parseSip, type SipRequest } from "./sip-message.js";
+import { buildResponse, missingHeaders, type SipRequest } from "./sip-message.js";
 import type { Flow, SipTransports } from "./transports.js";
 
 export class SipTenantRouter {
@@ -27,34 +27,10 @@ export class SipTenantRouter {
     readonly transports: SipTransports,
     private readonly log: Logger,
   ) {
-    transports.on("message", (text, flow, raw) => {
-      const message = parseSip(text);
-      const remote = `${flow.remote.address}:${flow.remote.port}`;
-      if (!message) {
-        log.warn({ remote }, "sip: unparsable message dropped");
-        return;
-      }
-      if (!isRequest(message)) {
-        if (!this.list.some((endpoint) => endpoint.onResponse(message, text)))
-          log.debug(
-            { remote, status: message.statusCode },
-            "sip: response without a client transaction dropped",
-          );
-        return;
-      }
-      this.receive(message, flow, raw).catch((err: unknown) => {
-        // A peer that went away before its answer is ordinary; anything else is a bug here.
-        if (peerGone(err, flow)) log.info({ err: String(err), remote: flow.remote }, "sip: peer gone");
-        else log.error({ err: String(err), remote: flow.remote }, "sip request failed");
-      });
-    });
-    transports.on("problem", (reason, remote) => log.warn({ remote }, `sip: ${reason}`));
-    transports.on("unframed", (head, flow) => {
-      this.list[0]
-        ?.answerUnframed(head, flow)
-        .catch((err: unknown) =>
-          log.info({ err: String(err), remote: flow.remote }, "sip: could not answer a bad datagram"),
-        );
+    serveSip(transports, log, {
+      onResponse: (message, text) => this.list.some((endpoint) => endpoint.onResponse(message, text)),
+      receive: (request, flow, raw) => this.receive(request, flow, raw),
+      answerUnframed: (head, flow) => this.list[0]?.answerUnframed(head, flow) ?? Promise.resolve(),
     });
   }
 
