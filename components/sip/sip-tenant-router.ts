@@ -25,7 +25,7 @@ export class SipTenantRouter {
 
   private constructor(
     readonly transports: SipTransports,
-    private readonly log: Logger,
+    log: Logger,
   ) {
     serveSip(transports, log, {
       onResponse: (message, text) => this.list.some((endpoint) => endpoint.onResponse(message, text)),
