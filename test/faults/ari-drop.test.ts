@@ -10,7 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { AmiFake } from "../fakes/ami-fake.js";
 import { AriFake, like, recordedEvent } from "../fakes/ari-fake.js";
 import { FaultScene } from "../harness/fault-scene.js";
-import { account, startTraffic } from "../harness/traffic.js";
+import { account } from "../harness/traffic.js";
 import type { SlixmppClient } from "../harness/xmpp-client.js";
 
 const ALICE_DEVICE = "/ari/deviceStates/PJSIP%2Falice";
@@ -60,20 +60,16 @@ describe("fault: the PBX (ARI) connection dropped and restored while a call ends
   }
 
   it("reads the phones again on reconnect (no stale 'on the phone'), and loses no message meanwhile", async function () {
-    const { phone, sipPort, farEnd: receiver, grant } = scene;
+    const { farEnd: receiver, grant } = scene;
     await until("Alice available", async () => (await stateOfAlice()) === "available");
     const device = recordedEvent((e) => e.type === "DeviceStateChanged");
     ari.emit(like(device, { device_state: { name: "PJSIP/alice", state: "INUSE" } }));
     await until("Alice on the phone", async () => (await stateOfAlice()) === "on-the-phone", 2_000);
 
     // Traffic both ways from here on.
-    const traffic = startTraffic({
-      phone,
-      sipPort,
+    const traffic = scene.traffic(() => alice, {
       from: "sip:dave@example.org",
-      to: "sip:alice@example.org",
-      chatUser: () => alice,
-      toContact: `dave@${grant.jid}`,
+      contact: `dave@${grant.jid}`,
     });
     await sleep(500);
     // The call ends while the events connection is down: the PBX now reads NOT_INUSE.

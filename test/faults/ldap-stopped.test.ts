@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FaultScene } from "../harness/fault-scene.js";
 import { sendSipMessage } from "../harness/sip-socket.js";
-import { account, startTraffic } from "../harness/traffic.js";
+import { account } from "../harness/traffic.js";
 import { LDAP_ADMIN_DN, LDAP_ADMIN_PASSWORD, LDAP_SUFFIX, Slapd } from "../harness/slapd.js";
 import type { SlixmppClient } from "../harness/xmpp-client.js";
 
@@ -57,13 +57,10 @@ describe("fault: LDAP stopped under traffic both ways", function () {
     alice.send({ op: "message", to: `${BOB_NUMBER}@${grant.jid}`, body: "warm-up", id: "warm-up" });
     await receiver.waitFor((m) => m.method === "MESSAGE" && m.body.trim() === "warm-up");
 
-    const traffic = startTraffic({
-      phone,
-      sipPort,
+    const traffic = scene.traffic(() => alice, {
       from: "sip:dave@example.org",
       to: `sip:${ALICE_NUMBER}@example.org`,
-      chatUser: () => alice,
-      toContact: `${BOB_NUMBER}@${grant.jid}`,
+      contact: `${BOB_NUMBER}@${grant.jid}`,
     });
 
     await sleep(1_000);

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { buildPidf } from "../../components/sip/pidf.js";
 import { FaultScene } from "../harness/fault-scene.js";
 import { header, publishPresence } from "../harness/sip-socket.js";
-import { receivedAtSip, receivedByChatUser, startTraffic } from "../harness/traffic.js";
+import { receivedAtSip, receivedByChatUser } from "../harness/traffic.js";
 import type { SlixmppClient } from "../harness/xmpp-client.js";
 
 describe("fault: Prosody frozen, killed and restarted under traffic both ways", function () {
@@ -46,14 +46,7 @@ describe("fault: Prosody frozen, killed and restarted under traffic both ways", 
 
     // Traffic both ways until told to stop; while Prosody is away Alice's messages go nowhere
     // (not to the bridge), and after it her new client sends them.
-    const traffic = startTraffic({
-      phone,
-      sipPort,
-      from: "sip:bob@example.org",
-      to: "sip:alice@example.org",
-      chatUser: () => alice,
-      toContact: `bob@${grant.jid}`,
-    });
+    const traffic = scene.traffic(() => alice);
 
     await sleep(1_500);
     const frozenAt = Date.now();

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FaultScene, presenceOf, readyz } from "../harness/fault-scene.js";
-import { account, receivedAtSip, startTraffic } from "../harness/traffic.js";
+import { account, receivedAtSip } from "../harness/traffic.js";
 import type { SlixmppClient } from "../harness/xmpp-client.js";
 
 describe("fault: Redis killed and restarted under traffic both ways", function () {
@@ -26,19 +26,12 @@ describe("fault: Redis killed and restarted under traffic both ways", function (
   });
 
   it("relays every message both ways, reports the outage in /readyz, and writes presence changed meanwhile", async function () {
-    const { phone, sipPort, httpPort, farEnd: receiver, grant } = scene;
+    const { httpPort, farEnd: receiver, grant } = scene;
     const redis = scene.redis ?? assert.fail("no redis");
     await until(async () => (await presenceOf(httpPort, "alice@example.org")) === "available");
     assert.equal((await readyz(httpPort)).status, 200);
 
-    const traffic = startTraffic({
-      phone,
-      sipPort,
-      from: "sip:bob@example.org",
-      to: "sip:alice@example.org",
-      chatUser: () => alice,
-      toContact: `bob@${grant.jid}`,
-    });
+    const traffic = scene.traffic(() => alice);
 
     await sleep(1_500);
     await redis.halt({ kill: true });

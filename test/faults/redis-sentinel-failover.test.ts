@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { presenceStoreKeys } from "../../components/redis/redis-presence-store.js";
 import { FaultScene, presenceOf, readyz } from "../harness/fault-scene.js";
-import { account, receivedAtSip, startTraffic } from "../harness/traffic.js";
+import { account, receivedAtSip } from "../harness/traffic.js";
 import type { SlixmppClient } from "../harness/xmpp-client.js";
 
 describe("fault: the Redis primary killed under traffic both ways, store on Sentinel", function () {
@@ -28,20 +28,13 @@ describe("fault: the Redis primary killed under traffic both ways, store on Sent
   });
 
   it("follows the new primary: every accepted message delivered, presence written before and after it kept", async function () {
-    const { phone, sipPort, httpPort, farEnd: receiver, grant } = scene;
+    const { httpPort, farEnd: receiver, grant } = scene;
     const set = scene.sentinel ?? assert.fail("no sentinel set");
     await until(async () => (await presenceOf(httpPort, "alice@example.org")) === "available");
     assert.equal((await readyz(httpPort)).status, 200);
     const firstPrimary = await set.primaryPort();
 
-    const traffic = startTraffic({
-      phone,
-      sipPort,
-      from: "sip:bob@example.org",
-      to: "sip:alice@example.org",
-      chatUser: () => alice,
-      toContact: `bob@${grant.jid}`,
-    });
+    const traffic = scene.traffic(() => alice);
 
     await sleep(1_500);
     const killedAt = Date.now();

@@ -7,6 +7,7 @@ import { freePort, tempDir, type TempDir } from "./net.js";
 import { Prosody, type ComponentGrant, type ProsodyOptions } from "./prosody.js";
 import { RedisSentinelSet, RedisServer } from "./redis.js";
 import { UdpSipSocket } from "./sip-socket.js";
+import { startTraffic } from "./traffic.js";
 import { SlixmppClient } from "./xmpp-client.js";
 
 export interface FaultSceneOptions {
@@ -82,6 +83,25 @@ export class FaultScene {
     this.bridge = BridgeProcess.start(this.dir.file("switchboard.yaml"), this.config(extra));
     await this.bridge.online();
     return this.bridge;
+  }
+
+  /**
+   * Traffic both ways (traffic.ts) between the desk phone and the chat user: the phone writes as
+   * `from` (default Bob) to `to` (default Alice), the chat user to the gateway contact `contact`
+   * (default Bob's).
+   */
+  traffic(
+    chatUser: () => SlixmppClient,
+    parties: { from?: string; to?: string; contact?: string } = {},
+  ): ReturnType<typeof startTraffic> {
+    return startTraffic({
+      phone: this.phone,
+      sipPort: this.sipPort,
+      from: parties.from ?? "sip:bob@example.org",
+      to: parties.to ?? "sip:alice@example.org",
+      chatUser,
+      toContact: parties.contact ?? `bob@${this.grant.jid}`,
+    });
   }
 
   /** Alice's chat client, signed in and available (closed by stop()). */

@@ -77,18 +77,8 @@ export class RedisServer {
   }
 
   /** One command on a short-lived connection (for probes and assertions). */
-  async command(...args: string[]): Promise<unknown> {
-    const client = createClient({
-      url: this.url,
-      socket: { connectTimeout: 1_000, reconnectStrategy: false },
-    });
-    client.on("error", () => undefined); // reported through the rejected promise below
-    await client.connect();
-    try {
-      return await client.sendCommand(args);
-    } finally {
-      client.destroy();
-    }
+  command(...args: string[]): Promise<unknown> {
+    return commandAt(this.port, ...args);
   }
 
   /** Restarts on the same port and data directory (for persistence and fault tests). */
