@@ -8,9 +8,13 @@
 // (ready, since a live instance holds the component) and takes the component over within 5 s when
 // A is killed. A desk phone's MESSAGE to a
 // chat user that reaches B goes to A through Redis and is answered 200 once A has it on Prosody.
+// Only the holder talks to Asterisk (one ARI connection for the application, the recorded-traffic
+// fake) and subscribes to the voicemail boxes; B takes both up with the component.
 import assert from "node:assert/strict";
 import { buildPidf, parsePidf } from "../../components/sip/pidf.js";
 import { BridgeProcess } from "../harness/bridge-process.js";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AriFake } from "../fakes/ari-fake.js";
 import { FaultScene, readyz } from "../harness/fault-scene.js";
 import { freePort } from "../harness/net.js";
 import {
@@ -29,14 +33,22 @@ describe("two instances on one Redis", function () {
   let bSipPort: number;
   let bHttpPort: number;
   let watcher: UdpSipSocket;
+  let ari: AriFake;
 
   before(async function () {
     scene = await FaultScene.start({ label: "two", redis: true });
-    const a = await scene.startBridge();
+    ari = await AriFake.start();
+    // Both with the same Asterisk and the same voicemail box (its SUBSCRIBEs go to the far end,
+    // the outbound proxy, which leaves them unanswered: the test only looks at who sends them).
+    const extra = {
+      asterisk: { url: ari.url, username: "bridge", password: "secret", users: [{ user: "alice" }] },
+      sip: { mwi: { mailboxes: [{ user: "alice", uri: "sip:alice@127.0.0.1:5062" }] } },
+    };
+    const a = await scene.startBridge(extra);
     assert.ok(a.running);
     // B: the same gateway and store, its own SIP and HTTP ports.
     bSipPort = await freePort({ udp: true });
-    const config = scene.config();
+    const config = scene.config(extra);
     b = BridgeProcess.start(scene.dir.file("b.yaml"), {
       ...config,
       sip: { ...(config.sip as object), listen: [`udp:127.0.0.1:${bSipPort}`] },
@@ -51,6 +63,23 @@ describe("two instances on one Redis", function () {
     await watcher?.close();
     if (b?.running) await b.stop();
     await scene?.stop();
+    await ari?.stop();
+  });
+
+  /** The instances' SIP ports that sent a voicemail SUBSCRIBE (message-summary) so far. */
+  const mwiSenders = (): Set<number> =>
+    new Set(
+      scene.farEnd.received
+        .filter((m) => m.method === "SUBSCRIBE" && /message-summary/i.test(header(m, "event") ?? ""))
+        .map((m) => m.from.port),
+    );
+
+  it("talks to Asterisk and subscribes to voicemail from the holder alone", async function () {
+    await ari.waitForConnections(1, 10_000);
+    await scene.farEnd.waitFor((m) => m.method === "SUBSCRIBE", 10_000);
+    await sleep(2_000); // B has had every chance to connect and subscribe as well
+    assert.equal(ari.connections, 1, "ARI connections");
+    assert.deepEqual([...mwiSenders()], [scene.sipPort], "voicemail SUBSCRIBEs from A alone");
   });
 
   it("notifies a watcher subscribed through B of changes that entered through A", async function () {
@@ -133,6 +162,15 @@ describe("two instances on one Redis", function () {
     console.log(`      B holds the component ${tookMs} ms after A was killed`);
     assert.ok(tookMs <= 5_000, `took ${tookMs} ms`);
     assert.equal((await readyz(bHttpPort)).status, 200);
+    // B talks to Asterisk and subscribes to voicemail now.
+    await ari.waitForConnections(1, 5_000);
+    await scene.farEnd.waitFor(
+      (m) =>
+        m.method === "SUBSCRIBE" &&
+        m.from.port === bSipPort &&
+        /message-summary/i.test(header(m, "event") ?? ""),
+      5_000,
+    );
     // And B relays a desk phone's MESSAGE to Alice now.
     const alice = scene.clients[0] ?? assert.fail("no Alice");
     const answer = await sendSipMessage(scene.phone, bSipPort, {
